@@ -1,0 +1,37 @@
+import type { Ring } from '../ring/types.js';
+
+/** A member's lifecycle state as gossiped (agreed cluster-wide by merge). */
+export type MemberState = 'joining' | 'active' | 'leaving' | 'removed';
+
+/** The status SPEC §2 shows in /v1/cluster: lifecycle state combined with local liveness. */
+export type MemberStatus = 'up' | 'down' | 'joining' | 'leaving';
+
+/** One member's gossiped record. */
+export interface MemberRecord {
+  readonly id: string;
+  /** `host:port` other nodes use to reach it. */
+  readonly address: string;
+  readonly zone: string;
+  readonly weight: number;
+  readonly state: MemberState;
+  /** Bumped by the member itself on every restart and state change; orders records. */
+  readonly incarnation: number;
+  /** Bumped by the member itself every gossip round while it runs; drives failure detection. */
+  readonly heartbeat: number;
+}
+
+/** What the coordinator, handoff and anti-entropy need from membership. */
+export interface MembershipView {
+  /** This node's id. */
+  readonly self: string;
+  /** The current ring (rebuilt whenever the set of ring members changes). */
+  ring(): Ring;
+  /** A member's record (any state), or undefined. */
+  member(id: string): MemberRecord | undefined;
+  /** Local failure-detector verdict; this node is always up to itself. */
+  isUp(id: string): boolean;
+  /** Every non-removed member with its SPEC status, sorted by id. */
+  statuses(): { id: string; address: string; zone: string; weight: number; status: MemberStatus }[];
+  /** Called after every change of the member table, ring or liveness verdict. */
+  onChange(listener: () => void): () => void;
+}
