@@ -1,0 +1,404 @@
+/**
+ * The request coordinator (a driver): turns a client GET/PUT/DELETE into replica calls,
+ * counts answers with QuorumRound, parks hints for replicas that miss a write, and repairs
+ * stale replicas after a read. Decisions are pure (quorum.ts, placement.ts); this file does I/O.
+ */
+import { quorumFailed, RingkvError } from '../errors.js';
+import type { MembershipView } from '../membership/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { LocalReplica } from '../replica/local-replica.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Timers } from '../runtime/timers.js';
+import type { InternalHandler, Transport } from '../transport/transport.js';
+import { TransportError } from '../transport/transport.js';
+import {
+  decodeContext,
+  encodeContext,
+  encodeObject,
+  isStale,
+  merge,
+  type VersionedObject,
+  type VersionVector,
+  type WriteValue,
+} from '../version/index.js';
+import {
+  decodeForwardedPut,
+  decodeReadReply,
+  decodeReplicaWrite,
+  decodeString,
+  decodeWriteBatch,
+  encodeForwardedPut,
+  encodeReadReply,
+  encodeReplicaWrite,
+  encodeString,
+  ROUTES,
+} from './messages.js';
+import { planReplicas, type ReplicaSlot } from './placement.js';
+import { effectiveQuorum, QuorumRound } from './quorum.js';
+
+export interface CoordinatorInit {
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
+  readonly hintedHandoff: boolean;
+  /** Read repairs allowed in flight at once; beyond it repairs are skipped (anti-entropy catches up). */
+  readonly maxReadRepairs?: number;
+  /** Extra time a forwarding node waits beyond the request timeout for the coordinator's own 503. */
+  readonly forwardMarginMs?: number;
+}
+
+export interface CoordinatorComponents {
+  readonly membership: MembershipView;
+  readonly transport: Transport;
+  readonly replica: LocalReplica;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+export interface ReadResult {
+  /** The merged object from the replicas that answered, or undefined if none had the key. */
+  readonly object: VersionedObject | undefined;
+}
+
+/** Resolves when every promise settles or the deadline passes, whichever comes first. */
+function withDeadline<T>(timers: Timers, p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const h = timers.setTimeout(() => resolve('timeout'), ms);
+    p.then(
+      (v) => {
+        h.cancel();
+        resolve(v);
+      },
+      (e: unknown) => {
+        h.cancel();
+        reject(e);
+      },
+    );
+  });
+}
+
+export class Coordinator {
+  private repairsInFlight = 0;
+  private readonly maxReadRepairs: number;
+
+  constructor(
+    private readonly c: CoordinatorComponents,
+    private readonly init: CoordinatorInit,
+  ) {
+    this.maxReadRepairs = init.maxReadRepairs ?? 256;
+  }
+
+  /** The internal routes this coordinator serves. */
+  handlers(): Map<string, InternalHandler> {
+    return new Map<string, InternalHandler>([
+      [ROUTES.put, (b) => this.onForwardedPut(b)],
+      [ROUTES.replicaWrite, (b) => this.onReplicaWrite(b)],
+      [ROUTES.replicaWriteBatch, (b) => this.onReplicaWriteBatch(b)],
+      [ROUTES.replicaRead, (b) => this.onReplicaRead(b)],
+    ]);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Write (or delete) a key. The version is minted by a replica: this node if it is one,
+   * otherwise the first reachable replica, reached in one forwarding hop.
+   * Returns the clock of the new version (the client's next context).
+   */
+  async put(
+    key: string,
+    write: WriteValue,
+    context: string,
+    opts: { w: number; timeoutMs: number },
+  ): Promise<VersionVector> {
+    const ring = this.c.membership.ring();
+    const partition = ring.partitionOf(key);
+    const pref = ring.preferenceList(partition);
+    const self = this.c.membership.self;
+    if (pref.includes(self) || pref.length === 0) return this.coordinatePut(key, partition, write, context, opts);
+
+    for (const id of pref) {
+      if (!this.c.membership.isUp(id)) continue;
+      const address = this.c.membership.member(id)?.address;
+      if (!address) continue;
+      try {
+        const reply = await this.c.transport.send(
+          address,
+          ROUTES.put,
+          encodeForwardedPut({ key, write, context, w: opts.w, timeoutMs: opts.timeoutMs }),
+          { timeoutMs: opts.timeoutMs + (this.init.forwardMarginMs ?? 500) },
+        );
+        return decodeContext(decodeString(reply));
+      } catch (err) {
+        if (err instanceof TransportError && err.kind === 'unreachable') continue;
+        throw this.forwardError(err, opts.w);
+      }
+    }
+    // No replica could be reached at all: mint here and hold the write for the owners.
+    return this.coordinatePut(key, partition, write, context, opts);
+  }
+
+  private forwardError(err: unknown, w: number): RingkvError {
+    if (err instanceof TransportError && err.kind === 'remote' && err.body) {
+      try {
+        const parsed = JSON.parse(new TextDecoder().decode(err.body)) as {
+          error?: { code?: string; message?: string; answered?: number; needed?: number };
+        };
+        const e = parsed.error;
+        if (e?.code === 'QUORUM_FAILED' && typeof e.answered === 'number' && typeof e.needed === 'number')
+          return quorumFailed('write', e.answered, e.needed);
+        if (e?.code && e.message && e.code in { BAD_CONTEXT: 1, BAD_REQUEST: 1, VALUE_TOO_LARGE: 1 })
+          return new RingkvError(e.code as 'BAD_REQUEST', e.message);
+      } catch {
+        // fall through to the generic unknown-outcome error
+      }
+    }
+    this.c.log.warn({ err: String(err) }, 'forwarded write failed with unknown outcome');
+    return quorumFailed('write', 0, w);
+  }
+
+  private async coordinatePut(
+    key: string,
+    partition: number,
+    write: WriteValue,
+    contextStr: string,
+    opts: { w: number; timeoutMs: number },
+  ): Promise<VersionVector> {
+    const context = contextStr === '' ? {} : decodeContext(contextStr);
+    const ring = this.c.membership.ring();
+    const self = this.c.membership.self;
+    const pref = ring.preferenceList(partition);
+    const slots = planReplicas({
+      preferenceList: pref,
+      fullOrder: ring.fullOrder(partition),
+      self,
+      isUp: (id) => this.c.membership.isUp(id),
+      useFallbacks: this.init.hintedHandoff,
+    });
+    const needed = effectiveQuorum(opts.w, Math.max(1, pref.length));
+    const round = new QuorumRound(needed, Math.max(1, slots.length));
+
+    // Hints this node parks with its own copy: owners it stands in for, and owners with no stand-in.
+    const localHints = this.init.hintedHandoff
+      ? slots.filter((s) => (s.target === self && s.hintFor) || s.target === undefined).map((s) => s.owner)
+      : [];
+    const object = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
+    const encoded = encodeObject(object);
+
+    if (slots.length === 0) round.ack(); // a ring with no members yet: this node is the whole cluster
+    const done = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (round.state !== 'pending') resolve();
+      };
+      for (const slot of slots) {
+        if (slot.target === self) {
+          round.ack();
+          check();
+          continue;
+        }
+        if (slot.target === undefined) {
+          round.fail();
+          check();
+          continue;
+        }
+        const address = this.c.membership.member(slot.target)?.address;
+        if (!address) {
+          round.fail();
+          this.parkHint(partition, key, slot.owner);
+          check();
+          continue;
+        }
+        const body = encodeReplicaWrite({ key, hintsFor: slot.hintFor ? [slot.owner] : [], object }, encoded);
+        this.c.transport.send(address, ROUTES.replicaWrite, body, { timeoutMs: opts.timeoutMs, idempotent: true }).then(
+          () => {
+            this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaWrite, outcome: 'ok' });
+            round.ack();
+            check();
+          },
+          (err: unknown) => {
+            this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaWrite, outcome: 'error' });
+            this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica write failed');
+            round.fail();
+            this.parkHint(partition, key, slot.owner);
+            check();
+          },
+        );
+      }
+      check();
+    });
+
+    const outcome = await withDeadline(this.c.timers, done, opts.timeoutMs);
+    if (outcome !== 'timeout' && round.state === 'ok') return object.clock;
+    this.c.metrics.quorumFailures.inc({ op: 'write' });
+    throw quorumFailed('write', round.answered, needed);
+  }
+
+  /** Keep a hint here for an owner whose replica write failed (this node holds the object). */
+  private parkHint(partition: number, key: string, owner: string): void {
+    if (!this.init.hintedHandoff || owner === this.c.membership.self) return;
+    this.c.replica.addHints(partition, key, [owner]).catch((err: unknown) => {
+      this.c.log.error({ err: String(err), key }, 'could not park hint');
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
+    const ring = this.c.membership.ring();
+    const partition = ring.partitionOf(key);
+    const self = this.c.membership.self;
+    const pref = ring.preferenceList(partition);
+    const slots = planReplicas({
+      preferenceList: pref,
+      fullOrder: ring.fullOrder(partition),
+      self,
+      isUp: (id) => this.c.membership.isUp(id),
+      useFallbacks: this.init.hintedHandoff,
+    });
+    const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
+    const round = new QuorumRound(needed, Math.max(1, slots.length));
+    const replies = new Map<ReplicaSlot, VersionedObject | undefined>();
+
+    let resolveQuorum!: () => void;
+    const quorumReached = new Promise<void>((r) => {
+      resolveQuorum = r;
+    });
+    const check = (): void => {
+      if (round.state !== 'pending') resolveQuorum();
+    };
+
+    if (slots.length === 0) {
+      replies.set({ owner: self, target: self, hintFor: false }, await this.c.replica.read(partition, key));
+      round.ack();
+    }
+    const all = slots.map(async (slot) => {
+      if (slot.target === undefined) {
+        round.fail();
+        check();
+        return;
+      }
+      try {
+        const obj = await this.readFrom(slot.target, partition, key, opts.timeoutMs);
+        replies.set(slot, obj);
+        round.ack();
+      } catch (err) {
+        this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
+        round.fail();
+      }
+      check();
+    });
+    check();
+    const allSettled = Promise.all(all);
+
+    const outcome = await withDeadline(this.c.timers, quorumReached, opts.timeoutMs);
+    if (outcome === 'timeout' || round.state !== 'ok') {
+      this.c.metrics.quorumFailures.inc({ op: 'read' });
+      throw quorumFailed('read', round.answered, needed);
+    }
+    let object: VersionedObject | undefined;
+    for (const v of replies.values()) if (v) object = object ? merge(object, v) : v;
+
+    // Read repair happens after the answer, off the request path.
+    void withDeadline(this.c.timers, allSettled, opts.timeoutMs).then(() =>
+      this.readRepair(partition, key, replies, pref),
+    );
+    return { object };
+  }
+
+  private async readFrom(
+    target: string,
+    partition: number,
+    key: string,
+    timeoutMs: number,
+  ): Promise<VersionedObject | undefined> {
+    if (target === this.c.membership.self) return this.c.replica.read(partition, key);
+    const address = this.c.membership.member(target)?.address;
+    if (!address) throw new Error(`unknown member ${target}`);
+    const reply = await this.c.transport.send(address, ROUTES.replicaRead, encodeString(key), {
+      timeoutMs,
+      idempotent: true,
+    });
+    this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'ok' });
+    return decodeReadReply(reply);
+  }
+
+  private readRepair(
+    partition: number,
+    key: string,
+    replies: Map<ReplicaSlot, VersionedObject | undefined>,
+    pref: readonly string[],
+  ): void {
+    let merged: VersionedObject | undefined;
+    for (const v of replies.values()) if (v) merged = merged ? merge(merged, v) : v;
+    if (!merged) return;
+    const final = merged;
+    for (const [slot, obj] of replies) {
+      // Repair primaries only: fallbacks hand their copies back through hints.
+      if (!slot.target || !pref.includes(slot.target) || !isStale(obj, final)) continue;
+      if (this.repairsInFlight >= this.maxReadRepairs) {
+        this.c.metrics.readRepairs.inc({ outcome: 'skipped' });
+        continue;
+      }
+      this.repairsInFlight++;
+      this.pushTo(slot.target, partition, key, final)
+        .then(
+          () => this.c.metrics.readRepairs.inc({ outcome: 'ok' }),
+          (err: unknown) => {
+            this.c.metrics.readRepairs.inc({ outcome: 'error' });
+            this.c.log.debug({ peer: slot.target, err: String(err) }, 'read repair failed');
+          },
+        )
+        .finally(() => {
+          this.repairsInFlight--;
+        });
+    }
+  }
+
+  /** Merge a version into one replica (local or remote). */
+  async pushTo(target: string, partition: number, key: string, object: VersionedObject): Promise<void> {
+    if (target === this.c.membership.self) {
+      await this.c.replica.apply(partition, key, object);
+      return;
+    }
+    const address = this.c.membership.member(target)?.address;
+    if (!address) throw new Error(`unknown member ${target}`);
+    await this.c.transport.send(address, ROUTES.replicaWrite, encodeReplicaWrite({ key, hintsFor: [], object }), {
+      timeoutMs: 5000,
+      idempotent: true,
+    });
+  }
+
+  // ---------------------------------------------------------------- internal handlers
+
+  private async onForwardedPut(body: Uint8Array): Promise<Uint8Array> {
+    const m = decodeForwardedPut(body);
+    const partition = this.c.membership.ring().partitionOf(m.key);
+    const clock = await this.coordinatePut(m.key, partition, m.write, m.context, { w: m.w, timeoutMs: m.timeoutMs });
+    return encodeString(encodeContext(clock));
+  }
+
+  private async onReplicaWrite(body: Uint8Array): Promise<Uint8Array> {
+    const m = decodeReplicaWrite(body);
+    const partition = this.c.membership.ring().partitionOf(m.key);
+    const hints = this.init.hintedHandoff ? m.hintsFor.filter((h) => h !== this.c.membership.self) : [];
+    await this.c.replica.apply(partition, m.key, m.object, hints);
+    return new Uint8Array(0);
+  }
+
+  private async onReplicaWriteBatch(body: Uint8Array): Promise<Uint8Array> {
+    const ring = this.c.membership.ring();
+    for (const item of decodeWriteBatch(body)) {
+      await this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object);
+    }
+    return new Uint8Array(0);
+  }
+
+  private async onReplicaRead(body: Uint8Array): Promise<Uint8Array> {
+    const key = decodeString(body);
+    const partition = this.c.membership.ring().partitionOf(key);
+    return encodeReadReply(await this.c.replica.read(partition, key));
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Encodings of the coordinator's internal messages (binary, see wire.ts).
+ */
+import { RingkvError } from '../errors.js';
+import { decodeObject, encodeObject, type VersionedObject, type WriteValue } from '../version/index.js';
+import { Reader, Writer } from '../wire.js';
+
+export const ROUTES = {
+  put: 'kv-put',
+  replicaWrite: 'replica-write',
+  replicaWriteBatch: 'replica-write-batch',
+  replicaRead: 'replica-read',
+} as const;
+
+export interface ForwardedPut {
+  readonly key: string;
+  readonly write: WriteValue;
+  /** The encoded context string from the client, or '' for none. */
+  readonly context: string;
+  readonly w: number;
+  readonly timeoutMs: number;
+}
+
+export function encodeForwardedPut(m: ForwardedPut): Uint8Array {
+  return new Writer(m.write.value.length + 64)
+    .str(m.key)
+    .bytes(m.write.value)
+    .str(m.write.contentType)
+    .uint(m.write.deleted ? 1 : 0)
+    .str(m.context)
+    .uint(m.w)
+    .uint(m.timeoutMs)
+    .finish();
+}
+
+export function decodeForwardedPut(b: Uint8Array): ForwardedPut {
+  const r = new Reader(b);
+  const key = r.str();
+  const value = r.bytes();
+  const contentType = r.str();
+  const deleted = r.uint() === 1;
+  const context = r.str();
+  const w = r.uint();
+  const timeoutMs = r.uint();
+  return { key, write: { value, contentType, deleted }, context, w, timeoutMs };
+}
+
+export interface ReplicaWrite {
+  readonly key: string;
+  /** Owners this copy is held for (this node is their fallback): park a hint for each. */
+  readonly hintsFor: readonly string[];
+  readonly object: VersionedObject;
+}
+
+export function encodeReplicaWrite(m: ReplicaWrite, encodedObject?: Uint8Array): Uint8Array {
+  const w = new Writer(256).str(m.key).uint(m.hintsFor.length);
+  for (const h of m.hintsFor) w.str(h);
+  return w.bytes(encodedObject ?? encodeObject(m.object)).finish();
+}
+
+export function decodeReplicaWrite(b: Uint8Array): ReplicaWrite {
+  const r = new Reader(b);
+  const key = r.str();
+  const n = r.uint();
+  if (n > 64) throw new RingkvError('BAD_REQUEST', 'too many hint owners');
+  const hintsFor: string[] = [];
+  for (let i = 0; i < n; i++) hintsFor.push(r.str());
+  const object = decodeObject(r.bytes());
+  return { key, hintsFor, object };
+}
+
+export function encodeWriteBatch(items: readonly { key: string; object: Uint8Array }[]): Uint8Array {
+  const w = new Writer(4096).uint(items.length);
+  for (const it of items) w.str(it.key).bytes(it.object);
+  return w.finish();
+}
+
+export function decodeWriteBatch(b: Uint8Array): { key: string; object: VersionedObject }[] {
+  const r = new Reader(b);
+  const n = r.uint();
+  const out: { key: string; object: VersionedObject }[] = [];
+  for (let i = 0; i < n; i++) out.push({ key: r.str(), object: decodeObject(r.bytes()) });
+  return out;
+}
+
+export function encodeReadReply(object: VersionedObject | undefined): Uint8Array {
+  if (!object) return new Uint8Array([0]);
+  const enc = encodeObject(object);
+  const out = new Uint8Array(enc.length + 1);
+  out[0] = 1;
+  out.set(enc, 1);
+  return out;
+}
+
+export function decodeReadReply(b: Uint8Array): VersionedObject | undefined {
+  if (b.length === 0) throw new RingkvError('BAD_REQUEST', 'empty read reply');
+  if (b[0] === 0) return undefined;
+  return decodeObject(b.subarray(1));
+}
+
+export function encodeString(s: string): Uint8Array {
+  return new Writer(s.length + 8).str(s).finish();
+}
+
+export function decodeString(b: Uint8Array): string {
+  return new Reader(b).str();
+}

@@ -1,0 +1,53 @@
+/**
+ * Sloppy-quorum placement, pure: which node serves each replica slot of a key right now.
+ */
+
+export interface ReplicaSlot {
+  /** The preference-list node this slot belongs to. */
+  readonly owner: string;
+  /**
+   * The node that will hold this slot's copy: the owner when it is up, else a fallback
+   * (the next up node in ring order not already used), else undefined (nobody can).
+   */
+  readonly target: string | undefined;
+  /** True when target is a stand-in that must hold a hint for the owner. */
+  readonly hintFor: boolean;
+}
+
+/**
+ * One slot per preference-list node. Down owners are replaced by the next healthy nodes
+ * beyond the preference list (fallbacks), each used at most once, when `useFallbacks`.
+ * The coordinating node itself is always considered up.
+ */
+export function planReplicas(args: {
+  readonly preferenceList: readonly string[];
+  readonly fullOrder: readonly string[];
+  readonly self: string;
+  readonly isUp: (id: string) => boolean;
+  readonly useFallbacks: boolean;
+}): ReplicaSlot[] {
+  const { preferenceList, fullOrder, self, useFallbacks } = args;
+  const up = (id: string): boolean => id === self || args.isUp(id);
+  const used = new Set(preferenceList);
+  const spare = fullOrder.filter((id) => !used.has(id));
+  let next = 0;
+  const slots: ReplicaSlot[] = [];
+  for (const owner of preferenceList) {
+    if (up(owner)) {
+      slots.push({ owner, target: owner, hintFor: false });
+      continue;
+    }
+    let target: string | undefined;
+    if (useFallbacks) {
+      while (next < spare.length) {
+        const candidate = spare[next++] as string;
+        if (up(candidate)) {
+          target = candidate;
+          break;
+        }
+      }
+    }
+    slots.push({ owner, target, hintFor: target !== undefined });
+  }
+  return slots;
+}

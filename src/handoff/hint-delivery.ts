@@ -1,0 +1,189 @@
+/**
+ * Hinted handoff, the delivery side (a driver). Hints are (owner, key) records parked in the
+ * `hint` namespace next to the object they point at; this loop finds owners that are up again
+ * and sends them the current version of each hinted key in batches, one batch in flight per
+ * owner (back-pressure: the next batch waits for the owner's acknowledgement). A hint is
+ * deleted only after the owner acknowledged and only if no newer write re-parked it.
+ */
+import type { MembershipView } from '../membership/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { LocalReplica } from '../replica/local-replica.js';
+import type { TimerHandle, Timers } from '../runtime/timers.js';
+import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
+import type { Transport } from '../transport/transport.js';
+import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
+
+export interface HintDeliveryInit {
+  /** Pause between delivery passes. */
+  readonly intervalMs: number;
+  /** Keys per batch message. */
+  readonly batchSize: number;
+  /** Owners served at once. */
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+}
+
+export const HINT_DELIVERY_DEFAULTS: HintDeliveryInit = {
+  intervalMs: 1000,
+  batchSize: 256,
+  concurrency: 2,
+  timeoutMs: 10_000,
+};
+
+export class HintDelivery {
+  private timer: TimerHandle | undefined;
+  private running = false;
+  private stopped = true;
+  private pass: Promise<void> | undefined;
+  private readonly init: HintDeliveryInit;
+
+  constructor(
+    private readonly c: {
+      store: Store;
+      replica: LocalReplica;
+      membership: MembershipView;
+      transport: Transport;
+      timers: Timers;
+      log: Logger;
+      metrics: Metrics;
+    },
+    init: Partial<HintDeliveryInit> = {},
+  ) {
+    this.init = { ...HINT_DELIVERY_DEFAULTS, ...init };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(this.init.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.pass;
+  }
+
+  /** Run a pass now (tests, and after a member comes back). */
+  kick(): void {
+    if (this.stopped || this.running) return;
+    this.timer?.cancel();
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = this.c.timers.setTimeout(() => {
+      this.pass = this.runPass().then(() => undefined).finally(() => {
+        this.pass = undefined;
+        if (!this.stopped) this.schedule(this.init.intervalMs);
+      });
+    }, ms);
+  }
+
+  /** One delivery pass over every owner that has hints. */
+  async runPass(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    let delivered = 0;
+    try {
+      const owners = await this.ownersWithHints();
+      const ready = owners.filter((o) => {
+        const m = this.c.membership.member(o);
+        return m !== undefined && m.state !== 'removed' && this.c.membership.isUp(o);
+      });
+      // Hints for members removed for good will never be delivered; anti-entropy rebuilds their replicas.
+      for (const o of owners) {
+        const m = this.c.membership.member(o);
+        if (m === undefined || m.state === 'removed') await this.dropOwner(o);
+      }
+      let i = 0;
+      const worker = async (): Promise<void> => {
+        while (i < ready.length && !this.stopped) {
+          const owner = ready[i++] as string;
+          delivered += await this.deliverTo(owner);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.init.concurrency, ready.length) }, worker));
+    } catch (err) {
+      this.c.log.warn({ err: String(err) }, 'hint delivery pass failed');
+    } finally {
+      this.running = false;
+      this.c.metrics.hintsPending.set(this.c.replica.pendingHints);
+    }
+    return delivered;
+  }
+
+  private async ownersWithHints(): Promise<string[]> {
+    const owners: string[] = [];
+    let from: Uint8Array | undefined;
+    for (;;) {
+      let found: Uint8Array | undefined;
+      for await (const k of this.c.store.keys('hint', from ? { gte: from, limit: 1 } : { limit: 1 })) found = k;
+      if (!found) return owners;
+      const owner = parseHintKey(found).ownerId;
+      owners.push(owner);
+      from = hintOwnerRange(owner).lt;
+    }
+  }
+
+  private async dropOwner(owner: string): Promise<void> {
+    for (;;) {
+      const batch: { partition: number; key: string; seq: Uint8Array }[] = [];
+      for await (const [k, v] of this.c.store.entries('hint', { ...hintOwnerRange(owner), limit: 1024 })) {
+        const h = parseHintKey(k);
+        batch.push({ partition: h.partition, key: h.key, seq: v });
+      }
+      if (batch.length === 0) return;
+      for (const h of batch) await this.c.replica.clearHint(owner, h.partition, h.key, h.seq);
+    }
+  }
+
+  private async deliverTo(owner: string): Promise<number> {
+    const address = this.c.membership.member(owner)?.address;
+    if (!address) return 0;
+    let total = 0;
+    let from: Uint8Array | undefined;
+    const range = hintOwnerRange(owner);
+    while (!this.stopped && this.c.membership.isUp(owner)) {
+      const hints: { partition: number; key: string; seq: Uint8Array; hintKey: Uint8Array }[] = [];
+      for await (const [k, v] of this.c.store.entries('hint', {
+        ...(from ? { gt: from } : { gte: range.gte }),
+        lt: range.lt,
+        limit: this.init.batchSize,
+      })) {
+        const h = parseHintKey(k);
+        hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
+      }
+      if (hints.length === 0) break;
+      from = hints[hints.length - 1]?.hintKey;
+      const objects = await this.c.store.getMany(
+        'obj',
+        hints.map((h) => objectKey(h.partition, h.key)),
+      );
+      const items: { key: string; object: Uint8Array }[] = [];
+      hints.forEach((h, idx) => {
+        const o = objects[idx];
+        if (o) items.push({ key: h.key, object: o });
+      });
+      try {
+        if (items.length > 0)
+          await this.c.transport.send(address, ROUTES.replicaWriteBatch, encodeWriteBatch(items), {
+            timeoutMs: this.init.timeoutMs,
+            idempotent: true,
+          });
+      } catch (err) {
+        this.c.log.info({ owner, err: String(err) }, 'hint delivery interrupted; will retry');
+        break;
+      }
+      let cleared = 0;
+      for (const h of hints) if (await this.c.replica.clearHint(owner, h.partition, h.key, h.seq)) cleared++;
+      total += cleared;
+      this.c.metrics.hintsDelivered.inc(cleared);
+      this.c.metrics.hintsPending.set(this.c.replica.pendingHints);
+    }
+    if (total > 0) this.c.log.info({ owner, delivered: total }, 'hints delivered');
+    return total;
+  }
+}

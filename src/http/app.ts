@@ -1,0 +1,68 @@
+/**
+ * Assembles the node's fastify server: public v1 API, admin routes, internal routes, metrics,
+ * and the one place where errors become HTTP statuses.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { RingkvError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { InternalHandlers } from '../transport/transport.js';
+import { type AdminOptions, adminApi } from './admin-plugin.js';
+import { internalRoutes } from './internal-plugin.js';
+import { type PublicApiOptions, publicApi } from './public-plugin.js';
+
+export interface AppOptions {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly publicApi: PublicApiOptions;
+  readonly admin: AdminOptions;
+  readonly internal: { readonly handlers: InternalHandlers; readonly secret: string | undefined };
+}
+
+/** Map any error to SPEC §2's JSON error body and status. */
+export function toRingkvError(err: unknown): RingkvError {
+  if (err instanceof RingkvError) return err;
+  const fe = err as Partial<FastifyError>;
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new RingkvError('VALUE_TOO_LARGE', 'value larger than the limit');
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
+    return new RingkvError('BAD_REQUEST', fe.message ?? 'bad request');
+  return new RingkvError('INTERNAL', 'internal error');
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // Keys are up to 512 bytes, i.e. up to ~1.5 KB percent-encoded.
+    maxParamLength: 4096,
+    // Internal batches may be large; the public plugin sets its own lower limit.
+    bodyLimit: 64 * 1024 * 1024,
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toRingkvError(err);
+    if (e.code === 'INTERNAL') req.log.error({ err }, 'request failed');
+    void reply.code(e.status).header('Content-Type', 'application/json').send(JSON.stringify(e.toJSON()));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new RingkvError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+    void reply.code(404).header('Content-Type', 'application/json').send(JSON.stringify(e.toJSON()));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const op = (req.routeOptions.config as { op?: string } | undefined)?.op;
+    if (!op) return;
+    opts.metrics.httpRequests.inc({ op, status: String(reply.statusCode) });
+    opts.metrics.httpDuration.observe({ op }, reply.elapsedTime / 1000);
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await opts.metrics.registry.metrics();
+    return reply.header('Content-Type', opts.metrics.registry.contentType).send(body);
+  });
+
+  await app.register(publicApi, opts.publicApi);
+  await app.register(adminApi, opts.admin);
+  await app.register(internalRoutes, opts.internal);
+  return app;
+}

@@ -1,0 +1,122 @@
+/**
+ * The public HTTP API, version 1 (SPEC §2): /v1/kv/{key}, /v1/health, /v1/cluster.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { RingkvError } from '../errors.js';
+import { decodeContext, encodeContext, liveSiblings, type VersionedObject } from '../version/index.js';
+import { keyFromUrl, parseQuery } from './request-params.js';
+
+export interface PublicApiOptions {
+  readonly nodeId: string;
+  readonly coordinator: Coordinator;
+  /** Configured replication factor and default quorums. */
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
+  readonly maxValueBytes: number;
+  /** The /v1/cluster document. */
+  readonly clusterInfo: () => Promise<unknown> | unknown;
+}
+
+const KV_PREFIX = '/v1/kv/';
+const CONTEXT_HEADER = 'x-ringkv-context';
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
+function contextFromHeader(req: FastifyRequest): string {
+  const h = req.headers[CONTEXT_HEADER];
+  if (h === undefined) return '';
+  if (Array.isArray(h)) throw new RingkvError('BAD_CONTEXT', 'X-Ringkv-Context must be given once');
+  // Validate here so a malformed context is rejected before anything is stored or forwarded.
+  decodeContext(h);
+  return h;
+}
+
+function contentTypeOf(req: FastifyRequest): string {
+  const ct = req.headers['content-type'];
+  if (ct === undefined || ct === '') return DEFAULT_CONTENT_TYPE;
+  if (ct.length > 256) throw new RingkvError('BAD_REQUEST', 'Content-Type longer than 256 characters');
+  return ct;
+}
+
+function sendObject(reply: FastifyReply, object: VersionedObject | undefined): FastifyReply {
+  if (!object) {
+    throw new RingkvError('NOT_FOUND', 'key not found');
+  }
+  const context = encodeContext(object.clock);
+  const live = liveSiblings(object);
+  if (live.length === 0) {
+    // A deleted key: 404, but with the tombstone's context so a later write supersedes it.
+    reply.header('X-Ringkv-Context', context);
+    throw new RingkvError('NOT_FOUND', 'key not found (deleted)');
+  }
+  reply.header('X-Ringkv-Context', context);
+  if (live.length === 1) {
+    const s = live[0]!;
+    return reply
+      .code(200)
+      .header('Content-Type', s.contentType)
+      .header('Last-Modified', new Date(s.lastModified).toUTCString())
+      .send(Buffer.from(s.value.buffer, s.value.byteOffset, s.value.byteLength));
+  }
+  return reply
+    .code(300)
+    .header('Content-Type', 'application/json')
+    .send(
+      JSON.stringify({
+        context,
+        siblings: live.map((s) => ({
+          value: Buffer.from(s.value.buffer, s.value.byteOffset, s.value.byteLength).toString('base64'),
+          contentType: s.contentType,
+          lastModified: new Date(s.lastModified).toISOString(),
+        })),
+      }),
+    );
+}
+
+/** Registers the v1 routes. Encapsulated: its body parser applies to these routes only. */
+export async function publicApi(app: FastifyInstance, opts: PublicApiOptions): Promise<void> {
+  const { coordinator } = opts;
+  // Values are opaque bytes whatever their Content-Type: take every body as a Buffer.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxValueBytes }, (_req, body, done) => {
+    done(null, body);
+  });
+
+  app.put('/v1/kv/*', { config: { op: 'put' }, bodyLimit: opts.maxValueBytes }, async (req, reply) => {
+    const key = keyFromUrl(req.raw.url ?? '', KV_PREFIX);
+    const { quorum, timeoutMs } = parseQuery(req.query as Record<string, unknown>, 'w', opts.n, opts.w);
+    const context = contextFromHeader(req);
+    const contentType = contentTypeOf(req);
+    const body = req.body;
+    const value = body instanceof Uint8Array ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : new Uint8Array(0);
+    if (value.length > opts.maxValueBytes)
+      throw new RingkvError('VALUE_TOO_LARGE', `value is ${value.length} bytes; the limit is ${opts.maxValueBytes}`);
+    const clock = await coordinator.put(key, { value, contentType, deleted: false }, context, { w: quorum, timeoutMs });
+    return reply.code(204).header('X-Ringkv-Context', encodeContext(clock)).send();
+  });
+
+  app.get('/v1/kv/*', { config: { op: 'get' } }, async (req, reply) => {
+    const key = keyFromUrl(req.raw.url ?? '', KV_PREFIX);
+    const { quorum, timeoutMs } = parseQuery(req.query as Record<string, unknown>, 'r', opts.n, opts.r);
+    const { object } = await coordinator.get(key, { r: quorum, timeoutMs });
+    return sendObject(reply, object);
+  });
+
+  app.delete('/v1/kv/*', { config: { op: 'delete' } }, async (req, reply) => {
+    const key = keyFromUrl(req.raw.url ?? '', KV_PREFIX);
+    const { quorum, timeoutMs } = parseQuery(req.query as Record<string, unknown>, 'w', opts.n, opts.w);
+    const context = contextFromHeader(req);
+    const clock = await coordinator.put(
+      key,
+      { value: new Uint8Array(0), contentType: DEFAULT_CONTENT_TYPE, deleted: true },
+      context,
+      { w: quorum, timeoutMs },
+    );
+    return reply.code(204).header('X-Ringkv-Context', encodeContext(clock)).send();
+  });
+
+  app.get('/v1/health', { config: { op: 'health' } }, async () => ({ status: 'ok', node: opts.nodeId }));
+
+  app.get('/v1/cluster', { config: { op: 'cluster' } }, async () => opts.clusterInfo());
+}

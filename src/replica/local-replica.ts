@@ -1,0 +1,176 @@
+/**
+ * This node's replica of its partitions: the only code that reads or writes versioned
+ * objects in the Store. Every change to a key goes through one per-key critical section,
+ * and the object, its hints and its anti-entropy hash change in one atomic batch.
+ */
+import type { Logger } from '../observability/logger.js';
+import type { Random } from '../runtime/random.js';
+import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
+import {
+  type Actor,
+  decodeObject,
+  encodeObject,
+  merge,
+  mint,
+  sameVersion,
+  type VersionedObject,
+  type VersionVector,
+  type WriteValue,
+} from '../version/index.js';
+import { KeyLock } from './key-lock.js';
+
+/** Called after a key's stored version changed (anti-entropy keeps its trees current with it). */
+export type WriteListener = (
+  partition: number,
+  key: string,
+  before: VersionedObject | undefined,
+  after: VersionedObject,
+) => void;
+
+/** Hint values: a change counter, so delivery deletes a hint only if no newer write re-parked it. */
+function hintValue(seq: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setFloat64(0, seq);
+  return b;
+}
+
+export class LocalReplica {
+  private readonly lock = new KeyLock();
+  private readonly listeners: WriteListener[] = [];
+  private hintSeq = 0;
+  /** Number of hints in the store; kept in memory, recounted at start. */
+  private hintCount = 0;
+
+  constructor(
+    private readonly components: { store: Store; random: Random; log: Logger },
+    private readonly init: { actor: Actor },
+  ) {}
+
+  /** Recount parked hints (call once at start). */
+  async start(): Promise<void> {
+    // Hint change counters need only be unique within this process's life and differ from
+    // any value a hint read before a restart could carry; a random high start does both.
+    this.hintSeq = this.components.random.int(2 ** 40) * 1024;
+    let n = 0;
+    for await (const _ of this.components.store.keys('hint')) n++;
+    this.hintCount = n;
+  }
+
+  get pendingHints(): number {
+    return this.hintCount;
+  }
+
+  onWrite(listener: WriteListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** The stored object for a key, or undefined. */
+  async read(partition: number, key: string): Promise<VersionedObject | undefined> {
+    const bytes = await this.components.store.get('obj', objectKey(partition, key));
+    return bytes ? decodeObject(bytes) : undefined;
+  }
+
+  /**
+   * Mint a new version as the coordinating replica. When this replica holds nothing for the
+   * key it cannot prove it has seen all of its own earlier dots for it (data may have been
+   * handed off or lost), so it mints under a fresh, never-used actor id: its new dot can then
+   * never be mistaken for, or dominate, a version it did not see (the KV679 class of bug).
+   */
+  async coordinate(
+    partition: number,
+    key: string,
+    context: VersionVector,
+    write: WriteValue,
+    now: number,
+    hintsFor: readonly string[] = [],
+  ): Promise<VersionedObject> {
+    return this.lock.run(key, async () => {
+      const before = await this.read(partition, key);
+      const actor = before ? this.init.actor : this.freshActor();
+      const { object } = mint(before, context, write, actor, now);
+      await this.persist(partition, key, before, object, hintsFor);
+      return object;
+    });
+  }
+
+  /**
+   * Merge a version received from another replica (replication, hint delivery, read repair,
+   * anti-entropy). Returns the merged object and whether anything changed here.
+   */
+  async apply(
+    partition: number,
+    key: string,
+    incoming: VersionedObject,
+    hintsFor: readonly string[] = [],
+  ): Promise<{ object: VersionedObject; changed: boolean }> {
+    return this.lock.run(key, async () => {
+      const before = await this.read(partition, key);
+      const object = before ? merge(before, incoming) : incoming;
+      const changed = !before || !sameVersion(before, object);
+      if (changed || hintsFor.length > 0) await this.persist(partition, key, before, object, hintsFor, changed);
+      return { object, changed };
+    });
+  }
+
+  /** Park hints for owners that missed the current version of a key (the object is already here). */
+  async addHints(partition: number, key: string, owners: readonly string[]): Promise<void> {
+    if (owners.length === 0) return;
+    await this.lock.run(key, async () => {
+      const ops = await this.hintOps(partition, key, owners);
+      await this.components.store.batch(ops);
+    });
+  }
+
+  /**
+   * Delete a hint only if it still carries `seq` (no newer write re-parked it meanwhile).
+   * Returns true if it was deleted.
+   */
+  async clearHint(owner: string, partition: number, key: string, seq: Uint8Array): Promise<boolean> {
+    return this.lock.run(key, async () => {
+      const hk = hintKey(owner, partition, key);
+      const cur = await this.components.store.get('hint', hk);
+      if (!cur || !bytesEqual(cur, seq)) return false;
+      await this.components.store.del('hint', hk);
+      this.hintCount = Math.max(0, this.hintCount - 1);
+      return true;
+    });
+  }
+
+  private freshActor(): Actor {
+    const b = this.components.random.bytes(6);
+    let s = '';
+    for (const x of b) s += x.toString(36).padStart(2, '0');
+    return `${this.init.actor}~${s}`;
+  }
+
+  private async hintOps(partition: number, key: string, owners: readonly string[]): Promise<BatchOp[]> {
+    const ops: BatchOp[] = [];
+    for (const owner of owners) {
+      const hk = hintKey(owner, partition, key);
+      const existed = (await this.components.store.get('hint', hk)) !== undefined;
+      if (!existed) this.hintCount++;
+      ops.push({ type: 'put', ns: 'hint', key: hk, value: hintValue(++this.hintSeq) });
+    }
+    return ops;
+  }
+
+  private async persist(
+    partition: number,
+    key: string,
+    before: VersionedObject | undefined,
+    after: VersionedObject,
+    hintsFor: readonly string[],
+    changed = true,
+  ): Promise<void> {
+    const ops: BatchOp[] = await this.hintOps(partition, key, hintsFor);
+    if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
+    await this.components.store.batch(ops);
+    if (changed) for (const l of this.listeners) l(partition, key, before, after);
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

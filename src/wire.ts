@@ -1,0 +1,97 @@
+/**
+ * A tiny binary framing for node-to-node messages: unsigned LEB128 varints, length-prefixed
+ * byte strings and UTF-8 strings. Used instead of JSON on the replication hot path.
+ */
+import { RingkvError } from './errors.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export class Writer {
+  private buf: Uint8Array;
+  private len = 0;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+  }
+
+  private ensure(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  uint(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
+    this.ensure(10);
+    while (v >= 0x80) {
+      this.buf[this.len++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[this.len++] = v;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.uint(b.length);
+    this.ensure(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+    return this;
+  }
+
+  str(s: string): this {
+    return this.bytes(enc.encode(s));
+  }
+
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+export class Reader {
+  private pos = 0;
+
+  constructor(private readonly buf: Uint8Array) {}
+
+  private fail(what: string): never {
+    throw new RingkvError('BAD_REQUEST', `malformed internal message: ${what}`);
+  }
+
+  uint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.buf.length) this.fail('truncated varint');
+      const b = this.buf[this.pos++] as number;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 0x80;
+    }
+    return this.fail('varint too long');
+  }
+
+  bytes(): Uint8Array {
+    const n = this.uint();
+    if (this.pos + n > this.buf.length) this.fail('truncated bytes');
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  str(): string {
+    try {
+      return dec.decode(this.bytes());
+    } catch (err) {
+      if (err instanceof RingkvError) throw err;
+      return this.fail('invalid UTF-8');
+    }
+  }
+
+  done(): boolean {
+    return this.pos === this.buf.length;
+  }
+}
