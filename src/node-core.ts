@@ -1,0 +1,192 @@
+/**
+ * The transport- and storage-agnostic heart of a node: membership, the local replica, the
+ * coordinator, hint delivery and anti-entropy, wired together. RingkvNode (node.ts) adds
+ * LevelDB, HTTP and the process edge; simulations build NodeCores on a MemoryNetwork.
+ */
+import { Coordinator } from './coordinator/coordinator.js';
+import { RingkvError } from './errors.js';
+import { HintDelivery, type HintDeliveryInit } from './handoff/hint-delivery.js';
+import { Membership } from './membership/index.js';
+import type { MemberRecord } from './membership/types.js';
+import type { Logger } from './observability/logger.js';
+import type { Metrics } from './observability/metrics.js';
+import { LocalReplica } from './replica/local-replica.js';
+import type { Clock } from './runtime/clock.js';
+import type { Random } from './runtime/random.js';
+import type { Timers } from './runtime/timers.js';
+import { type Store, utf8 } from './storage/index.js';
+import type { InternalHandler, Transport } from './transport/transport.js';
+
+export interface CoreComponents {
+  readonly store: Store;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+export interface CoreInit {
+  readonly id: string;
+  /** The address peers reach this node at (`host:port`). */
+  readonly address: string;
+  readonly zone: string;
+  readonly weight: number;
+  readonly seeds: readonly string[];
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
+  readonly hintedHandoff: boolean;
+  readonly gossipIntervalMs: number;
+  readonly antiEntropyIntervalMs: number;
+  /** Ring partition bits (simulations use fewer); default the ring's own. */
+  readonly partitionBits?: number;
+  readonly hintDelivery?: Partial<HintDeliveryInit>;
+}
+
+const META_EPOCH = utf8.encode('actor-epoch');
+const META_MEMBERS = utf8.encode('members');
+
+/** Read this data directory's actor epoch, creating it on first start (see LocalReplica.coordinate). */
+async function actorEpoch(store: Store, random: Random): Promise<string> {
+  const existing = await store.get('meta', META_EPOCH);
+  if (existing) return utf8.decode(existing);
+  let epoch = '';
+  for (const b of random.bytes(5)) epoch += b.toString(36).padStart(2, '0');
+  await store.put('meta', META_EPOCH, utf8.encode(epoch));
+  return epoch;
+}
+
+export class NodeCore {
+  private parts:
+    | {
+        membership: Membership;
+        replica: LocalReplica;
+        coordinator: Coordinator;
+        hints: HintDelivery;
+        handlers: Map<string, InternalHandler>;
+        actor: string;
+      }
+    | undefined;
+  private started = false;
+
+  constructor(
+    private readonly c: CoreComponents,
+    readonly init: CoreInit,
+  ) {}
+
+  /**
+   * Build every part (the store must be open). Separate from start() so the HTTP server can
+   * be ready to serve internal routes before gossip begins.
+   */
+  async build(): Promise<void> {
+    if (this.parts) return;
+    const { store, transport, clock, timers, random, log, metrics } = this.c;
+    const init = this.init;
+    const actor = `${init.id}.${await actorEpoch(store, random)}`;
+
+    const saved = await store.get('meta', META_MEMBERS);
+    const initialRecords = saved ? (JSON.parse(utf8.decode(saved)) as MemberRecord[]) : undefined;
+    const membership = new Membership(
+      { transport, clock, timers, random, log },
+      {
+        self: { id: init.id, address: init.address, zone: init.zone, weight: init.weight },
+        seeds: init.seeds,
+        n: init.n,
+        gossipIntervalMs: init.gossipIntervalMs,
+        ...(init.partitionBits === undefined ? {} : { partitionBits: init.partitionBits }),
+        ...(initialRecords === undefined ? {} : { initialRecords }),
+        persist: async (records) => store.put('meta', META_MEMBERS, utf8.encode(JSON.stringify(records))),
+        onGossipRound: (ok) => metrics.gossipRounds.inc({ outcome: ok ? 'ok' : 'failed' }),
+      },
+    );
+
+    const replica = new LocalReplica({ store, random, log }, { actor });
+    await replica.start();
+
+    const coordinator = new Coordinator(
+      { membership, transport, replica, clock, timers, log, metrics },
+      { n: init.n, r: init.r, w: init.w, hintedHandoff: init.hintedHandoff },
+    );
+    const hints = new HintDelivery({ store, replica, membership, transport, timers, log, metrics }, init.hintDelivery);
+
+    const handlers = new Map<string, InternalHandler>([...membership.handlers(), ...coordinator.handlers()]);
+    membership.onChange(() => {
+      this.updateMemberMetrics();
+      hints.kick();
+    });
+    this.parts = { membership, replica, coordinator, hints, handlers, actor };
+  }
+
+  private get p(): NonNullable<NodeCore['parts']> {
+    if (!this.parts) throw new RingkvError('UNAVAILABLE', 'node is starting');
+    return this.parts;
+  }
+
+  get membership(): Membership {
+    return this.p.membership;
+  }
+  get replica(): LocalReplica {
+    return this.p.replica;
+  }
+  get coordinator(): Coordinator {
+    return this.p.coordinator;
+  }
+  get hints(): HintDelivery {
+    return this.p.hints;
+  }
+  get handlers(): Map<string, InternalHandler> {
+    return this.p.handlers;
+  }
+  get actor(): string {
+    return this.p.actor;
+  }
+
+  /** Start gossip and background work. */
+  async start(): Promise<void> {
+    await this.build();
+    if (this.started) return;
+    this.started = true;
+    this.p.membership.start();
+    this.p.hints.start();
+    this.updateMemberMetrics();
+    this.c.metrics.hintsPending.set(this.p.replica.pendingHints);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.parts) return;
+    this.started = false;
+    await this.parts.hints.stop();
+    await this.parts.membership.stop();
+  }
+
+  private updateMemberMetrics(): void {
+    if (!this.parts) return;
+    const counts: Record<string, number> = { up: 0, down: 0, joining: 0, leaving: 0 };
+    for (const m of this.parts.membership.statuses()) counts[m.status] = (counts[m.status] ?? 0) + 1;
+    for (const [status, v] of Object.entries(counts)) this.c.metrics.members.set({ status }, v);
+  }
+
+  /** The /v1/cluster document (SPEC §2). */
+  clusterInfo(): unknown {
+    const { membership, replica } = this.p;
+    const ring = membership.ring();
+    const inRing = new Set(ring.members.map((m) => m.id));
+    return {
+      node: this.init.id,
+      members: membership.statuses().map((m) => ({
+        ...m,
+        ownership: inRing.has(m.id) ? ring.replicaShare(m.id) : 0,
+      })),
+      ring: {
+        partitions: ring.partitions,
+        n: ring.n,
+        members: ring.members.map((m) => m.id),
+        checksum: ring.checksum,
+      },
+      hints: { pending: replica.pendingHints },
+      transfers: { pending: 0 },
+    };
+  }
+}

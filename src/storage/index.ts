@@ -1,0 +1,17 @@
+export type { BatchOp, Namespace, RangeOptions, Store } from './store.js';
+export { NAMESPACES } from './store.js';
+export {
+  compareBytes,
+  hintKey,
+  hintOwnerRange,
+  MAX_PARTITION,
+  objectKey,
+  parseHintKey,
+  parseObjectKey,
+  partitionRange,
+  utf8,
+} from './keys.js';
+export { STORE_LAYOUT } from './layout.js';
+export type { LevelStoreInit, StoreOpenFailure } from './level-store.js';
+export { LEVEL_STORE_DEFAULTS, LevelStore, StoreOpenError } from './level-store.js';
+export { MemoryStore } from './memory-store.js';

@@ -1,0 +1,95 @@
+import { ClassicLevel } from 'classic-level';
+import { STORE_LAYOUT } from './layout.js';
+import { SublevelStore } from './sublevel-store.js';
+
+/** Options for {@link LevelStore}. */
+export interface LevelStoreInit {
+  /** Directory that holds the LevelDB files; created (with parents) if missing. */
+  readonly location: string;
+  /**
+   * fsync every write before acknowledging it. Default {@link LEVEL_STORE_DEFAULTS}.sync
+   * (false): each write is appended to LevelDB's write-ahead log with write(2) before it is
+   * acknowledged, so it lands in the OS page cache and survives the *process* dying, kill -9
+   * included; only an OS crash or power loss can lose the last writes. `true` closes that gap
+   * at the cost of one fsync per put/del/batch (roughly 10-100x slower on ordinary disks).
+   */
+  readonly sync?: boolean;
+}
+
+export const LEVEL_STORE_DEFAULTS = { sync: false } as const;
+
+/** Why a LevelStore could not open its location. */
+export type StoreOpenFailure = 'locked' | 'not-a-directory' | 'permission-denied' | 'corrupt' | 'io';
+
+/** Rejection of {@link LevelStore.open}: names the location and the reason. */
+export class StoreOpenError extends Error {
+  readonly location: string;
+  readonly reason: StoreOpenFailure;
+
+  constructor(location: string, reason: StoreOpenFailure, detail: string, cause: unknown) {
+    super(`cannot open store at ${JSON.stringify(location)}: ${detail}`, { cause });
+    this.name = 'StoreOpenError';
+    this.location = location;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The durable Store: LevelDB (classic-level) in one directory. Only one process, and one
+ * open LevelStore within it, can hold a location at a time (LevelDB's LOCK file).
+ */
+export class LevelStore extends SublevelStore {
+  /** The directory given to the constructor. */
+  readonly location: string;
+
+  constructor(init: LevelStoreInit) {
+    const { location } = init;
+    if (typeof location !== 'string' || location.length === 0) {
+      throw new TypeError('LevelStore: location must be a non-empty path');
+    }
+    const sync = init.sync ?? LEVEL_STORE_DEFAULTS.sync;
+    const writeOptions: { sync: boolean } = { sync };
+    super({
+      db: new ClassicLevel<Uint8Array, Uint8Array>(location, {
+        keyEncoding: STORE_LAYOUT.keyEncoding,
+        valueEncoding: STORE_LAYOUT.valueEncoding,
+      }),
+      writeOptions,
+      // LevelDB copies input into its write batch; nothing to do.
+      ownInput: (value) => value,
+      // classic-level returns a fresh Buffer per read; re-view it as a plain Uint8Array (no
+      // copy) so callers see the same type from every Store, and Buffer's aliasing slice()
+      // cannot surprise them.
+      ownOutput: (value) => new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+      openFailed: (cause) => describeOpenFailure(location, cause),
+    });
+    this.location = location;
+  }
+}
+
+function describeOpenFailure(location: string, err: unknown): StoreOpenError {
+  // abstract-level wraps the real failure: "Database failed to open", with the reason as cause.
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  switch (code) {
+    case 'LEVEL_LOCKED':
+      return new StoreOpenError(
+        location,
+        'locked',
+        `it is locked by another process or another open store (LevelDB LOCK file held): ${message}`,
+        err,
+      );
+    case 'EEXIST':
+    case 'ENOTDIR':
+      return new StoreOpenError(location, 'not-a-directory', `the path (or a parent) is not a directory: ${message}`, err);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new StoreOpenError(location, 'permission-denied', `permission denied: ${message}`, err);
+    case 'LEVEL_CORRUPTION':
+      return new StoreOpenError(location, 'corrupt', `the database is corrupt: ${message}`, err);
+    default:
+      return new StoreOpenError(location, 'io', message, err);
+  }
+}

@@ -1,0 +1,259 @@
+import type { AbstractLevel, AbstractPutOptions, AbstractSublevel } from 'abstract-level';
+import { RingkvError } from '../errors.js';
+import { compareBytes } from './keys.js';
+import { STORE_LAYOUT } from './layout.js';
+import { NAMESPACES, type BatchOp, type Namespace, type RangeOptions, type Store } from './store.js';
+
+type Bytes = Uint8Array;
+
+/** An abstract-level database with binary keys and values (classic-level, memory-level). */
+export type BinaryLevel = AbstractLevel<Buffer | Uint8Array | string, Bytes, Bytes>;
+
+type Sublevel = AbstractSublevel<BinaryLevel, Buffer | Uint8Array | string, Bytes, Bytes>;
+
+/** What a concrete backend decides; everything else is shared. */
+export interface SublevelStoreInit {
+  /** The root database, not yet opened. */
+  readonly db: BinaryLevel;
+  /** Options passed on every put, del and batch (classic-level reads `sync`). */
+  readonly writeOptions: AbstractPutOptions<Bytes, Bytes> & { readonly sync?: boolean };
+  /**
+   * Take ownership of a value being written. memory-level keeps a reference to the caller's
+   * buffer, so it must copy; LevelDB copies into its write batch itself.
+   */
+  readonly ownInput: (value: Bytes) => Bytes;
+  /**
+   * Hand a stored key or value to the caller as a plain Uint8Array that it may mutate
+   * without touching the store.
+   */
+  readonly ownOutput: (value: Bytes) => Bytes;
+  /** Turn a failure of `db.open()` into the error `open()` rejects with. */
+  readonly openFailed: (cause: unknown) => Error;
+}
+
+// Entries pulled from a level iterator per round trip; small enough that an early `break`
+// wastes little, large enough to amortise the per-call cost.
+const ITERATOR_BATCH = 128;
+
+/**
+ * A Store over one abstract-level database with one sublevel per Namespace. Batches go
+ * through the root database with a `sublevel` on each op, so they are atomic across
+ * namespaces. Implementations only choose the database and its copy semantics.
+ */
+export class SublevelStore implements Store {
+  readonly #init: SublevelStoreInit;
+  readonly #db: BinaryLevel;
+  // Present exactly while the store is usable: set at the end of open(), cleared at the start
+  // of close(). Sublevels are recreated on every open because closing the root closes them.
+  #subs: Record<Namespace, Sublevel> | undefined;
+
+  protected constructor(init: SublevelStoreInit) {
+    this.#init = init;
+    this.#db = init.db;
+  }
+
+  async open(): Promise<void> {
+    if (this.#subs !== undefined) return;
+    try {
+      await this.#db.open();
+    } catch (err) {
+      throw this.#init.openFailed(err);
+    }
+    // A close() that raced with this open() wins: leave the store closed.
+    if (this.#db.status !== 'open' || this.#subs !== undefined) return;
+    const subs = {} as Record<Namespace, Sublevel>;
+    for (const ns of NAMESPACES) {
+      subs[ns] = this.#db.sublevel<Bytes, Bytes>(STORE_LAYOUT.sublevels[ns], {
+        separator: STORE_LAYOUT.separator,
+        keyEncoding: STORE_LAYOUT.keyEncoding,
+        valueEncoding: STORE_LAYOUT.valueEncoding,
+      });
+    }
+    this.#subs = subs;
+  }
+
+  async close(): Promise<void> {
+    this.#subs = undefined;
+    await this.#db.close();
+  }
+
+  async get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const sub = this.#sub(ns, 'get');
+    checkBytes(key, 'key');
+    try {
+      const value = await sub.get(key);
+      return value === undefined ? undefined : this.#init.ownOutput(value);
+    } catch (err) {
+      throw this.#failed(err, 'get');
+    }
+  }
+
+  async getMany(ns: Namespace, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    const sub = this.#sub(ns, 'getMany');
+    if (!Array.isArray(keys)) throw new TypeError('getMany: keys must be an array');
+    for (const [i, key] of keys.entries()) checkBytes(key, `keys[${i}]`);
+    if (keys.length === 0) return [];
+    try {
+      const values = await sub.getMany(keys.slice());
+      return values.map((v) => (v === undefined ? undefined : this.#init.ownOutput(v)));
+    } catch (err) {
+      throw this.#failed(err, 'getMany');
+    }
+  }
+
+  async put(ns: Namespace, key: Uint8Array, value: Uint8Array): Promise<void> {
+    const sub = this.#sub(ns, 'put');
+    checkBytes(key, 'key');
+    checkBytes(value, 'value');
+    try {
+      await sub.put(key, this.#init.ownInput(value), this.#init.writeOptions);
+    } catch (err) {
+      throw this.#failed(err, 'put');
+    }
+  }
+
+  async del(ns: Namespace, key: Uint8Array): Promise<void> {
+    const sub = this.#sub(ns, 'del');
+    checkBytes(key, 'key');
+    try {
+      await sub.del(key, this.#init.writeOptions);
+    } catch (err) {
+      throw this.#failed(err, 'del');
+    }
+  }
+
+  async batch(ops: readonly BatchOp[]): Promise<void> {
+    const subs = this.#subsOrThrow('batch');
+    if (!Array.isArray(ops)) throw new TypeError('batch: ops must be an array');
+    // Validate every op before writing any: the all-or-nothing promise must also hold for
+    // malformed input, which abstract-level would otherwise coerce (e.g. a string value).
+    const levelOps = ops.map((op: BatchOp, i) => {
+      const where = `batch op ${i}`;
+      if (typeof op !== 'object' || op === null) throw new TypeError(`${where} is not an object`);
+      const sublevel = subs[checkNamespace(op.ns, where)];
+      checkBytes(op.key, `${where} key`);
+      if (op.type === 'put') {
+        checkBytes(op.value, `${where} value`);
+        return { type: 'put' as const, sublevel, key: op.key, value: this.#init.ownInput(op.value) };
+      }
+      if (op.type === 'del') return { type: 'del' as const, sublevel, key: op.key };
+      throw new TypeError(`${where}: unknown type ${JSON.stringify((op as { type?: unknown }).type)}`);
+    });
+    if (levelOps.length === 0) return;
+    try {
+      await this.#db.batch(levelOps, this.#init.writeOptions);
+    } catch (err) {
+      throw this.#failed(err, 'batch');
+    }
+  }
+
+  /** Lazy: the range is read from a snapshot taken when iteration starts, not at this call. */
+  async *entries(ns: Namespace, range?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const it = this.#sub(ns, 'entries').iterator(toLevelRange(range));
+    const own = this.#init.ownOutput;
+    try {
+      for (;;) {
+        const chunk = await it.nextv(ITERATOR_BATCH);
+        if (chunk.length === 0) return;
+        for (const [k, v] of chunk) yield [own(k), own(v)];
+      }
+    } catch (err) {
+      throw this.#failed(err, 'entries');
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Lazy, like {@link entries}; reads no values. */
+  async *keys(ns: Namespace, range?: RangeOptions): AsyncIterable<Uint8Array> {
+    const it = this.#sub(ns, 'keys').keys(toLevelRange(range));
+    const own = this.#init.ownOutput;
+    try {
+      for (;;) {
+        const chunk = await it.nextv(ITERATOR_BATCH);
+        if (chunk.length === 0) return;
+        for (const k of chunk) yield own(k);
+      }
+    } catch (err) {
+      throw this.#failed(err, 'keys');
+    } finally {
+      await it.close();
+    }
+  }
+
+  #subsOrThrow(op: string): Record<Namespace, Sublevel> {
+    if (this.#subs === undefined) throw storeClosed(op);
+    return this.#subs;
+  }
+
+  #sub(ns: Namespace, op: string): Sublevel {
+    return this.#subsOrThrow(op)[checkNamespace(ns, op)];
+  }
+
+  /** A failure caused by a close() racing the operation reads as "closed", not as a level error. */
+  #failed(err: unknown, op: string): unknown {
+    if (this.#subs === undefined || isNotOpenError(err)) return storeClosed(op, err);
+    return err;
+  }
+}
+
+function storeClosed(op: string, cause?: unknown): RingkvError {
+  const err = new RingkvError('UNAVAILABLE', `store is not open: ${op} rejected (open() it first; it may have been closed)`);
+  if (cause !== undefined) err.cause = cause;
+  return err;
+}
+
+function isNotOpenError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'LEVEL_ITERATOR_NOT_OPEN';
+}
+
+function checkNamespace(ns: unknown, where: string): Namespace {
+  if (!(NAMESPACES as readonly unknown[]).includes(ns)) {
+    throw new TypeError(`${where}: unknown namespace ${JSON.stringify(ns)} (expected one of ${NAMESPACES.join(', ')})`);
+  }
+  return ns as Namespace;
+}
+
+function checkBytes(value: unknown, what: string): void {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`${what} must be a Uint8Array, got ${value === null ? 'null' : typeof value}`);
+  }
+}
+
+interface LevelRange {
+  gt?: Bytes;
+  gte?: Bytes;
+  lt?: Bytes;
+  lte?: Bytes;
+  limit?: number;
+  reverse?: boolean;
+}
+
+/**
+ * Every bound given must hold: if both an exclusive and an inclusive bound are given on one
+ * side, the tighter one is kept (abstract-level would otherwise let the inclusive one win, so
+ * `{ ...partitionRange(p), gt: lastSeen }` would silently restart the scan).
+ */
+function toLevelRange(range: RangeOptions | undefined): LevelRange {
+  const out: LevelRange = {};
+  if (range === undefined) return out;
+  for (const bound of ['gt', 'gte', 'lt', 'lte'] as const) {
+    if (range[bound] !== undefined) checkBytes(range[bound], `range.${bound}`);
+  }
+  const { gt, gte, lt, lte } = range;
+  if (gt !== undefined && (gte === undefined || compareBytes(gt, gte) >= 0)) out.gt = gt;
+  else if (gte !== undefined) out.gte = gte;
+  if (lt !== undefined && (lte === undefined || compareBytes(lt, lte) <= 0)) out.lt = lt;
+  else if (lte !== undefined) out.lte = lte;
+  if (range.limit !== undefined) {
+    const { limit } = range;
+    // abstract-level reads a negative limit as "no limit"; refuse it rather than surprise.
+    if (!(limit === Number.POSITIVE_INFINITY || (Number.isInteger(limit) && limit >= 0))) {
+      throw new RangeError(`range.limit must be a non-negative integer or Infinity, got ${limit}`);
+    }
+    out.limit = limit;
+  }
+  if (range.reverse !== undefined) out.reverse = range.reverse;
+  return out;
+}

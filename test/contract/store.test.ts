@@ -1,0 +1,133 @@
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LevelStore, StoreOpenError } from '../../src/storage/level-store.js';
+import { MemoryStore } from '../../src/storage/memory-store.js';
+import { storeContract } from './store.contract.js';
+
+const s = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (bytes: Uint8Array | undefined): string | undefined =>
+  bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+
+const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'ringkv-store-'));
+
+storeContract('MemoryStore', async () => ({
+  store: new MemoryStore(),
+  persistent: false,
+  cleanup: async () => {},
+}));
+
+storeContract('LevelStore', async () => {
+  const dir = await tempDir();
+  return {
+    store: new LevelStore({ location: join(dir, 'db') }),
+    persistent: true,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+describe('LevelStore', () => {
+  let dir: string;
+  const opened: LevelStore[] = [];
+  const track = (store: LevelStore): LevelStore => {
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates a missing location, parents included', async () => {
+    const store = track(new LevelStore({ location: join(dir, 'a', 'b', 'c') }));
+    await store.open();
+    await store.put('obj', s('k'), s('v'));
+    expect(text(await store.get('obj', s('k')))).toBe('v');
+  });
+
+  it('a fresh instance on the same location reads what an earlier one wrote', async () => {
+    const location = join(dir, 'db');
+    const first = track(new LevelStore({ location }));
+    await first.open();
+    await first.batch([
+      { type: 'put', ns: 'obj', key: s('o'), value: s('object') },
+      { type: 'put', ns: 'hint', key: s('h'), value: s('hint') },
+    ]);
+    await first.del('obj', s('o'));
+    await first.close();
+    const second = track(new LevelStore({ location }));
+    await second.open();
+    expect(await second.get('obj', s('o'))).toBeUndefined();
+    expect(text(await second.get('hint', s('h')))).toBe('hint');
+  });
+
+  it('with sync: true writes are acknowledged and kept', async () => {
+    const location = join(dir, 'db');
+    const store = track(new LevelStore({ location, sync: true }));
+    await store.open();
+    await store.put('meta', s('epoch'), s('1'));
+    await store.batch([{ type: 'put', ns: 'meta', key: s('epoch'), value: s('2') }]);
+    await store.close();
+    const again = track(new LevelStore({ location }));
+    await again.open();
+    expect(text(await again.get('meta', s('epoch')))).toBe('2');
+  });
+
+  it('refuses a location already held by another open store, naming it', async () => {
+    const location = join(dir, 'db');
+    const first = track(new LevelStore({ location }));
+    await first.open();
+    const second = track(new LevelStore({ location }));
+    const failure = await second.open().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(StoreOpenError);
+    expect((failure as StoreOpenError).reason).toBe('locked');
+    expect((failure as Error).message).toContain(location);
+    expect((failure as Error).message).toMatch(/locked/);
+    // The holder is unaffected, and the loser stays closed.
+    await first.put('obj', s('k'), s('v'));
+    await expect(second.get('obj', s('k'))).rejects.toThrow(/store is not open/);
+    // Once released, the location can be opened.
+    await first.close();
+    await second.open();
+    expect(text(await second.get('obj', s('k')))).toBe('v');
+  });
+
+  it('rejects a location that is a file, naming it', async () => {
+    const location = join(dir, 'file');
+    await writeFile(location, 'not a database');
+    const store = track(new LevelStore({ location }));
+    await expect(store.open()).rejects.toThrow(StoreOpenError);
+    await expect(store.open()).rejects.toThrow(`cannot open store at ${JSON.stringify(location)}: the path`);
+    await expect(store.open()).rejects.toMatchObject({ reason: 'not-a-directory', location });
+  });
+
+  it('rejects a location below a file', async () => {
+    await writeFile(join(dir, 'file'), 'x');
+    const location = join(dir, 'file', 'db');
+    const store = track(new LevelStore({ location }));
+    await expect(store.open()).rejects.toMatchObject({ reason: 'not-a-directory', location });
+    await store.close();
+  });
+
+  it.skipIf(process.getuid?.() === 0)('rejects a location it may not write, naming it', async () => {
+    const parent = join(dir, 'readonly');
+    await mkdir(parent);
+    await chmod(parent, 0o500);
+    const location = join(parent, 'db');
+    const store = track(new LevelStore({ location }));
+    await expect(store.open()).rejects.toMatchObject({ reason: 'permission-denied', location });
+  });
+
+  it('rejects an empty location at construction', () => {
+    expect(() => new LevelStore({ location: '' })).toThrow(TypeError);
+  });
+});

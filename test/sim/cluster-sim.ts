@@ -1,0 +1,235 @@
+/**
+ * Deterministic in-process clusters of full nodes (membership, replica, coordinator, hints)
+ * on one ManualTime and MemoryNetwork, each node with its own MemoryStore that survives its
+ * crashes, as a disk would. Built on the generic `Sim` of harness.ts.
+ */
+import { NodeCore, type CoreInit } from '../../src/node-core.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { MemoryStore } from '../../src/storage/index.js';
+import type { VersionedObject, VersionVector } from '../../src/version/index.js';
+import { encodeContext } from '../../src/version/index.js';
+import { Sim } from './harness.js';
+
+export interface SimClusterOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly zones?: readonly string[];
+  readonly n?: number;
+  readonly r?: number;
+  readonly w?: number;
+  readonly hintedHandoff?: boolean;
+  readonly gossipIntervalMs?: number;
+  readonly antiEntropyIntervalMs?: number;
+  /** Fewer partitions keep simulations fast; default 8 bits. */
+  readonly partitionBits?: number;
+}
+
+export class SimClusterNode {
+  core: NodeCore | undefined;
+  readonly store = new MemoryStore();
+  metrics: Metrics;
+
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    readonly init: CoreInit,
+  ) {
+    this.metrics = new Metrics(id);
+  }
+
+  get up(): boolean {
+    return this.core !== undefined;
+  }
+
+  get c(): NodeCore {
+    if (!this.core) throw new Error(`${this.id} is down`);
+    return this.core;
+  }
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class SimCluster {
+  readonly sim: Sim;
+  readonly nodes: SimClusterNode[] = [];
+
+  constructor(readonly opts: SimClusterOptions) {
+    this.sim = new Sim(opts.seed, 50);
+    const zones = opts.zones ?? ['a', 'b', 'c'];
+    const addresses = Array.from({ length: opts.nodes }, (_, i) => `10.0.0.${i + 1}:8081`);
+    for (let i = 0; i < opts.nodes; i++) {
+      const id = `n${i + 1}`;
+      this.nodes.push(
+        new SimClusterNode(id, addresses[i] as string, {
+          id,
+          address: addresses[i] as string,
+          zone: zones[i % zones.length] as string,
+          weight: 1,
+          seeds: addresses.slice(0, 1),
+          n: opts.n ?? 3,
+          r: opts.r ?? 2,
+          w: opts.w ?? 2,
+          hintedHandoff: opts.hintedHandoff ?? true,
+          gossipIntervalMs: opts.gossipIntervalMs ?? 200,
+          antiEntropyIntervalMs: opts.antiEntropyIntervalMs ?? 3_600_000,
+          partitionBits: opts.partitionBits ?? 8,
+          hintDelivery: { intervalMs: 200 },
+        }),
+      );
+    }
+  }
+
+  get time() {
+    return this.sim.time;
+  }
+
+  node(id: string): SimClusterNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async startNode(n: SimClusterNode): Promise<void> {
+    await n.store.open();
+    const core = new NodeCore(
+      {
+        store: n.store,
+        transport: this.sim.net.transport(n.address),
+        clock: this.sim.time,
+        timers: this.sim.time,
+        random: this.sim.fork(),
+        log: silentLogger(),
+        metrics: n.metrics,
+      },
+      n.init,
+    );
+    await core.build();
+    this.sim.net.register(n.address, core.handlers);
+    await core.start();
+    n.core = core;
+  }
+
+  /** Start every node and wait until all see all as up with one ring. */
+  async start(): Promise<void> {
+    for (const n of this.nodes) await this.startNode(n);
+    await this.waitConverged();
+  }
+
+  /** Crash a node: its process is gone (timers stopped, unreachable), its store survives. */
+  async crash(id: string): Promise<void> {
+    const n = this.node(id);
+    if (!n.core) return;
+    this.sim.net.unregister(n.address);
+    await n.core.stop();
+    n.core = undefined;
+  }
+
+  async restart(id: string): Promise<void> {
+    const n = this.node(id);
+    await this.crash(id);
+    await this.startNode(n);
+  }
+
+  /** Advance simulated time by one step and let real I/O callbacks (the memory store's) run. */
+  async step(ms = 50): Promise<void> {
+    await this.sim.time.advance(ms);
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  async runUntil(what: string, pred: () => boolean | Promise<boolean>, maxMs = 30_000): Promise<number> {
+    const start = this.sim.time.now();
+    for (;;) {
+      if (await pred()) return this.sim.time.now() - start;
+      if (this.sim.time.now() - start > maxMs) throw new Error(`seed ${this.opts.seed}: ${what} not reached within ${maxMs} simulated ms`);
+      await this.step();
+    }
+  }
+
+  /** Run a promise to completion while advancing simulated time. */
+  async settle<T>(p: Promise<T>, maxMs = 60_000): Promise<T> {
+    let done = false;
+    let value: T | undefined;
+    let error: unknown;
+    let failed = false;
+    p.then(
+      (v) => {
+        done = true;
+        value = v;
+      },
+      (e: unknown) => {
+        done = true;
+        failed = true;
+        error = e;
+      },
+    );
+    const start = this.sim.time.now();
+    while (!done) {
+      if (this.sim.time.now() - start > maxMs) throw new Error(`seed ${this.opts.seed}: operation did not settle within ${maxMs} ms`);
+      await this.step(10);
+    }
+    if (failed) throw error;
+    return value as T;
+  }
+
+  async waitConverged(maxMs = 30_000): Promise<void> {
+    const live = () => this.nodes.filter((n) => n.up);
+    await this.runUntil(
+      'membership convergence',
+      () => {
+        const nodes = live();
+        const sums = new Set(nodes.map((n) => n.c.membership.ring().checksum));
+        if (sums.size !== 1) return false;
+        return nodes.every((a) => nodes.every((b) => a.c.membership.isUp(b.id)) && a.c.membership.ring().members.length === this.nodes.length);
+      },
+      maxMs,
+    );
+  }
+
+  // ------------------------------------------------------------ client-ish operations
+
+  async put(via: string, key: string, value: string, opts: { context?: string; w?: number; timeoutMs?: number } = {}): Promise<VersionVector> {
+    const c = this.node(via).c;
+    return this.settle(
+      c.coordinator.put(key, { value: enc.encode(value), contentType: 'text/plain', deleted: false }, opts.context ?? '', {
+        w: opts.w ?? this.opts.w ?? 2,
+        timeoutMs: opts.timeoutMs ?? 1000,
+      }),
+    );
+  }
+
+  async del(via: string, key: string, opts: { context?: string; w?: number } = {}): Promise<VersionVector> {
+    const c = this.node(via).c;
+    return this.settle(
+      c.coordinator.put(key, { value: new Uint8Array(0), contentType: 'text/plain', deleted: true }, opts.context ?? '', {
+        w: opts.w ?? this.opts.w ?? 2,
+        timeoutMs: 1000,
+      }),
+    );
+  }
+
+  async get(via: string, key: string, opts: { r?: number } = {}): Promise<{ values: string[]; context: string | undefined; object: VersionedObject | undefined }> {
+    const c = this.node(via).c;
+    const { object } = await this.settle(c.coordinator.get(key, { r: opts.r ?? this.opts.r ?? 2, timeoutMs: 1000 }));
+    return {
+      object,
+      values: object ? object.siblings.filter((s) => !s.deleted).map((s) => dec.decode(s.value)).sort() : [],
+      context: object ? encodeContext(object.clock) : undefined,
+    };
+  }
+
+  /** What a node holds locally for a key (no quorum). */
+  async local(id: string, key: string): Promise<string[]> {
+    const c = this.node(id).c;
+    const obj = await c.replica.read(c.membership.ring().partitionOf(key), key);
+    return obj ? obj.siblings.filter((s) => !s.deleted).map((s) => dec.decode(s.value)).sort() : [];
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.nodes) {
+      if (n.core) await this.crash(n.id);
+      await n.store.close();
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { RingkvError } from '../../src/errors.js';
+import { SimCluster } from './cluster-sim.js';
+import { simSeeds } from './harness.js';
+
+async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], body: (c: SimCluster) => Promise<void>): Promise<void> {
+  const c = new SimCluster(opts);
+  try {
+    await c.start();
+    await body(c);
+  } catch (err) {
+    throw new Error(`seed ${opts.seed} (replay: RINGKV_SIM_SEED=${opts.seed}): ${err instanceof Error ? err.stack : String(err)}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+describe('coordinator on a simulated 3-node cluster', () => {
+  it('routes every key identically: written through one node, read through every node with r=all', async () => {
+    await withCluster({ seed: 1, nodes: 3 }, async (c) => {
+      for (let i = 0; i < 30; i++) await c.put(`n${(i % 3) + 1}`, `k${i}`, `v${i}`);
+      for (let i = 0; i < 30; i++)
+        for (const via of ['n1', 'n2', 'n3']) expect((await c.get(via, `k${i}`, { r: 3 })).values).toEqual([`v${i}`]);
+    });
+  });
+
+  it('passing contexts never makes siblings; blind writes and concurrent writes through different coordinators do', async () => {
+    await withCluster({ seed: 2, nodes: 3 }, async (c) => {
+      const ctx1 = await c.put('n1', 'cart', 'a');
+      const r1 = await c.get('n2', 'cart');
+      await c.put('n3', 'cart', 'b', { context: r1.context });
+      expect((await c.get('n1', 'cart', { r: 3 })).values).toEqual(['b']);
+      // Two writers that both read the same version write concurrently through different nodes.
+      const base = await c.get('n1', 'cart');
+      await Promise.all([c.put('n1', 'cart', 'x', { context: base.context }), c.put('n2', 'cart', 'y', { context: base.context })]);
+      expect((await c.get('n3', 'cart', { r: 3 })).values).toEqual(['x', 'y']);
+      // A blind write (no context) on a key that has a value is a sibling, never an overwrite.
+      await c.put('n2', 'cart', 'z');
+      expect((await c.get('n1', 'cart', { r: 3 })).values).toEqual(['x', 'y', 'z']);
+      // Writing with the context of that read replaces all three.
+      const all = await c.get('n1', 'cart', { r: 3 });
+      await c.put('n1', 'cart', 'merged', { context: all.context });
+      expect((await c.get('n2', 'cart', { r: 3 })).values).toEqual(['merged']);
+      expect(ctx1).toBeDefined();
+    });
+  });
+
+  it('a delete is a versioned write: reads say not found and a concurrent write survives it', async () => {
+    await withCluster({ seed: 3, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v1');
+      const r = await c.get('n1', 'k');
+      await c.del('n2', 'k', { context: r.context });
+      const after = await c.get('n3', 'k', { r: 3 });
+      expect(after.values).toEqual([]);
+      expect(after.object).toBeDefined(); // the tombstone, with its context
+      // A write concurrent with the delete (made from the old context) survives it.
+      await c.put('n3', 'k', 'v2', { context: r.context });
+      expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['v2']);
+    });
+  });
+
+  for (const seed of simSeeds(20, 100)) {
+    it(`one node down: default quorums succeed, w=all fails fast, hints bring it up to date (seed ${seed})`, async () => {
+      await withCluster({ seed, nodes: 3 }, async (c) => {
+        const victim = c.sim.pick(['n1', 'n2', 'n3']);
+        const alive = ['n1', 'n2', 'n3'].filter((x) => x !== victim);
+        await c.crash(victim);
+        await c.runUntil('victim seen down', () => alive.every((id) => !c.node(id).c.membership.isUp(victim)), 20_000);
+        const keys = Array.from({ length: 20 }, (_, i) => `key-${seed}-${i}`);
+        for (const k of keys) await c.put(c.sim.pick(alive), k, `val-${k}`);
+        for (const k of keys) expect((await c.get(c.sim.pick(alive), k)).values).toEqual([`val-${k}`]);
+
+        const t0 = c.time.now();
+        await expect(c.put(alive[0] as string, 'all-key', 'v', { w: 3 })).rejects.toMatchObject({ code: 'QUORUM_FAILED', details: { needed: 3 } });
+        expect(c.time.now() - t0).toBeLessThan(500); // fails fast, well before the 1000 ms timeout
+
+        const pending = alive.reduce((s, id) => s + c.node(id).c.replica.pendingHints, 0);
+        expect(pending).toBeGreaterThanOrEqual(keys.length);
+
+        await c.startNode(c.node(victim));
+        await c.runUntil('hints drained', () => alive.every((id) => c.node(id).c.replica.pendingHints === 0), 30_000);
+        for (const k of keys) expect(await c.local(victim, k)).toEqual([`val-${k}`]);
+      });
+    });
+  }
+
+  it('w=all with every node up succeeds; a 503 names answered and needed', async () => {
+    await withCluster({ seed: 5, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      await c.crash('n2');
+      await c.crash('n3');
+      await c.runUntil('n1 sees both down', () => !c.node('n1').c.membership.isUp('n2') && !c.node('n1').c.membership.isUp('n3'), 20_000);
+      const err = await c.put('n1', 'k2', 'v').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RingkvError);
+      expect((err as RingkvError).details).toEqual({ answered: 1, needed: 2 });
+      expect((err as RingkvError).status).toBe(503);
+      await expect(c.get('n1', 'k')).rejects.toMatchObject({ code: 'QUORUM_FAILED' });
+      expect((await c.get('n1', 'k', { r: 1 })).values).toEqual(['v']);
+    });
+  });
+
+  it('read repair fixes a replica that missed a write, without anti-entropy', async () => {
+    await withCluster({ seed: 6, nodes: 3, hintedHandoff: false }, async (c) => {
+      await c.crash('n3');
+      await c.runUntil('n3 down', () => !c.node('n1').c.membership.isUp('n3'), 20_000);
+      await c.put('n1', 'rr', 'v');
+      await c.startNode(c.node('n3'));
+      await c.waitConverged();
+      expect(await c.local('n3', 'rr')).toEqual([]);
+      await c.get('n2', 'rr', { r: 3 });
+      await c.runUntil('read repair', async () => (await c.local('n3', 'rr')).length === 1, 5_000);
+      expect(await c.local('n3', 'rr')).toEqual(['v']);
+    });
+  });
+});
+
+describe('coordinator on a simulated 5-node cluster', () => {
+  it('fallbacks take writes for down owners and hand them back', async () => {
+    await withCluster({ seed: 7, nodes: 5 }, async (c) => {
+      await c.crash('n4');
+      await c.runUntil('n4 down', () => c.nodes.filter((n) => n.up).every((n) => !n.c.membership.isUp('n4')), 20_000);
+      const keys = Array.from({ length: 40 }, (_, i) => `f${i}`);
+      for (const k of keys) await c.put('n1', k, k, { w: 3 });
+      await c.startNode(c.node('n4'));
+      await c.runUntil('hints drained', () => c.nodes.every((n) => n.c.replica.pendingHints === 0), 30_000);
+      const ring = c.node('n1').c.membership.ring();
+      for (const k of keys) {
+        if (ring.preferenceList(ring.partitionOf(k)).includes('n4')) expect(await c.local('n4', k)).toEqual([k]);
+      }
+    });
+  });
+});
