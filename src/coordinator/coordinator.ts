@@ -13,6 +13,7 @@ import type { Timers } from '../runtime/timers.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
 import { TransportError } from '../transport/transport.js';
 import {
+  contextAfterWrite,
   decodeContext,
   encodeContext,
   encodeObject,
@@ -185,7 +186,7 @@ export class Coordinator {
     const localHints = this.init.hintedHandoff
       ? slots.filter((s) => (s.target === self && s.hintFor) || s.target === undefined).map((s) => s.owner)
       : [];
-    const object = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
+    const { object, dot } = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
     const encoded = encodeObject(object);
 
     if (slots.length === 0) round.ack(); // a ring with no members yet: this node is the whole cluster
@@ -231,7 +232,9 @@ export class Coordinator {
     });
 
     const outcome = await withDeadline(this.c.timers, done, opts.timeoutMs);
-    if (outcome !== 'timeout' && round.state === 'ok') return object.clock;
+    // Hand back what the client read plus its own write, never object.clock: that would also
+    // cover concurrent siblings the client has not seen, and its next write would drop them.
+    if (outcome !== 'timeout' && round.state === 'ok') return contextAfterWrite(context, object, dot);
     this.c.metrics.quorumFailures.inc({ op: 'write' });
     throw quorumFailed('write', round.answered, needed);
   }

@@ -8,8 +8,10 @@ import type { Random } from '../runtime/random.js';
 import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
+  type Dot,
   decodeObject,
   encodeObject,
+  isDeleted,
   merge,
   mint,
   sameVersion,
@@ -19,12 +21,15 @@ import {
 } from '../version/index.js';
 import { KeyLock } from './key-lock.js';
 
-/** Called after a key's stored version changed (anti-entropy keeps its trees current with it). */
+/**
+ * Called after a key's stored version changed (anti-entropy keeps its trees current with it).
+ * `after` is undefined when the key was removed from the store (a reaped tombstone).
+ */
 export type WriteListener = (
   partition: number,
   key: string,
   before: VersionedObject | undefined,
-  after: VersionedObject,
+  after: VersionedObject | undefined,
 ) => void;
 
 /** Hint values: a change counter, so delivery deletes a hint only if no newer write re-parked it. */
@@ -83,13 +88,13 @@ export class LocalReplica {
     write: WriteValue,
     now: number,
     hintsFor: readonly string[] = [],
-  ): Promise<VersionedObject> {
+  ): Promise<{ object: VersionedObject; dot: Dot }> {
     return this.lock.run(key, async () => {
       const before = await this.read(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
-      const { object } = mint(before, context, write, actor, now);
-      await this.persist(partition, key, before, object, hintsFor);
-      return object;
+      const minted = mint(before, context, write, actor, now);
+      await this.persist(partition, key, before, minted.object, hintsFor);
+      return minted;
     });
   }
 
@@ -166,6 +171,24 @@ export class LocalReplica {
     if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     await this.components.store.batch(ops);
     if (changed) for (const l of this.listeners) l(partition, key, before, after);
+  }
+
+  // ---------------------------------------------------------------- anti-entropy (tombstone reaping)
+
+  /**
+   * Delete a tombstone for good, but only if the stored object is still exactly `expected`
+   * (same version) and every sibling of it is a tombstone: a write that arrived after the
+   * reaper checked the replicas wins. Listeners see the removal (`after` undefined).
+   * Returns true if the key was deleted.
+   */
+  async reap(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
+    return this.lock.run(key, async () => {
+      const before = await this.read(partition, key);
+      if (!before || before.siblings.length === 0 || !isDeleted(before) || !sameVersion(before, expected)) return false;
+      await this.components.store.del('obj', objectKey(partition, key));
+      for (const l of this.listeners) l(partition, key, before, undefined);
+      return true;
+    });
   }
 }
 

@@ -45,6 +45,19 @@ describe('coordinator on a simulated 3-node cluster', () => {
     });
   });
 
+  it('the context a PUT returns never covers a concurrent sibling the writer did not see', async () => {
+    await withCluster({ seed: 4, nodes: 3 }, async (c) => {
+      // Two clients write blind, concurrently, through the same coordinator.
+      const [ctxA] = await Promise.all([c.put('n1', 'k', 'a'), c.put('n1', 'k', 'b')]);
+      const { encodeContext } = await import('../../src/version/index.js');
+      // A writes again with the context its own PUT returned: B's value must survive.
+      await c.put('n1', 'k', 'a2', { context: encodeContext(ctxA) });
+      const values = (await c.get('n2', 'k', { r: 3 })).values;
+      expect(values).toContain('b');
+      expect(values).toContain('a2');
+    });
+  });
+
   it('a delete is a versioned write: reads say not found and a concurrent write survives it', async () => {
     await withCluster({ seed: 3, nodes: 3 }, async (c) => {
       await c.put('n1', 'k', 'v1');

@@ -1,0 +1,8 @@
+/**
+ * Versioning: dotted version vectors, client contexts and the binary object codec.
+ * Pure code; see types.ts for the model.
+ */
+export * from './codec.js';
+export * from './context.js';
+export * from './dvv.js';
+export type * from './types.js';
