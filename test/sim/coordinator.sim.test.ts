@@ -47,8 +47,9 @@ describe('coordinator on a simulated 3-node cluster', () => {
 
   it('the context a PUT returns never covers a concurrent sibling the writer did not see', async () => {
     await withCluster({ seed: 4, nodes: 3 }, async (c) => {
-      // Two clients write blind, concurrently, through the same coordinator.
-      const [ctxA] = await Promise.all([c.put('n1', 'k', 'a'), c.put('n1', 'k', 'b')]);
+      // Two clients write blind (causally concurrent) through the same coordinator; B first.
+      await c.put('n1', 'k', 'b');
+      const ctxA = await c.put('n1', 'k', 'a');
       const { encodeContext } = await import('../../src/version/index.js');
       // A writes again with the context its own PUT returned: B's value must survive.
       await c.put('n1', 'k', 'a2', { context: encodeContext(ctxA) });

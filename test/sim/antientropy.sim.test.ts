@@ -1,0 +1,649 @@
+/**
+ * Anti-entropy on hand-wired replicas: LocalReplica + MemoryStore + AntiEntropy per node, a
+ * fixed ring behind a MembershipView stub, one MemoryNetwork, one ManualTime and a seeded
+ * Random. Each node's outgoing traffic goes through a counting wrapper, so the tests can see
+ * how many messages and bytes an exchange cost, and inject writes "while the exchange runs".
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { AntiEntropy, type AntiEntropyInit, type ExchangeResult } from '../../src/antientropy/index.js';
+import type { MemberRecord, MembershipView } from '../../src/membership/types.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { LocalReplica } from '../../src/replica/local-replica.js';
+import { buildRing } from '../../src/ring/index.js';
+import type { Ring } from '../../src/ring/types.js';
+import { ManualTime, seededRandom } from '../../src/runtime/index.js';
+import { MemoryStore, parseObjectKey } from '../../src/storage/index.js';
+import { MemoryNetwork } from '../../src/transport/memory.js';
+import type { PeerAddress, SendOptions, Transport } from '../../src/transport/transport.js';
+import { decodeObject, isDeleted, sameVersion, type VersionedObject } from '../../src/version/index.js';
+import { forEachSeed } from './harness.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const FILE = 'test/sim/antientropy.sim.test.ts';
+
+/** A Transport wrapper that counts traffic and can run a hook before a send leaves. */
+class Wire implements Transport {
+  messages = 0;
+  bytesOut = 0;
+  bytesIn = 0;
+  readonly routes = new Map<string, number>();
+  /** Peers this node opened an exchange with (aae-root sent). */
+  readonly exchangedWith = new Set<PeerAddress>();
+  before: ((route: string, to: PeerAddress) => Promise<void> | void) | undefined;
+
+  constructor(private readonly inner: Transport) {}
+
+  async send(to: PeerAddress, route: string, body: Uint8Array, opts: SendOptions): Promise<Uint8Array> {
+    await this.before?.(route, to);
+    this.messages++;
+    this.bytesOut += body.length;
+    this.routes.set(route, (this.routes.get(route) ?? 0) + 1);
+    if (route === 'aae-root') this.exchangedWith.add(to);
+    const reply = await this.inner.send(to, route, body, opts);
+    this.bytesIn += reply.length;
+    return reply;
+  }
+
+  reset(): void {
+    this.messages = 0;
+    this.bytesOut = 0;
+    this.bytesIn = 0;
+    this.routes.clear();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+interface TestNode {
+  readonly id: string;
+  readonly address: string;
+  readonly store: MemoryStore;
+  readonly replica: LocalReplica;
+  readonly ae: AntiEntropy;
+  readonly metrics: Metrics;
+  readonly wire: Wire;
+  ring: Ring;
+}
+
+interface ClusterOptions {
+  readonly ids?: readonly string[];
+  readonly n?: number;
+  readonly partitionBits?: number;
+  readonly ae?: Partial<AntiEntropyInit>;
+}
+
+class AaeCluster {
+  readonly time = new ManualTime();
+  readonly net = new MemoryNetwork(this.time);
+  readonly random;
+  readonly ring: Ring;
+  readonly down = new Set<string>();
+  readonly nodes = new Map<string, TestNode>();
+  private readonly records = new Map<string, MemberRecord>();
+
+  constructor(
+    readonly seed: number,
+    readonly opts: ClusterOptions = {},
+  ) {
+    this.random = seededRandom(seed);
+    const ids = opts.ids ?? ['a', 'b', 'c'];
+    this.ring = buildRing(
+      ids.map((id) => ({ id, zone: id, weight: 1 })),
+      { n: opts.n ?? 3, ...(opts.partitionBits === undefined ? {} : { partitionBits: opts.partitionBits }) },
+    );
+    for (const id of ids) {
+      this.records.set(id, { id, address: `${id}:7000`, zone: id, weight: 1, state: 'active', incarnation: 1, heartbeat: 1 });
+    }
+  }
+
+  view(id: string, node: () => TestNode): MembershipView {
+    return {
+      self: id,
+      ring: () => node().ring,
+      member: (m) => this.records.get(m),
+      isUp: (m) => m === id || !this.down.has(m),
+      statuses: () => [],
+      onChange: () => () => undefined,
+    };
+  }
+
+  async start(): Promise<void> {
+    for (const id of this.records.keys()) {
+      const store = new MemoryStore();
+      await store.open();
+      const random = seededRandom(this.random.int(2 ** 32));
+      const log = silentLogger();
+      const replica = new LocalReplica({ store, random, log }, { actor: `${id}.e1` });
+      await replica.start();
+      const metrics = new Metrics(id);
+      const address = `${id}:7000`;
+      const wire = new Wire(this.net.transport(address));
+      let self: TestNode | undefined;
+      const membership = this.view(id, () => self!);
+      const ae = new AntiEntropy(
+        { store, replica, membership, transport: wire, clock: this.time, timers: this.time, random, log, metrics },
+        { timeoutMs: 1000, intervalMs: 1000, ...this.opts.ae },
+      );
+      self = { id, address, store, replica, ae, metrics, wire, ring: this.ring };
+      this.nodes.set(id, self);
+      this.net.register(address, ae.handlers());
+      await ae.rebuild();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.nodes.values()) {
+      await n.ae.stop();
+      await n.wire.close();
+      await n.store.close();
+    }
+  }
+
+  node(id: string): TestNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Let one step of simulated time pass, and the memory store's real callbacks run. */
+  async step(ms = 5): Promise<void> {
+    await this.time.advance(ms);
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  async settle<T>(p: Promise<T>, maxMs = 600_000): Promise<T> {
+    let done = false;
+    const watched = p.finally(() => {
+      done = true;
+    });
+    const start = this.time.now();
+    while (!done) {
+      if (this.time.now() - start > maxMs) throw new Error(`seed ${this.seed}: did not settle within ${maxMs} ms`);
+      await this.step();
+    }
+    return watched;
+  }
+
+  exchange(from: string, to: string): Promise<ExchangeResult> {
+    return this.settle(this.node(from).ae.exchangeWith(to));
+  }
+
+  partitionOf(key: string): number {
+    return this.ring.partitionOf(key);
+  }
+
+  primary(key: string): string {
+    return this.ring.preferenceList(this.partitionOf(key))[0]!;
+  }
+
+  /** A new version minted on one replica only (what a write that reached only it leaves). */
+  async put(id: string, key: string, value: string, context = {}): Promise<VersionedObject> {
+    const { object } = await this.node(id).replica.coordinate(
+      this.partitionOf(key),
+      key,
+      context,
+      { value: enc.encode(value), contentType: 'text/plain', deleted: false },
+      this.time.now(),
+    );
+    return object;
+  }
+
+  /** A write that reached every replica. */
+  async putAll(key: string, value: string): Promise<VersionedObject> {
+    const ids = [...this.nodes.keys()];
+    const current = await this.read(ids[0]!, key);
+    const obj = await this.put(ids[0]!, key, value, current?.clock ?? {});
+    for (const id of ids.slice(1)) await this.node(id).replica.apply(this.partitionOf(key), key, obj);
+    return obj;
+  }
+
+  /** A delete minted on `via` (with its current context) and copied to `to`. */
+  async del(via: string, key: string, to: readonly string[]): Promise<VersionedObject> {
+    const current = await this.read(via, key);
+    const { object: obj } = await this.node(via).replica.coordinate(
+      this.partitionOf(key),
+      key,
+      current?.clock ?? {},
+      { value: new Uint8Array(0), contentType: 'text/plain', deleted: true },
+      this.time.now(),
+    );
+    for (const id of to) await this.node(id).replica.apply(this.partitionOf(key), key, obj);
+    return obj;
+  }
+
+  read(id: string, key: string): Promise<VersionedObject | undefined> {
+    return this.node(id).replica.read(this.partitionOf(key), key);
+  }
+
+  async values(id: string, key: string): Promise<string[]> {
+    const o = await this.read(id, key);
+    return o ? o.siblings.filter((s) => !s.deleted).map((s) => dec.decode(s.value)).sort() : [];
+  }
+
+  /** Everything a node stores. */
+  async objects(id: string): Promise<Map<string, VersionedObject>> {
+    const out = new Map<string, VersionedObject>();
+    for await (const [k, v] of this.node(id).store.entries('obj')) out.set(parseObjectKey(k).key, decodeObject(v));
+    return out;
+  }
+
+  /** Every node stores the same keys at the same versions, and has the same leaves. */
+  async converged(): Promise<boolean> {
+    const ids = [...this.nodes.keys()];
+    const first = await this.objects(ids[0]!);
+    const leaves0 = Buffer.from(this.node(ids[0]!).ae.tree!.leaves.buffer);
+    for (const id of ids.slice(1)) {
+      const other = await this.objects(id);
+      if (other.size !== first.size) return false;
+      for (const [k, o] of first) {
+        const x = other.get(k);
+        if (!x || !sameVersion(o, x)) return false;
+      }
+      if (!leaves0.equals(Buffer.from(this.node(id).ae.tree!.leaves.buffer))) return false;
+    }
+    return true;
+  }
+
+  /** The node's incremental tree equals one rebuilt from its store by a fresh scan. */
+  async treeMatchesStore(id: string): Promise<boolean> {
+    const n = this.node(id);
+    const fresh = new AntiEntropy(
+      {
+        store: n.store,
+        replica: new LocalReplica({ store: n.store, random: seededRandom(0), log: silentLogger() }, { actor: 'x' }),
+        membership: this.view(id, () => n),
+        transport: n.wire,
+        clock: this.time,
+        timers: this.time,
+        random: seededRandom(0),
+        log: silentLogger(),
+        metrics: new Metrics(`${id}-check`),
+      },
+      { reaper: false },
+    );
+    await fresh.rebuild();
+    return Buffer.from(fresh.tree!.leaves.buffer).equals(Buffer.from(n.ae.tree!.leaves.buffer));
+  }
+
+  async repairedTotal(): Promise<number> {
+    let sum = 0;
+    for (const n of this.nodes.values()) sum += (await n.metrics.aaeKeysRepaired.get()).values[0]?.value ?? 0;
+    return sum;
+  }
+
+  async exchangesBy(id: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const v of (await this.node(id).metrics.aaeExchanges.get()).values) out[String(v.labels.outcome)] = v.value;
+    return out;
+  }
+
+  resetWires(): void {
+    for (const n of this.nodes.values()) n.wire.reset();
+  }
+}
+
+let cluster: AaeCluster | undefined;
+async function make(seed: number, opts: ClusterOptions = {}): Promise<AaeCluster> {
+  await cluster?.stop();
+  cluster = new AaeCluster(seed, opts);
+  await cluster.start();
+  return cluster;
+}
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+describe('anti-entropy exchange', () => {
+  it('repairs exactly the diverged keys, on exactly the stale replicas, and converges', async () => {
+    await forEachSeed(
+      3,
+      async (seed) => {
+        const c = await make(seed);
+        for (let i = 0; i < 300; i++) await c.putAll(`base-${i}`, `v${i}`);
+        for (let i = 0; i < 50; i++) await c.put('a', `only-a-${i}`, 'a');
+        for (let i = 0; i < 30; i++) await c.put('b', `only-b-${i}`, 'b');
+        for (let i = 0; i < 20; i++) {
+          const cur = (await c.read('c', `base-${i}`))!;
+          await c.put('c', `base-${i}`, `c-update-${i}`, cur.clock);
+        }
+        expect(await c.converged()).toBe(false);
+
+        const ab = await c.exchange('a', 'b');
+        expect(ab).toMatchObject({ outcome: 'repaired', keysDiffering: 80, keysRepaired: 80, truncated: false });
+        const bc = await c.exchange('b', 'c');
+        expect(bc).toMatchObject({ outcome: 'repaired', keysDiffering: 100, keysRepaired: 100 });
+        const ac = await c.exchange('a', 'c');
+        expect(ac).toMatchObject({ outcome: 'repaired', keysDiffering: 20, keysRepaired: 20 });
+
+        // 100 diverged keys, each written to the 2 replicas that lacked it: 200 copies, not the data set.
+        expect(await c.repairedTotal()).toBe(200);
+        expect(await c.converged()).toBe(true);
+        for (const id of ['a', 'b', 'c']) expect(await c.treeMatchesStore(id)).toBe(true);
+        for (let i = 0; i < 20; i++) expect(await c.values('a', `base-${i}`)).toEqual([`c-update-${i}`]);
+
+        // Converged replicas: the next round is one root message each, and repairs nothing.
+        c.resetWires();
+        for (const [x, y] of [
+          ['a', 'b'],
+          ['b', 'c'],
+          ['c', 'a'],
+        ] as const) {
+          expect((await c.exchange(x, y)).outcome).toBe('identical');
+        }
+        for (const n of c.nodes.values()) expect(n.wire.messages).toBe(1);
+        expect(await c.repairedTotal()).toBe(200);
+        expect(await c.exchangesBy('a')).toEqual({ repaired: 2 });
+      },
+      { file: FILE },
+    );
+  });
+
+  it('costs identical replicas one small round trip (root only)', async () => {
+    const c = await make(11);
+    for (let i = 0; i < 1000; i++) await c.putAll(`k${i}`, `v${i}`);
+    c.resetWires();
+    const r = await c.exchange('a', 'b');
+    const w = c.node('a').wire;
+    expect(r.outcome).toBe('identical');
+    expect(r.partitions).toBe(65536);
+    expect(w.messages).toBe(1);
+    expect([...w.routes.keys()]).toEqual(['aae-root']);
+    // 32-hex ring checksum + sender id + root varint out, a status byte back.
+    expect(w.bytesOut).toBeLessThanOrEqual(45);
+    expect(w.bytesIn).toBe(1);
+    expect(c.node('a').ae.verificationAge()).toBe(0);
+    expect(c.node('b').ae.verificationAge()).toBe(0); // the responder verified too
+  });
+
+  it('keeps concurrent versions as siblings on both sides (never overwrites)', async () => {
+    const c = await make(5);
+    await c.put('a', 'cart', 'apple');
+    await c.put('b', 'cart', 'pear');
+    await c.putAll('shared', 'v0');
+    const base = (await c.read('a', 'shared'))!;
+    await c.put('a', 'shared', 'from-a', base.clock);
+    await c.put('b', 'shared', 'from-b', base.clock);
+
+    const r = await c.exchange('a', 'b');
+    expect(r.keysDiffering).toBe(2);
+    expect(r.keysRepaired).toBe(4); // both keys, both sides stale
+    for (const id of ['a', 'b']) {
+      expect(await c.values(id, 'cart')).toEqual(['apple', 'pear']);
+      expect(await c.values(id, 'shared')).toEqual(['from-a', 'from-b']);
+    }
+    expect(sameVersion((await c.read('a', 'cart'))!, (await c.read('b', 'cart'))!)).toBe(true);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
+  it('a key written during an exchange is merged, not repaired again and again', async () => {
+    const c = await make(7);
+    for (let i = 0; i < 100; i++) await c.putAll(`k${i}`, 'v');
+    await c.put('a', 'x0', 'only on a');
+    const a = c.node('a');
+
+    // Variant 1: the write's replication reaches b before the exchange fetches the key.
+    let written: VersionedObject | undefined;
+    a.wire.before = async (route) => {
+      if (route === 'aae-root' && !written) written = await c.put('a', 'w1', 'in flight');
+      if (route === 'aae-fetch' && written) await c.node('b').replica.apply(c.partitionOf('w1'), 'w1', written);
+    };
+    const r1 = await c.exchange('a', 'b');
+    expect(r1.keysRepaired).toBe(1); // x0 only; w1 had become equal and was left alone
+    a.wire.before = undefined;
+
+    // Variant 2: the replication arrives after the exchange already pushed the key.
+    let late: VersionedObject | undefined;
+    a.wire.before = async (route) => {
+      if (route === 'aae-root' && !late) late = await c.put('a', 'w2', 'in flight');
+    };
+    const r2 = await c.exchange('a', 'b');
+    a.wire.before = undefined;
+    expect(r2.keysRepaired).toBe(1); // w2 pushed once
+    const replicated = await c.node('b').replica.apply(c.partitionOf('w2'), 'w2', late!);
+    expect(replicated.changed).toBe(false); // the late replica write is a no-op
+
+    // No repair storm afterwards.
+    for (let i = 0; i < 3; i++) expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+    expect(await c.repairedTotal()).toBe(2);
+  });
+
+  it('stops at maxKeysPerExchange, paces keys with the token bucket, and resumes with the same peer', async () => {
+    const c = await make(3, { ae: { maxKeysPerExchange: 100, keysPerSecond: 50, batchSize: 25, reaper: false } });
+    for (let i = 0; i < 250; i++) await c.put('a', `k${i}`, 'v');
+    const a = c.node('a');
+
+    const t0 = c.time.now();
+    const r1 = (await c.settle(a.ae.runOnce()))!;
+    expect(r1).toMatchObject({ peer: 'b', outcome: 'partial', truncated: true, keysRepaired: 100 });
+    // Burst of 50, then 50 keys at 50/s: at least a second of simulated time.
+    expect(c.time.now() - t0).toBeGreaterThanOrEqual(1000);
+
+    const r2 = (await c.settle(a.ae.runOnce()))!;
+    expect(r2).toMatchObject({ peer: 'b', outcome: 'partial', keysRepaired: 100 });
+    const r3 = (await c.settle(a.ae.runOnce()))!;
+    expect(r3).toMatchObject({ peer: 'b', outcome: 'repaired', keysRepaired: 50, truncated: false });
+    const r4 = (await c.settle(a.ae.runOnce()))!;
+    expect(r4.peer).toBe('c'); // round-robin moves on once b is done
+    expect(await c.exchangesBy('a')).toEqual({ partial: 2, repaired: 2 });
+  });
+
+  it('skips the exchange when the ring checksums differ', async () => {
+    const c = await make(9);
+    await c.put('a', 'k', 'v');
+    c.node('c').ring = buildRing(
+      ['a', 'b', 'c'].map((id) => ({ id, zone: id, weight: 1 })),
+      { n: 2 },
+    );
+    c.resetWires();
+    const r = await c.exchange('a', 'c');
+    expect(r.outcome).toBe('ring_mismatch');
+    expect(c.node('a').wire.messages).toBe(1);
+    expect(await c.read('c', 'k')).toBeUndefined();
+    expect(await c.exchangesBy('a')).toEqual({ ring_mismatch: 1 });
+  });
+
+  it('fails cleanly when the peer is unreachable, and repairs after healing', async () => {
+    const c = await make(13);
+    await c.put('a', 'k', 'v');
+    c.net.isolate('b:7000');
+    const r = await c.exchange('a', 'b');
+    expect(r.outcome).toBe('failed');
+    c.net.heal();
+    expect((await c.exchange('a', 'b')).keysRepaired).toBe(1);
+    expect(await c.exchangesBy('a')).toEqual({ failed: 1, repaired: 1 });
+  });
+
+  it('resets a leaf that disagrees with the store, after seeing it twice with no write between', async () => {
+    const c = await make(17, { partitionBits: 8 });
+    for (let i = 0; i < 50; i++) await c.putAll(`k${i}`, 'v');
+    const a = c.node('a');
+    const p = c.partitionOf('k3');
+    const good = a.ae.tree!.leaf(p);
+    a.ae.tree!.setLeaf(p, good ^ 0x1234);
+
+    const r1 = await c.exchange('a', 'b');
+    expect(r1).toMatchObject({ partitionsDiffering: 1, keysDiffering: 0, keysRepaired: 0 });
+    expect(a.ae.tree!.leaf(p)).not.toBe(good); // once is not enough: a write may be in flight
+    await c.exchange('a', 'b');
+    expect(a.ae.tree!.leaf(p)).toBe(good);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
+  it('keeps the tree right when writes land during a rebuild', async () => {
+    const c = await make(19, { partitionBits: 8 });
+    for (let i = 0; i < 400; i++) await c.put('a', `k${i}`, 'v');
+    const a = c.node('a');
+    const writes = (async () => {
+      for (let i = 0; i < 60; i++) {
+        await c.put('a', `k${(i * 7) % 400}`, 'again', (await c.read('a', `k${(i * 7) % 400}`))!.clock);
+        await c.put('a', `new${i}`, 'v');
+      }
+    })();
+    await c.settle(Promise.all([a.ae.rebuild(), writes]));
+    expect(await c.treeMatchesStore('a')).toBe(true);
+  });
+
+  it('tracks the age of the oldest verification', async () => {
+    const c = await make(23, { partitionBits: 8 });
+    await c.step(10_000);
+    const a = c.node('a');
+    expect(a.ae.verificationAge()).toBeGreaterThanOrEqual(10);
+    await c.exchange('a', 'b');
+    expect(a.ae.verificationAge()).toBe(0);
+    expect((await a.metrics.aaeVerificationAge.get()).values[0]?.value).toBe(0);
+    await c.step(5000);
+    expect(a.ae.verificationAge()).toBeCloseTo(5, 1);
+  });
+});
+
+describe('anti-entropy lifecycle', () => {
+  it('converges on its own timers, round-robin over co-replicas; stop() leaves no timer behind', async () => {
+    await forEachSeed(
+      2,
+      async (seed) => {
+        const c = await make(seed, { partitionBits: 8, ae: { intervalMs: 1000 } });
+        for (let i = 0; i < 100; i++) await c.putAll(`k${i}`, 'v');
+        for (let i = 0; i < 10; i++) {
+          await c.put('a', `a${i}`, 'v');
+          await c.put('b', `b${i}`, 'v');
+          await c.put('c', `c${i}`, 'v');
+        }
+        for (const n of c.nodes.values()) {
+          await n.ae.start();
+          await n.ae.start(); // idempotent
+        }
+        let waited = 0;
+        while (!(await c.converged())) {
+          await c.step(100);
+          waited += 100;
+          if (waited > 30_000) throw new Error('did not converge within 30 s of simulated time');
+        }
+        // Each node has 2 co-replicas, and visits both.
+        await c.step(5000);
+        for (const n of c.nodes.values()) {
+          expect(n.wire.exchangedWith.size).toBe(2);
+          expect((await c.exchangesBy(n.id)).identical ?? 0).toBeGreaterThan(0);
+        }
+        expect(await c.repairedTotal()).toBe(60); // 30 keys × 2 replicas each
+        for (const n of c.nodes.values()) {
+          await n.ae.stop();
+          await n.ae.stop(); // idempotent
+        }
+        expect(c.time.pending()).toBe(0);
+      },
+      { file: FILE },
+    );
+  });
+
+  it('stop() aborts an exchange in progress, including a token-bucket pause', async () => {
+    const c = await make(29, { partitionBits: 8, ae: { keysPerSecond: 1, batchSize: 1, reaper: false } });
+    for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
+    const a = c.node('a');
+    await a.ae.start();
+    const running = a.ae.exchangeWith('b');
+    for (let i = 0; i < 50; i++) await c.step(20);
+    await c.settle(a.ae.stop());
+    const r = await running;
+    expect(r.outcome).toBe('failed');
+    expect(c.time.pending()).toBe(0);
+  });
+});
+
+describe('tombstone reaping', () => {
+  const HOUR = 3_600_000;
+
+  it('reaps only after every replica holds the tombstone and grace has passed; never resurrects', async () => {
+    const c = await make(31, { partitionBits: 8, ae: { reaper: { graceMs: HOUR } } });
+    for (let i = 0; i < 20; i++) await c.putAll(`keep${i}`, 'v');
+    await c.putAll('gone', 'v1');
+    await c.putAll('stale', 'v1');
+    const ids = ['a', 'b', 'c'];
+    const goneP = c.primary('gone');
+    await c.del(goneP, 'gone', ids);
+    // 'stale': c never got the delete and still holds the live value.
+    const staleP = c.primary('stale');
+    await c.del(staleP, 'stale', ids.filter((id) => id !== 'c'));
+
+    const reap = async (id: string) => (await c.settle(c.node(id).ae.reap()))!;
+    const holders = async (key: string) => {
+      const out: string[] = [];
+      for (const id of ids) if (await c.read(id, key)) out.push(id);
+      return out;
+    };
+
+    // Before the grace period: nothing.
+    expect((await reap(goneP)).keys).toBe(0);
+    expect(await holders('gone')).toEqual(ids);
+
+    await c.time.advance(HOUR + 1);
+
+    // A replica marked down: nothing.
+    const other = ids.find((id) => id !== goneP)!;
+    c.down.add(other);
+    expect((await reap(goneP)).reaped).toBe(0);
+    c.down.delete(other);
+    // A replica up by the failure detector but unreachable: nothing.
+    c.net.isolate(`${other}:7000`);
+    expect((await reap(goneP)).reaped).toBe(0);
+    c.net.heal();
+    expect(await holders('gone')).toEqual(ids);
+
+    // All replicas hold the same tombstone: reaped everywhere, trees follow.
+    const pass = await reap(goneP);
+    expect(pass.keys).toBeGreaterThanOrEqual(1);
+    if (staleP !== goneP) await reap(staleP);
+    expect(await holders('gone')).toEqual([]);
+    expect(await holders('stale')).toEqual(ids); // c's live copy blocked it
+    for (const id of ids) expect(await c.treeMatchesStore(id)).toBe(true);
+
+    // Exchanges: 'gone' never comes back; the 'stale' tombstone reaches c.
+    for (const [x, y] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['a', 'c'],
+    ] as const) {
+      await c.exchange(x, y);
+    }
+    expect(await holders('gone')).toEqual([]);
+    const cStale = (await c.read('c', 'stale'))!;
+    expect(isDeleted(cStale)).toBe(true);
+
+    // Now every replica holds the same 'stale' tombstone, older than grace: reaped.
+    await reap(staleP);
+    expect(await holders('stale')).toEqual([]);
+    for (const [x, y] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'a'],
+    ] as const) {
+      expect((await c.exchange(x, y)).outcome).toBe('identical');
+    }
+    expect(await holders('gone')).toEqual([]);
+    expect(await holders('stale')).toEqual([]);
+    expect((await c.objects('a')).size).toBe(20);
+  });
+
+  it('only the primary initiates, and a scheduled round reaps once grace has passed', async () => {
+    const c = await make(37, { partitionBits: 8, ae: { intervalMs: 1000, reaper: { graceMs: HOUR, intervalMs: 60_000 } } });
+    await c.putAll('gone', 'v1');
+    const p = c.primary('gone');
+    await c.del(p, 'gone', ['a', 'b', 'c']);
+    await c.time.advance(HOUR + 1);
+    for (const id of ['a', 'b', 'c'].filter((x) => x !== p)) expect((await c.settle(c.node(id).ae.reap()))!.candidates).toBe(0);
+    for (const n of c.nodes.values()) await n.ae.start();
+    let waited = 0;
+    while (await c.read('a', 'gone')) {
+      await c.step(100);
+      waited += 100;
+      if (waited > 10_000) throw new Error('not reaped');
+    }
+    expect(await c.read('b', 'gone')).toBeUndefined();
+    expect(await c.read('c', 'gone')).toBeUndefined();
+  });
+});
