@@ -63,7 +63,7 @@ function sendObject(reply: FastifyReply, object: VersionedObject | undefined): F
     .code(300)
     .header('Content-Type', 'application/json')
     .send(
-      JSON.stringify({
+      jsonBytes({
         context,
         siblings: live.map((s) => ({
           value: Buffer.from(s.value.buffer, s.value.byteOffset, s.value.byteLength).toString('base64'),
@@ -72,6 +72,11 @@ function sendObject(reply: FastifyReply, object: VersionedObject | undefined): F
         })),
       }),
     );
+}
+
+/** JSON as bytes, so the Content-Type stays exactly `application/json` (SPEC §2). */
+function jsonBytes(v: unknown): Buffer {
+  return Buffer.from(JSON.stringify(v));
 }
 
 /** Registers the v1 routes. Encapsulated: its body parser applies to these routes only. */
