@@ -6,7 +6,6 @@
 import { Command } from 'commander';
 import { registerClientCommands } from './cli/client-commands.js';
 import { ConfigError, parseNodeConfig } from './config.js';
-import { RingkvNode } from './node.js';
 
 async function runNode(argv: readonly string[]): Promise<void> {
   let config: ReturnType<typeof parseNodeConfig>;
@@ -19,6 +18,8 @@ async function runNode(argv: readonly string[]): Promise<void> {
     }
     throw err;
   }
+  // Loaded here so the client commands start fast without the server's dependencies.
+  const { RingkvNode } = await import('./node.js');
   const node = new RingkvNode(config);
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -1,0 +1,245 @@
+/**
+ * One logical call = attempts against nodes until one answers. This is where deadlines,
+ * failover, retries with backoff and the per-node breakers are composed around a single
+ * HTTP exchange (NodePools.send); the methods of Client only build requests and decode.
+ *
+ * An attempt fails in one of two ways that matter for writes:
+ *   - not sent: the request certainly never reached a node (connect refused, DNS, connect
+ *     timeout, breaker open). Retrying is always safe.
+ *   - unknown outcome: the node may have applied it (attempt timeout, connection lost after
+ *     sending, 503 quorum failure, other 5xx). Reads retry anyway; writes only when the
+ *     call allows it (`retryUnknown`; see docs/client.md for why).
+ */
+import type { Clock } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Timers } from '../runtime/timers.js';
+import { backoffDelay } from './backoff.js';
+import type { BreakerPermit } from './breaker.js';
+import { serverFailure } from './decode.js';
+import {
+  AbortError,
+  CircuitOpenError,
+  ClientClosedError,
+  ConnectionError,
+  type NodeFailure,
+  QuorumError,
+  type RingkvClientError,
+  TimeoutError,
+  UnavailableError,
+} from './errors.js';
+import type { NodeSet } from './node-set.js';
+import type { HttpRequest, HttpResponse, NodePools } from './pools.js';
+import type { BackoffOptions } from './types.js';
+
+export interface DispatchComponents {
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly random: Random;
+  readonly pools: NodePools;
+  readonly nodes: NodeSet;
+}
+
+export interface DispatchInit {
+  readonly attemptTimeoutMs: number;
+  readonly backoff: BackoffOptions;
+  /** Told about every attempt that failed because of the node (for discovery refreshes). */
+  readonly onNodeFailure?: (node: string, error: RingkvClientError) => void;
+}
+
+/** A request before the per-attempt `timeout` query parameter is added. */
+export interface CallRequest {
+  readonly method: HttpRequest['method'];
+  readonly path: string;
+  readonly query: Readonly<Record<string, string | undefined>>;
+  readonly headers: Record<string, string>;
+  readonly body?: Uint8Array;
+  /** Send `timeout=<ms>` so the server gives up (and says how many replicas answered) first. */
+  readonly serverTimeout: boolean;
+}
+
+export interface CallPolicy {
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly signal: AbortSignal | undefined;
+  /** Retry attempts whose outcome is unknown (always true for reads). */
+  readonly retryUnknown: boolean;
+}
+
+/** A response below 500, and who gave it. */
+export interface Answer {
+  readonly node: string;
+  readonly response: HttpResponse;
+  /** Wall-clock time the answer arrived (epoch ms). */
+  readonly receivedAt: number;
+}
+
+/** The server's own timeout is this share of the attempt's budget, leaving time for the reply. */
+const SERVER_TIMEOUT_SHARE = 0.8;
+const MAX_SERVER_TIMEOUT_MS = 600_000;
+
+/** Thrown inside an attempt when its own budget runs out. */
+class AttemptTimeout extends Error {}
+
+type Failure = { error: RingkvClientError; sent: boolean };
+
+export class Dispatcher {
+  private readonly c: DispatchComponents;
+  private readonly init: DispatchInit;
+  private closed = false;
+
+  constructor(components: DispatchComponents, init: DispatchInit) {
+    this.c = components;
+    this.init = init;
+  }
+
+  /** After this, every call fails with ClientClosedError. */
+  close(): void {
+    this.closed = true;
+  }
+
+  async call(req: CallRequest, policy: CallPolicy): Promise<Answer> {
+    const { clock, nodes } = this.c;
+    const { signal } = policy;
+    if (this.closed) throw new ClientClosedError();
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    const deadline = clock.monotonic() + policy.timeoutMs;
+    const order = nodes.rotation();
+    const causes: NodeFailure[] = [];
+    const openSeen = new Set<string>();
+    let cursor = 0;
+    let retry = 0;
+
+    for (;;) {
+      if (signal?.aborted) throw new AbortError(signal.reason);
+      // The next node whose breaker lets a request through, going round the list once.
+      let node: string | undefined;
+      let permit: BreakerPermit | undefined;
+      for (let scanned = 0; scanned < order.length && node === undefined; scanned++) {
+        const candidate = order[cursor++ % order.length]!;
+        permit = nodes.acquire(candidate);
+        if (permit) node = candidate;
+        else if (!openSeen.has(candidate)) {
+          openSeen.add(candidate);
+          causes.push({ node: candidate, error: new CircuitOpenError(candidate) });
+        }
+      }
+      if (node === undefined || permit === undefined) throw this.giveUp(causes, policy, false);
+
+      const left = deadline - clock.monotonic();
+      if (left <= 0) {
+        permit.release();
+        throw this.giveUp(causes, policy, true);
+      }
+      const attemptMs = Math.min(this.init.attemptTimeoutMs, left);
+
+      let failure: Failure;
+      try {
+        const response = await this.attempt(node, req, attemptMs, signal);
+        if (response.status < 500) {
+          permit.success();
+          return { node, response, receivedAt: clock.now() };
+        }
+        const error = serverFailure(response, node);
+        // A quorum failure is a sane answer from a live node: the replicas behind it are the
+        // problem, so it moves the call on without counting against this node's breaker.
+        if (error instanceof QuorumError) permit.success();
+        else permit.failure();
+        failure = { error, sent: true };
+      } catch (err) {
+        if (signal?.aborted) {
+          permit.release();
+          throw new AbortError(signal.reason);
+        }
+        if (this.closed) {
+          permit.release();
+          throw new ClientClosedError();
+        }
+        permit.failure();
+        if (err instanceof AttemptTimeout) {
+          failure = { error: new TimeoutError(`${node}: no answer within ${attemptMs} ms`, attemptMs), sent: true };
+        } else if (err instanceof ConnectionError) {
+          failure = { error: err, sent: err.sent };
+        } else {
+          throw err;
+        }
+      }
+
+      causes.push({ node, error: failure.error });
+      this.init.onNodeFailure?.(node, failure.error);
+      if (clock.monotonic() >= deadline) throw this.giveUp(causes, policy, true);
+      if (failure.sent && !policy.retryUnknown) throw this.unknownOutcome(failure.error, causes, policy);
+      if (retry >= policy.retries) throw this.giveUp(causes, policy, false);
+      retry++;
+      const wait = Math.min(backoffDelay(retry, this.c.random, this.init.backoff), deadline - clock.monotonic());
+      if (wait > 0) {
+        try {
+          await this.c.timers.sleep(wait, signal);
+        } catch {
+          throw new AbortError(signal?.reason);
+        }
+      }
+    }
+  }
+
+  /** One HTTP exchange bounded by `attemptMs` and the caller's signal. */
+  private async attempt(node: string, req: CallRequest, attemptMs: number, signal: AbortSignal | undefined): Promise<HttpResponse> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = this.c.timers.setTimeout(() => {
+      timedOut = true;
+      controller.abort(new AttemptTimeout());
+    }, attemptMs);
+    const onAbort = (): void => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.c.pools.send(node, { ...req, path: this.path(req, attemptMs) }, controller.signal);
+    } catch (err) {
+      if (timedOut && !signal?.aborted) throw new AttemptTimeout();
+      throw err;
+    } finally {
+      timer.cancel();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private path(req: CallRequest, attemptMs: number): string {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(req.query)) if (v !== undefined) params.set(k, v);
+    if (req.serverTimeout) {
+      const t = Math.min(MAX_SERVER_TIMEOUT_MS, Math.max(1, Math.floor(attemptMs * SERVER_TIMEOUT_SHARE)));
+      params.set('timeout', String(t));
+    }
+    const qs = params.toString();
+    return qs === '' ? req.path : `${req.path}?${qs}`;
+  }
+
+  /**
+   * The error for a call that ran out of time or attempts: TimeoutError past the deadline;
+   * otherwise the latest quorum failure if any node got that far (it says how many replicas
+   * answered); otherwise UnavailableError listing every attempt.
+   */
+  private giveUp(causes: NodeFailure[], policy: CallPolicy, timedOut: boolean): RingkvClientError {
+    if (timedOut) {
+      return new TimeoutError(`no answer within ${policy.timeoutMs} ms (${summary(causes)})`, policy.timeoutMs, causes);
+    }
+    for (let i = causes.length - 1; i >= 0; i--) {
+      const e = causes[i]!.error;
+      if (e instanceof QuorumError) return e;
+    }
+    return new UnavailableError(`no node could serve the request (${summary(causes)})`, causes);
+  }
+
+  /** A write whose attempt may have been applied, and which the caller did not allow to retry. */
+  private unknownOutcome(error: RingkvClientError, causes: NodeFailure[], policy: CallPolicy): RingkvClientError {
+    if (error instanceof QuorumError) return error;
+    if (error instanceof TimeoutError) {
+      return new TimeoutError(`${error.message}; the write may or may not have been applied`, policy.timeoutMs, causes);
+    }
+    return new UnavailableError(`${error.message}; the write may or may not have been applied`, causes);
+  }
+}
+
+function summary(causes: NodeFailure[]): string {
+  if (causes.length === 0) return 'no nodes to try';
+  return causes.map((c) => `${c.node}: ${c.error.code}`).join('; ');
+}
