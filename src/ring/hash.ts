@@ -1,0 +1,37 @@
+/**
+ * Hash functions of the ring. Both are part of the routing contract: every node must compute
+ * the same values, so a change here is a change of the on-the-wire partitioning (see the pinned
+ * vectors in test/unit/ring/hash.test.ts).
+ */
+import murmurHash3 from 'murmurhash3js-revisited';
+
+const utf8 = new TextEncoder();
+
+/**
+ * MurmurHash3 x86 32-bit of the key's UTF-8 bytes with seed 0, as an unsigned 32-bit integer.
+ * (Lone surrogates are encoded as U+FFFD, as `TextEncoder` does; the HTTP layer only admits
+ * well-formed UTF-8 keys.)
+ */
+export function keyHash(key: string): number {
+  const h = murmurHash3.x86.hash32(utf8.encode(key), 0);
+  // A Uint8Array always passes the library's byte validation; the check only narrows the type.
+  if (h === undefined) throw new TypeError('murmurhash3: invalid input');
+  return h;
+}
+
+/**
+ * A 32-bit avalanche mixer (xorshift-multiply finalizer): a bijection on u32 in which every
+ * input bit affects every output bit with probability close to 1/2. Used to turn
+ * (member seed, partition) into independent-looking rendezvous scores without hashing bytes.
+ * The multipliers are odd constants with low measured bias for this shift pattern
+ * (from the public "hash prospector" search over xorshift-multiply finalizers).
+ */
+export function mix32(x: number): number {
+  let h = x | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x21f0aaad);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x735a2d97);
+  h ^= h >>> 15;
+  return h >>> 0;
+}
