@@ -1,0 +1,683 @@
+/**
+ * The membership driver: push-pull gossip of the member table plus local failure detection.
+ *
+ * Decisions live in pure modules (table.ts merges records, phi.ts judges liveness); this
+ * class only owns the clock-driven loop, the transport calls and the caches built from the
+ * table (the ring, the liveness verdicts).
+ *
+ * Lifecycle of the node's own record:
+ * - start: incarnation = max(clock.now(), last known own incarnation + 1); state 'joining'
+ *   when started with seeds (other than itself), else 'active'.
+ * - joining -> active after the first successful gossip exchange with any peer, once the
+ *   optional `readyToActivate` seam (ownership transfer) agrees.
+ * - leave(): active -> leaving (a joining node owns nothing, so it goes straight to removed).
+ * - Every own state change bumps the incarnation; every round bumps the heartbeat.
+ * - remove(id), on any node, rewrites id's record as 'removed' at the same incarnation, which
+ *   beats any record of that incarnation. The removed member itself accepts this when it
+ *   hears it (it leaves the ring but keeps answering gossip). A removed node that restarts
+ *   later gets a newer incarnation and comes back as a new member: removal is "drop this
+ *   incarnation", not a ban.
+ * - A record of itself with a greater incarnation (from an earlier life, if the wall clock
+ *   went backwards) is refuted by jumping past it.
+ *
+ * Liveness: each member's heartbeat increases, learned directly or through third parties,
+ * feed a phi-accrual detector. isUp() asks the detector live; flips are noticed every round
+ * and after every merge, and `onChange` fires then. The coordinator may add direct evidence through
+ * reportUnreachable/reportReachable (see there).
+ */
+import { RingkvError } from '../errors.js';
+import { buildRing, type Ring } from '../ring/index.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { TimerHandle, Timers } from '../runtime/timers.js';
+import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
+import { PhiAccrualDetector } from './phi.js';
+import {
+  applyRecords,
+  compareRecords,
+  isNewerBeat,
+  isSignificant,
+  parseRecord,
+  ringKey,
+  ringMembersOf,
+  sortedRecords,
+} from './table.js';
+import type { MemberRecord, MemberState, MemberStatus, MembershipView } from './types.js';
+
+/** The internal route gossip is served on. */
+export const GOSSIP_ROUTE = 'gossip';
+
+/** Defaults of the options in {@link MembershipInit} that do not depend on the interval. */
+export const MEMBERSHIP_DEFAULTS = Object.freeze({
+  /** Phi at which a member is judged down (Cassandra's default). */
+  phiThreshold: 8,
+  /** Heartbeat intervals the detector fits its distribution to. */
+  phiWindowSize: 100,
+  /** Round period is the interval times a uniform factor in [1 - jitter, 1 + jitter]. */
+  jitter: 0.2,
+  /** Chance per round of also probing a random down member, to notice its recovery. */
+  downProbeProbability: 1 / 3,
+  /** Cap on the gossip send timeout; the default is min(this, 2 x interval). */
+  maxGossipTimeoutMs: 1000,
+});
+
+/** The subset of a pino logger membership uses. */
+export interface MembershipLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface MembershipComponents {
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly random: Random;
+  readonly log?: MembershipLog;
+  /**
+   * Persists the table (called at most once per round, after significant changes, and once
+   * on stop if something is unsaved). A failure is logged and retried next round.
+   */
+  readonly persist?: (records: MemberRecord[]) => Promise<void>;
+}
+
+export interface MembershipInit {
+  readonly self: { readonly id: string; readonly address: string; readonly zone: string; readonly weight: number };
+  /** Addresses to join through (ids unknown); this node's own address is ignored. */
+  readonly seeds: readonly string[];
+  /** Replication factor the ring is built for. */
+  readonly n: number;
+  readonly gossipIntervalMs: number;
+  /** Timeout of one exchange; default min(1000, 2 x gossipIntervalMs). */
+  readonly gossipTimeoutMs?: number;
+  /** Ring partition bits (see buildRing); default the ring's own. Simulations use fewer. */
+  readonly partitionBits?: number;
+  /** Default {@link MEMBERSHIP_DEFAULTS}.phiThreshold. */
+  readonly phiThreshold?: number;
+  /** Default {@link MEMBERSHIP_DEFAULTS}.phiWindowSize. */
+  readonly phiWindowSize?: number;
+  /** Floor of the detector's deviation; default gossipIntervalMs / 2. */
+  readonly minStdDevMs?: number;
+  /** Pause the detector forgives on top of the mean interval; default gossipIntervalMs. */
+  readonly acceptablePauseMs?: number;
+  /** Default {@link MEMBERSHIP_DEFAULTS}.downProbeProbability. */
+  readonly downProbeProbability?: number;
+  /**
+   * Seam for ownership transfer: a joining node turns active only once this returns true
+   * (checked every round after the first successful exchange). Absent: activate at once.
+   */
+  readonly readyToActivate?: () => boolean;
+  /** Called after every exchange this node started (true when the peer answered). */
+  readonly onGossipRound?: (ok: boolean) => void;
+  /** Records restored from disk (e.g. the last `persist` call of a previous run). */
+  readonly initialRecords?: readonly MemberRecord[];
+  /** Same as {@link MembershipComponents}.persist (either place; this one wins). */
+  readonly persist?: (records: MemberRecord[]) => Promise<void>;
+}
+
+/** Counters for metrics. */
+export interface MembershipStats {
+  /** Exchanges this node started (one per chosen peer per round). */
+  readonly gossipRounds: number;
+  /** Of those, the ones that failed (timeout, unreachable, bad reply). */
+  readonly gossipFailures: number;
+}
+
+interface GossipMessage {
+  readonly from: string;
+  readonly records: MemberRecord[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Encodes a gossip message (JSON: tables are small, and readable in a packet capture). */
+export function encodeGossip(from: string, records: readonly MemberRecord[]): Uint8Array {
+  return encoder.encode(JSON.stringify({ from, records }));
+}
+
+/** Decodes and validates a gossip message; throws RingkvError BAD_REQUEST when malformed. */
+export function decodeGossip(body: Uint8Array): GossipMessage {
+  let v: unknown;
+  try {
+    v = JSON.parse(decoder.decode(body));
+  } catch {
+    throw new RingkvError('BAD_REQUEST', 'malformed gossip message: not JSON');
+  }
+  const o = v as { from?: unknown; records?: unknown } | null;
+  if (typeof o !== 'object' || o === null || typeof o.from !== 'string' || !Array.isArray(o.records)) {
+    throw new RingkvError('BAD_REQUEST', 'malformed gossip message: expected {from, records}');
+  }
+  const records: MemberRecord[] = [];
+  for (const raw of o.records) {
+    const r = parseRecord(raw);
+    if (r === undefined) throw new RingkvError('BAD_REQUEST', 'malformed gossip message: bad member record');
+    records.push(r);
+  }
+  return { from: o.from, records };
+}
+
+const noop = (): void => undefined;
+const silent: MembershipLog = { debug: noop, info: noop, warn: noop };
+
+/** Gossip membership and failure detection for one node. */
+export class Membership implements MembershipView {
+  readonly self: string;
+
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly random: Random;
+  private readonly log: MembershipLog;
+  private readonly persist: ((records: MemberRecord[]) => Promise<void>) | undefined;
+
+  private readonly address: PeerAddress;
+  private readonly seeds: readonly PeerAddress[];
+  private readonly seedSet: ReadonlySet<PeerAddress>;
+  private readonly n: number;
+  private readonly partitionBits: number | undefined;
+  private readonly intervalMs: number;
+  private readonly timeoutMs: number;
+  private readonly downProbeProbability: number;
+  private readonly readyToActivate: (() => boolean) | undefined;
+  private readonly onGossipRound: ((ok: boolean) => void) | undefined;
+
+  private readonly table = new Map<string, MemberRecord>();
+  private readonly detector: PhiAccrualDetector;
+  /**
+   * Liveness verdicts as last told to listeners, per other non-removed member (true = up);
+   * isUp() reads the detector live, this only detects flips worth an onChange.
+   */
+  private readonly verdicts = new Map<string, boolean>();
+  private ringCache: Ring;
+  private ringCacheKey: string;
+  private readonly listeners = new Set<() => void>();
+
+  private running = false;
+  private startedOnce = false;
+  private timer: TimerHandle | undefined;
+  private readonly inflight = new Set<AbortController>();
+  /** Some exchange (either direction) succeeded since start: we have heard from the cluster. */
+  private exchanged = false;
+  private seedContacted = false;
+  /** Unsaved significant changes (true at first: our new incarnation is worth saving). */
+  private dirty = true;
+  private persisting: Promise<void> | undefined;
+  private rounds = 0;
+  private failures = 0;
+  /** Up peers left to visit in this cycle (see nextInCycle). */
+  private cycle: PeerAddress[] = [];
+
+  constructor(components: MembershipComponents, init: MembershipInit) {
+    const { self } = init;
+    if (typeof self.id !== 'string' || self.id.length === 0) throw new RangeError('membership: self.id must be non-empty');
+    if (!(self.weight > 0) || !Number.isFinite(self.weight)) throw new RangeError(`membership: weight must be > 0, got ${self.weight}`);
+    if (!Number.isInteger(init.n) || init.n < 1) throw new RangeError(`membership: n must be an integer >= 1, got ${init.n}`);
+    if (!(init.gossipIntervalMs > 0)) throw new RangeError(`membership: gossipIntervalMs must be > 0, got ${init.gossipIntervalMs}`);
+
+    this.transport = components.transport;
+    this.clock = components.clock;
+    this.timers = components.timers;
+    this.random = components.random;
+    this.log = components.log ?? silent;
+    this.persist = init.persist ?? components.persist;
+
+    this.self = self.id;
+    this.address = self.address;
+    this.seeds = [...new Set(init.seeds)].filter((s) => s !== self.address);
+    this.seedSet = new Set(this.seeds);
+    this.n = init.n;
+    this.partitionBits = init.partitionBits;
+    this.intervalMs = init.gossipIntervalMs;
+    this.timeoutMs =
+      init.gossipTimeoutMs ?? Math.min(MEMBERSHIP_DEFAULTS.maxGossipTimeoutMs, 2 * init.gossipIntervalMs);
+    this.downProbeProbability = init.downProbeProbability ?? MEMBERSHIP_DEFAULTS.downProbeProbability;
+    this.readyToActivate = init.readyToActivate;
+    this.onGossipRound = init.onGossipRound;
+    this.detector = new PhiAccrualDetector({
+      threshold: init.phiThreshold ?? MEMBERSHIP_DEFAULTS.phiThreshold,
+      windowSize: init.phiWindowSize ?? MEMBERSHIP_DEFAULTS.phiWindowSize,
+      minStdDevMs: init.minStdDevMs ?? init.gossipIntervalMs / 2,
+      acceptablePauseMs: init.acceptablePauseMs ?? init.gossipIntervalMs,
+      bootstrapIntervalMs: init.gossipIntervalMs,
+    });
+
+    // Restore what a previous run knew; our own old record only bounds our new incarnation.
+    let ownIncarnation = -1;
+    const restored: MemberRecord[] = [];
+    for (const raw of init.initialRecords ?? []) {
+      const r = parseRecord(raw);
+      if (r === undefined) continue;
+      if (r.id === self.id) ownIncarnation = Math.max(ownIncarnation, r.incarnation);
+      else restored.push(r);
+    }
+    applyRecords(this.table, restored);
+    this.table.set(self.id, {
+      id: self.id,
+      address: self.address,
+      zone: self.zone,
+      weight: self.weight,
+      state: this.seeds.length > 0 ? 'joining' : 'active',
+      incarnation: Math.max(this.wallMs(), ownIncarnation + 1),
+      heartbeat: 0,
+    });
+    const now = this.clock.monotonic();
+    for (const r of this.table.values()) {
+      if (r.id !== self.id && r.state !== 'removed') this.detector.heartbeat(r.id, now);
+    }
+    this.evaluate();
+    const members = ringMembersOf(this.table);
+    this.ringCacheKey = ringKey(members);
+    this.ringCache = this.buildRing(members);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  /** Starts gossiping. Idempotent. A start after a stop is a restart: a new incarnation. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    if (this.startedOnce) {
+      const me = this.me();
+      if (me.state !== 'removed') this.table.set(this.self, { ...me, incarnation: this.nextIncarnation(me) });
+      // Time passed while stopped: restart every detector clock instead of convicting everyone.
+      const now = this.clock.monotonic();
+      for (const id of [...this.detector.ids()]) {
+        this.detector.forget(id);
+        this.detector.heartbeat(id, now);
+      }
+      this.exchanged = false;
+      this.seedContacted = false;
+      this.afterChange(true);
+    }
+    this.startedOnce = true;
+    this.log.info({ incarnation: this.me().incarnation, state: this.me().state, seeds: this.seeds }, 'membership started');
+    // First round right away: a joining node should not wait a whole interval to be seen.
+    this.timer = this.timers.setTimeout(() => this.tick(), 0);
+  }
+
+  /** Stops gossiping: cancels the round timer and every in-flight exchange. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.timer?.cancel();
+    this.timer = undefined;
+    for (const ac of this.inflight) ac.abort(new Error('membership stopped'));
+    this.inflight.clear();
+    if (this.persisting) await this.persisting;
+    if (this.dirty) await this.flush();
+    this.log.info({}, 'membership stopped');
+  }
+
+  /** Route handlers to serve (node.ts merges them with the other parts'). */
+  handlers(): Map<string, InternalHandler> {
+    return new Map([[GOSSIP_ROUTE, this.handleGossip]]);
+  }
+
+  // ---- MembershipView --------------------------------------------------------------------
+
+  ring(): Ring {
+    return this.ringCache;
+  }
+
+  member(id: string): MemberRecord | undefined {
+    return this.table.get(id);
+  }
+
+  /**
+   * Evaluated live from the detector, so a verdict is exact to the millisecond; `onChange`
+   * learns of a flip at the next round or merge (within about one gossip interval).
+   * Unknown and removed members are down.
+   */
+  isUp(id: string): boolean {
+    if (id === this.self) return true;
+    const r = this.table.get(id);
+    if (r === undefined || r.state === 'removed') return false;
+    return this.detector.isAvailable(id, this.clock.monotonic());
+  }
+
+  statuses(): { id: string; address: string; zone: string; weight: number; status: MemberStatus }[] {
+    const out: { id: string; address: string; zone: string; weight: number; status: MemberStatus }[] = [];
+    for (const r of sortedRecords(this.table)) {
+      if (r.state === 'removed') continue;
+      const status: MemberStatus =
+        r.state === 'leaving' ? 'leaving' : r.state === 'joining' ? 'joining' : this.isUp(r.id) ? 'up' : 'down';
+      out.push({ id: r.id, address: r.address, zone: r.zone, weight: r.weight, status });
+    }
+    return out;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  // ---- admin and hooks -------------------------------------------------------------------
+
+  /** Every record (removed ones included), sorted by id. */
+  records(): MemberRecord[] {
+    return sortedRecords(this.table);
+  }
+
+  stats(): MembershipStats {
+    return { gossipRounds: this.rounds, gossipFailures: this.failures };
+  }
+
+  /**
+   * This node starts leaving: active -> leaving (it stays in the ring until it is removed).
+   * A joining node owns nothing, so it is removed at once. Returns false if already leaving
+   * or removed.
+   */
+  leave(): boolean {
+    const state = this.me().state;
+    if (state === 'active') this.setOwnState('leaving');
+    else if (state === 'joining') this.setOwnState('removed');
+    else return false;
+    return true;
+  }
+
+  /**
+   * Admin removal of a member (any node, any member, itself included): its record becomes
+   * 'removed' at the same incarnation and spreads by gossip. Returns false if the id is
+   * unknown or already removed. The member comes back only by restarting (new incarnation).
+   */
+  remove(id: string): boolean {
+    const r = this.table.get(id);
+    if (r === undefined || r.state === 'removed') return false;
+    this.table.set(id, { ...r, state: 'removed' });
+    this.detector.forget(id);
+    this.log.info({ member: id, incarnation: r.incarnation }, 'member removed by admin');
+    this.afterChange(true);
+    return true;
+  }
+
+  /**
+   * Direct evidence from the coordinator: a request to `id` failed as unreachable. It can
+   * only hasten a verdict, never contradict gossip: `id` is judged down now only if no
+   * heartbeat of it arrived in the last two gossip intervals (so one failed call to a member
+   * that gossip shows alive changes nothing); the next heartbeat makes it up again.
+   */
+  reportUnreachable(id: string): void {
+    if (id === this.self) return;
+    const last = this.detector.lastHeartbeat(id);
+    if (last === undefined || this.clock.monotonic() - last <= 2 * this.intervalMs) return;
+    this.detector.suspect(id);
+    if (this.evaluate()) this.notify();
+  }
+
+  /** Withdraws a reportUnreachable verdict (the phi detector still applies). */
+  reportReachable(id: string): void {
+    if (id === this.self) return;
+    this.detector.unsuspect(id);
+    if (this.evaluate()) this.notify();
+  }
+
+  // ---- the loop --------------------------------------------------------------------------
+
+  private tick(): void {
+    this.timer = undefined;
+    if (!this.running) return;
+    try {
+      this.round();
+    } catch (err) {
+      // Whatever went wrong, the next round must still happen.
+      this.log.warn({ err }, 'gossip round failed');
+    }
+    const j = MEMBERSHIP_DEFAULTS.jitter;
+    const delay = Math.round(this.intervalMs * (1 - j + 2 * j * this.random.next()));
+    this.timer = this.timers.setTimeout(() => this.tick(), delay);
+  }
+
+  private round(): void {
+    const me = this.me();
+    if (me.state !== 'removed') this.table.set(this.self, { ...me, heartbeat: me.heartbeat + 1 });
+    this.maybeActivate();
+    if (this.evaluate()) this.notify();
+    for (const [address, isSeed] of this.choosePeers()) void this.exchange(address, isSeed);
+    this.maybePersist();
+  }
+
+  /** Peers for this round: address -> whether it is a seed. */
+  private choosePeers(): Map<PeerAddress, boolean> {
+    const up: PeerAddress[] = [];
+    const down: PeerAddress[] = [];
+    for (const r of this.table.values()) {
+      if (r.id === this.self || r.state === 'removed' || r.address === this.address) continue;
+      (this.isUp(r.id) ? up : down).push(r.address);
+    }
+    const out = new Map<PeerAddress, boolean>();
+    const pick = (list: readonly PeerAddress[]): void => {
+      const a = list[this.random.int(list.length)];
+      if (a !== undefined) out.set(a, this.seedSet.has(a));
+    };
+    const next = this.nextInCycle(up);
+    if (next !== undefined) out.set(next, this.seedSet.has(next));
+    if (down.length > 0 && this.random.next() < this.downProbeProbability) pick(down);
+    if (!this.seedContacted && this.seeds.length > 0) pick(this.seeds);
+    return out;
+  }
+
+  /**
+   * The next up peer of the current cycle: a random permutation of the up peers, drawn
+   * without replacement and reshuffled when spent (SWIM's trick). Every peer is still a
+   * uniformly random choice for the round, but no peer waits more than two cycles for a
+   * visit, which trims the tail of heartbeat arrival gaps and with it the detection time.
+   */
+  private nextInCycle(up: readonly PeerAddress[]): PeerAddress | undefined {
+    if (up.length === 0) return undefined;
+    const current = new Set(up);
+    for (;;) {
+      const a = this.cycle.pop();
+      if (a === undefined) break;
+      if (current.has(a)) return a;
+    }
+    const order = [...up];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = this.random.int(i + 1);
+      [order[i], order[j]] = [order[j] as PeerAddress, order[i] as PeerAddress];
+    }
+    this.cycle = order;
+    return this.cycle.pop();
+  }
+
+  private async exchange(address: PeerAddress, isSeed: boolean): Promise<void> {
+    const ac = new AbortController();
+    this.inflight.add(ac);
+    let ok = false;
+    try {
+      const reply = await this.transport.send(address, GOSSIP_ROUTE, encodeGossip(this.self, this.records()), {
+        timeoutMs: this.timeoutMs,
+        signal: ac.signal,
+      });
+      if (this.running) {
+        this.absorb(decodeGossip(reply).records);
+        this.exchanged = true;
+        if (isSeed) this.seedContacted = true;
+        this.maybeActivate();
+        ok = true;
+      }
+    } catch (err) {
+      if (this.running) this.log.debug({ peer: address, err }, 'gossip exchange failed');
+    } finally {
+      this.inflight.delete(ac);
+    }
+    if (!this.running) return;
+    this.rounds++;
+    if (!ok) this.failures++;
+    try {
+      this.onGossipRound?.(ok);
+    } catch (err) {
+      this.log.warn({ err }, 'onGossipRound listener threw');
+    }
+  }
+
+  private readonly handleGossip: InternalHandler = async (body) => {
+    if (!this.running) throw new RingkvError('UNAVAILABLE', 'membership is not running');
+    const msg = decodeGossip(body);
+    this.absorb(msg.records);
+    this.exchanged = true;
+    this.maybeActivate();
+    return encodeGossip(this.self, this.records());
+  };
+
+  // ---- state changes ---------------------------------------------------------------------
+
+  private me(): MemberRecord {
+    return this.table.get(this.self) as MemberRecord;
+  }
+
+  private nextIncarnation(me: MemberRecord): number {
+    return Math.max(this.wallMs(), me.incarnation + 1);
+  }
+
+  /** Wall-clock ms as an integer (incarnations must be integers to pass validation). */
+  private wallMs(): number {
+    return Math.floor(this.clock.now());
+  }
+
+  private setOwnState(state: MemberState): void {
+    const me = this.me();
+    this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
+    this.log.info({ from: me.state, to: state }, 'own membership state changed');
+    this.afterChange(true);
+  }
+
+  private maybeActivate(): void {
+    if (this.me().state !== 'joining' || !this.exchanged) return;
+    if (this.readyToActivate) {
+      let ready = false;
+      try {
+        ready = this.readyToActivate();
+      } catch (err) {
+        this.log.warn({ err }, 'readyToActivate threw');
+      }
+      if (!ready) return;
+    }
+    this.setOwnState('active');
+  }
+
+  /** Merges records from a peer; returns nothing, notifies listeners if anything mattered. */
+  private absorb(records: readonly MemberRecord[]): void {
+    let significant = false;
+    const others: MemberRecord[] = [];
+    for (const r of records) {
+      if (r.id === this.self) significant = this.absorbSelf(r) || significant;
+      else others.push(r);
+    }
+    const now = this.clock.monotonic();
+    for (const c of applyRecords(this.table, others)) {
+      const { before, after } = c;
+      if (isSignificant(c)) {
+        significant = true;
+        if (before?.state !== after.state) {
+          this.log.info({ member: after.id, from: before?.state, to: after.state }, 'member state changed');
+        }
+      }
+      if (after.state === 'removed') this.detector.forget(after.id);
+      else if (isNewerBeat(before, after)) this.detector.heartbeat(after.id, now);
+    }
+    this.afterChange(significant);
+  }
+
+  /** Handles a record of ourselves from a peer; true if our record changed. */
+  private absorbSelf(r: MemberRecord): boolean {
+    const me = this.me();
+    if (me.state === 'removed' || compareRecords(r, me) <= 0) return false;
+    if (r.state === 'removed' && r.incarnation === me.incarnation) {
+      this.log.warn({ incarnation: me.incarnation }, 'this node was removed by an admin; it leaves the ring');
+      this.table.set(this.self, { ...me, state: 'removed' });
+      return true;
+    }
+    // Someone holds a newer record of us than we do: a previous life's (the wall clock went
+    // backwards across a restart) or another process using our id. Refute it by jumping past.
+    this.log.warn({ theirs: r.incarnation, ours: me.incarnation }, 'refuting a newer record of this node');
+    this.table.set(this.self, {
+      ...me,
+      incarnation: Math.max(this.wallMs(), r.incarnation + 1),
+      heartbeat: me.heartbeat + 1,
+    });
+    return true;
+  }
+
+  /** Refreshes ring and verdicts after a table change; notifies if anything visible changed. */
+  private afterChange(significant: boolean): void {
+    if (significant) this.dirty = true;
+    const ringChanged = this.refreshRing();
+    const livenessChanged = this.evaluate();
+    if (significant || ringChanged || livenessChanged) this.notify();
+  }
+
+  private refreshRing(): boolean {
+    const members = ringMembersOf(this.table);
+    const key = ringKey(members);
+    if (key === this.ringCacheKey) return false;
+    this.ringCache = this.buildRing(members);
+    this.ringCacheKey = key;
+    this.log.info({ members: members.map((m) => m.id), checksum: this.ringCache.checksum }, 'ring rebuilt');
+    return true;
+  }
+
+  private buildRing(members: ReturnType<typeof ringMembersOf>): Ring {
+    return buildRing(members, this.partitionBits === undefined ? { n: this.n } : { n: this.n, partitionBits: this.partitionBits });
+  }
+
+  /** Re-judges every member's liveness; true if any verdict changed. */
+  private evaluate(): boolean {
+    const now = this.clock.monotonic();
+    let changed = false;
+    for (const id of this.verdicts.keys()) {
+      const r = this.table.get(id);
+      if (r === undefined || r.state === 'removed') {
+        this.verdicts.delete(id);
+        changed = true;
+      }
+    }
+    for (const r of this.table.values()) {
+      if (r.id === this.self || r.state === 'removed') continue;
+      const up = this.detector.isAvailable(r.id, now);
+      const was = this.verdicts.get(r.id);
+      if (was === up) continue;
+      this.verdicts.set(r.id, up);
+      changed = true;
+      if (was !== undefined) {
+        this.log.info({ member: r.id, phi: this.detector.phi(r.id, now) }, up ? 'member is up' : 'member is down');
+      }
+    }
+    return changed;
+  }
+
+  private notify(): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l();
+      } catch (err) {
+        this.log.warn({ err }, 'membership listener threw');
+      }
+    }
+  }
+
+  // ---- persistence -----------------------------------------------------------------------
+
+  private maybePersist(): void {
+    if (!this.dirty || this.persist === undefined || this.persisting !== undefined) return;
+    this.persisting = this.flush().finally(() => {
+      this.persisting = undefined;
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.persist === undefined) {
+      this.dirty = false;
+      return;
+    }
+    this.dirty = false;
+    try {
+      await this.persist(this.records());
+    } catch (err) {
+      this.dirty = true;
+      this.log.warn({ err }, 'persisting the member table failed; will retry');
+    }
+  }
+}
