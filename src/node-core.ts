@@ -95,6 +95,8 @@ export class NodeCore {
         seeds: init.seeds,
         n: init.n,
         gossipIntervalMs: init.gossipIntervalMs,
+        // A short gossip interval must not make a one-second event-loop stall look like a crash.
+        acceptablePauseMs: Math.max(init.gossipIntervalMs, 1000),
         ...(init.partitionBits === undefined ? {} : { partitionBits: init.partitionBits }),
         ...(initialRecords === undefined ? {} : { initialRecords }),
         persist: async (records) => store.put('meta', META_MEMBERS, utf8.encode(JSON.stringify(records))),
@@ -159,6 +161,11 @@ export class NodeCore {
     this.started = false;
     await this.parts.hints.stop();
     await this.parts.membership.stop();
+  }
+
+  /** After the server stopped taking requests: let in-flight replica work finish (bounded). */
+  async drain(): Promise<void> {
+    await this.parts?.coordinator.drain();
   }
 
   private updateMemberMetrics(): void {

@@ -147,6 +147,7 @@ export class RingkvNode {
     this.state = 'stopping';
     await this.core?.stop();
     await this.app?.close();
+    await this.core?.drain();
     await this.transport?.close();
     await this.store.close();
     this.state = 'stopped';

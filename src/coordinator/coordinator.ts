@@ -83,6 +83,8 @@ function withDeadline<T>(timers: Timers, p: Promise<T>, ms: number): Promise<T |
 
 export class Coordinator {
   private repairsInFlight = 0;
+  /** Work that outlives the request that started it (replica sends after quorum, hints). */
+  private readonly background = new Set<Promise<unknown>>();
   private readonly maxReadRepairs: number;
 
   constructor(
@@ -90,6 +92,23 @@ export class Coordinator {
     private readonly init: CoordinatorInit,
   ) {
     this.maxReadRepairs = init.maxReadRepairs ?? 256;
+  }
+
+  /** Track a promise that runs past its request, so shutdown can wait for it. */
+  private track(p: Promise<unknown>): void {
+    const t = p.catch(() => undefined).finally(() => this.background.delete(t));
+    this.background.add(t);
+  }
+
+  /** Wait (at most `ms`) for background replica sends, hint parking and read repairs. */
+  async drain(ms = 5000): Promise<void> {
+    const end = this.c.clock.monotonic() + ms;
+    // Loop: a finishing send may start new work (a failed replica write parks a hint).
+    while (this.background.size > 0) {
+      const left = end - this.c.clock.monotonic();
+      if (left <= 0) return;
+      await withDeadline(this.c.timers, Promise.all([...this.background]), left);
+    }
   }
 
   /** The internal routes this coordinator serves. */
@@ -182,9 +201,11 @@ export class Coordinator {
     const needed = effectiveQuorum(opts.w, Math.max(1, pref.length));
     const round = new QuorumRound(needed, Math.max(1, slots.length));
 
-    // Hints this node parks with its own copy: owners it stands in for, and owners with no stand-in.
+    // Hints this node parks atomically with its own copy: owners it stands in for, and
+    // suspected owners with no stand-in (if such an owner does ack, delivering the hint later
+    // is a harmless idempotent merge; if it doesn't, the hint is already durable).
     const localHints = this.init.hintedHandoff
-      ? slots.filter((s) => (s.target === self && s.hintFor) || s.target === undefined).map((s) => s.owner)
+      ? slots.filter((s) => (s.target === self && s.hintFor) || s.suspect).map((s) => s.owner)
       : [];
     const { object, dot } = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
     const encoded = encodeObject(object);
@@ -200,11 +221,6 @@ export class Coordinator {
           check();
           continue;
         }
-        if (slot.target === undefined) {
-          round.fail();
-          check();
-          continue;
-        }
         const address = this.c.membership.member(slot.target)?.address;
         if (!address) {
           round.fail();
@@ -213,7 +229,9 @@ export class Coordinator {
           continue;
         }
         const body = encodeReplicaWrite({ key, hintsFor: slot.hintFor ? [slot.owner] : [], object }, encoded);
-        this.c.transport.send(address, ROUTES.replicaWrite, body, { timeoutMs: opts.timeoutMs, idempotent: true }).then(
+        const sent = this.c.transport.send(address, ROUTES.replicaWrite, body, { timeoutMs: opts.timeoutMs, idempotent: true });
+        this.track(sent);
+        sent.then(
           () => {
             this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaWrite, outcome: 'ok' });
             round.ack();
@@ -223,7 +241,7 @@ export class Coordinator {
             this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaWrite, outcome: 'error' });
             this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica write failed');
             round.fail();
-            this.parkHint(partition, key, slot.owner);
+            if (!slot.suspect) this.parkHint(partition, key, slot.owner);
             check();
           },
         );
@@ -242,9 +260,11 @@ export class Coordinator {
   /** Keep a hint here for an owner whose replica write failed (this node holds the object). */
   private parkHint(partition: number, key: string, owner: string): void {
     if (!this.init.hintedHandoff || owner === this.c.membership.self) return;
-    this.c.replica.addHints(partition, key, [owner]).catch((err: unknown) => {
-      this.c.log.error({ err: String(err), key }, 'could not park hint');
-    });
+    this.track(
+      this.c.replica.addHints(partition, key, [owner]).catch((err: unknown) => {
+        this.c.log.error({ err: String(err), key }, 'could not park hint');
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- reads
@@ -274,15 +294,10 @@ export class Coordinator {
     };
 
     if (slots.length === 0) {
-      replies.set({ owner: self, target: self, hintFor: false }, await this.c.replica.read(partition, key));
+      replies.set({ owner: self, target: self, hintFor: false, suspect: false }, await this.c.replica.read(partition, key));
       round.ack();
     }
     const all = slots.map(async (slot) => {
-      if (slot.target === undefined) {
-        round.fail();
-        check();
-        return;
-      }
       try {
         const obj = await this.readFrom(slot.target, partition, key, opts.timeoutMs);
         replies.set(slot, obj);
@@ -340,13 +355,15 @@ export class Coordinator {
     const final = merged;
     for (const [slot, obj] of replies) {
       // Repair primaries only: fallbacks hand their copies back through hints.
-      if (!slot.target || !pref.includes(slot.target) || !isStale(obj, final)) continue;
+      if (!pref.includes(slot.target) || !isStale(obj, final)) continue;
       if (this.repairsInFlight >= this.maxReadRepairs) {
         this.c.metrics.readRepairs.inc({ outcome: 'skipped' });
         continue;
       }
       this.repairsInFlight++;
-      this.pushTo(slot.target, partition, key, final)
+      const pushed = this.pushTo(slot.target, partition, key, final);
+      this.track(pushed);
+      pushed
         .then(
           () => this.c.metrics.readRepairs.inc({ outcome: 'ok' }),
           (err: unknown) => {

@@ -7,9 +7,11 @@ export interface ReplicaSlot {
   readonly owner: string;
   /**
    * The node that will hold this slot's copy: the owner when it is up, else a fallback
-   * (the next up node in ring order not already used), else undefined (nobody can).
+   * (the next up node in ring order not already used), else the suspected owner itself.
    */
-  readonly target: string | undefined;
+  readonly target: string;
+  /** True when target is the owner although the failure detector thinks it is down. */
+  readonly suspect: boolean;
   /** True when target is a stand-in that must hold a hint for the owner. */
   readonly hintFor: boolean;
 }
@@ -17,7 +19,9 @@ export interface ReplicaSlot {
 /**
  * One slot per preference-list node. Down owners are replaced by the next healthy nodes
  * beyond the preference list (fallbacks), each used at most once, when `useFallbacks`.
- * The coordinating node itself is always considered up.
+ * A down owner for which no stand-in exists is still asked: the failure detector may be
+ * wrong (a long GC pause, an overloaded host), and a truly dead peer fails fast on a refused
+ * connection or an open circuit breaker. The coordinating node itself is always up.
  */
 export function planReplicas(args: {
   readonly preferenceList: readonly string[];
@@ -34,7 +38,7 @@ export function planReplicas(args: {
   const slots: ReplicaSlot[] = [];
   for (const owner of preferenceList) {
     if (up(owner)) {
-      slots.push({ owner, target: owner, hintFor: false });
+      slots.push({ owner, target: owner, hintFor: false, suspect: false });
       continue;
     }
     let target: string | undefined;
@@ -47,7 +51,11 @@ export function planReplicas(args: {
         }
       }
     }
-    slots.push({ owner, target, hintFor: target !== undefined });
+    slots.push(
+      target === undefined
+        ? { owner, target: owner, hintFor: false, suspect: true }
+        : { owner, target, hintFor: true, suspect: false },
+    );
   }
   return slots;
 }

@@ -1,0 +1,630 @@
+/**
+ * The shared load generator of `npm run bench`, plus the small process helpers the bench
+ * scripts share (free ports, spawning with a log file, /proc sampling, cleanup on exit).
+ *
+ * Model: a closed loop. C clients each issue one request, wait for the answer, issue the next,
+ * for a warm-up (not counted) and then a measured window. Every latency of the window is kept
+ * (a few hundred thousand doubles at most) and sorted once at the end, so percentiles are
+ * exact rather than bucketed.
+ *
+ * Each backend ("protocol") knows how to PUT and GET one key over an undici Pool; the loop
+ * knows nothing about ringkv, etcd or the baseline.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+
+// ---------------------------------------------------------------------------------------------
+// Latency samples
+
+/** All latencies of one run, in microseconds; grows by doubling. */
+export class Samples {
+  constructor(capacity = 1 << 16) {
+    this.data = new Float64Array(capacity);
+    this.count = 0;
+  }
+
+  add(us) {
+    if (this.count === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.count++] = us;
+  }
+
+  /** Exact percentiles (nearest rank) over everything recorded; µs. */
+  summary() {
+    const n = this.count;
+    if (n === 0) return { count: 0, mean: 0, p50: 0, p99: 0, p999: 0, max: 0 };
+    const s = this.data.subarray(0, n).slice().sort();
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += s[i];
+    const at = (q) => s[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
+    return { count: n, mean: sum / n, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: s[n - 1] };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocols: how one backend stores and reads a key. Each op resolves to OK, MISS (GET of an
+// absent key), SIBLINGS (ringkv 300) or a failure label (HTTP status or error code).
+
+export const OK = 'ok';
+export const MISS = 'miss';
+export const SIBLINGS = 'siblings';
+
+/** Per (backend, value size) state: key names, value bytes, and what a client remembers. */
+export function makeKeyState({ prefix, keys, valueSize }) {
+  const names = new Array(keys);
+  for (let i = 0; i < keys; i++) names[i] = `${prefix}${String(i).padStart(6, '0')}`;
+  return {
+    keys,
+    valueSize,
+    names,
+    // Random bytes: LevelDB compresses blocks with snappy, so a constant value would flatter it.
+    value: randomBytes(valueSize),
+    // The last X-Ringkv-Context seen per key (what a real client would keep between a read
+    // and the next write); unused by the other backends.
+    contexts: new Array(keys).fill(undefined),
+    written: new Uint8Array(keys),
+    // Lazily filled by protocols that precompute something per key.
+    extra: undefined,
+  };
+}
+
+const OCTET = 'application/octet-stream';
+
+/** ringkv's API v1, and the bare baseline server that speaks the same paths. */
+function kvPathProtocol(name, { contexts }) {
+  const paths = (st) => {
+    if (!st.extra) st.extra = st.names.map((k) => `/v1/kv/${encodeURIComponent(k)}`);
+    return st.extra;
+  };
+  return {
+    name,
+    async put(pool, st, i) {
+      const headers = { 'content-type': OCTET };
+      // A blind PUT on an existing key makes a sibling (by design); a real client writes with
+      // the context of what it last saw, and so does the benchmark.
+      if (contexts && st.contexts[i] !== undefined) headers['x-ringkv-context'] = st.contexts[i];
+      const res = await pool.request({ method: 'PUT', path: paths(st)[i], headers, body: st.value });
+      await res.body.dump();
+      if (res.statusCode === 204 || res.statusCode === 200) {
+        if (contexts) {
+          const c = res.headers['x-ringkv-context'];
+          if (typeof c === 'string') st.contexts[i] = c;
+        }
+        st.written[i] = 1;
+        return OK;
+      }
+      return res.statusCode;
+    },
+    async get(pool, st, i) {
+      const res = await pool.request({ method: 'GET', path: paths(st)[i] });
+      // Read the whole body: a benchmark that drops the bytes on the floor measures less work.
+      const body = await res.body.arrayBuffer();
+      if (contexts) {
+        const c = res.headers['x-ringkv-context'];
+        if (typeof c === 'string') st.contexts[i] = c;
+      }
+      if (res.statusCode === 200) return body.byteLength === st.valueSize ? OK : 'bad-length';
+      if (res.statusCode === 300) return SIBLINGS;
+      if (res.statusCode === 404) return MISS;
+      return res.statusCode;
+    },
+  };
+}
+
+/** etcd v3 through its JSON gRPC gateway: keys and values travel base64-encoded. */
+function etcdProtocol() {
+  const bodies = (st) => {
+    if (!st.extra) {
+      const v = st.value.toString('base64');
+      const keys = st.names.map((k) => Buffer.from(k).toString('base64'));
+      st.extra = {
+        put: keys.map((k) => `{"key":"${k}","value":"${v}"}`),
+        range: keys.map((k) => `{"key":"${k}"}`),
+      };
+    }
+    return st.extra;
+  };
+  const headers = { 'content-type': 'application/json' };
+  return {
+    name: 'etcd',
+    async put(pool, st, i) {
+      const res = await pool.request({ method: 'POST', path: '/v3/kv/put', headers, body: bodies(st).put[i] });
+      await res.body.dump();
+      if (res.statusCode === 200) {
+        st.written[i] = 1;
+        return OK;
+      }
+      return res.statusCode;
+    },
+    async get(pool, st, i) {
+      const res = await pool.request({ method: 'POST', path: '/v3/kv/range', headers, body: bodies(st).range[i] });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) return res.statusCode;
+      // A miss is a 200 without "kvs"; checking the base64 length avoids a full JSON.parse,
+      // which would cost the load generator more CPU than the server spends on the request.
+      const want = Math.ceil(st.valueSize / 3) * 4;
+      const at = text.indexOf('"value":"');
+      if (at < 0) return MISS;
+      const end = text.indexOf('"', at + 9);
+      return end - (at + 9) === want ? OK : 'bad-length';
+    },
+  };
+}
+
+export const protocols = {
+  ringkv: kvPathProtocol('ringkv', { contexts: true }),
+  baseline: kvPathProtocol('baseline', { contexts: false }),
+  etcd: etcdProtocol(),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+/**
+ * One keep-alive Pool per target node; the C clients are spread over them round-robin, and each
+ * pool gets enough connections for its clients so no request waits for a socket.
+ */
+export function makePools(urls, concurrency) {
+  const per = Math.ceil(concurrency / urls.length);
+  return urls.map(
+    (u) =>
+      new Pool(u, {
+        connections: per,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+        headersTimeout: 15_000,
+        bodyTimeout: 15_000,
+      }),
+  );
+}
+
+export async function closePools(pools) {
+  await Promise.allSettled(pools.map((p) => p.close()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The closed loop
+
+function errLabel(err) {
+  return err?.code ?? err?.name ?? 'error';
+}
+
+/** Pick a uniformly random key that has no request in flight (see runLoad). */
+function pickKey(busy, keys) {
+  let i = Math.floor(Math.random() * keys);
+  while (busy[i] === 1) i = i + 1 === keys ? 0 : i + 1;
+  return i;
+}
+
+/**
+ * Write every key that has not been written yet (untimed), so GET never measures misses.
+ * @returns failure counts by label
+ */
+export async function populate({ protocol, pools, state, concurrency }) {
+  const failures = {};
+  let next = 0;
+  const worker = async (c) => {
+    const pool = pools[c % pools.length];
+    for (;;) {
+      const i = next++;
+      if (i >= state.keys || stopping()) return;
+      if (state.written[i]) continue;
+      let r;
+      try {
+        r = await protocol.put(pool, state, i);
+      } catch (err) {
+        r = errLabel(err);
+      }
+      if (r !== OK) failures[r] = (failures[r] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, c) => worker(c)));
+  return failures;
+}
+
+/** Reads utime+stime (clock ticks) of a process from /proc; undefined if it is gone. */
+function procCpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces; fields after it are space-separated.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return undefined;
+  }
+}
+
+// USER_HZ is 100 on every Linux we care about; `getconf CLK_TCK` would be the way to ask.
+const CLK_TCK = 100;
+
+/**
+ * Run one workload against one backend.
+ *
+ * Keys are picked uniformly at random among those with no request in flight: two clients
+ * writing the same key at once would be a real concurrent write, which ringkv answers with
+ * siblings by design, and that is not what this benchmark measures.
+ *
+ * @param {object} o
+ * @param {'put'|'get'|'mix'} o.workload
+ * @param {number[]} [o.serverPids] processes whose CPU time is reported for the window
+ */
+export async function runLoad({ protocol, pools, state, workload, concurrency, durationMs, warmupMs, serverPids = [] }) {
+  const busy = new Uint8Array(state.keys);
+  const total = new Samples();
+  const byOp = { put: new Samples(), get: new Samples() };
+  const failures = {};
+  const counts = { ok: 0, miss: 0, siblings: 0, failed: 0 };
+  const t0 = performance.now();
+  const measureStart = t0 + warmupMs;
+  const end = measureStart + durationMs;
+
+  let cpuStart;
+  let serverStart;
+  const snapshot = setTimeout(() => {
+    cpuStart = process.cpuUsage();
+    serverStart = serverPids.map(procCpuTicks);
+  }, warmupMs);
+
+  const client = async (c) => {
+    const pool = pools[c % pools.length];
+    for (;;) {
+      const start = performance.now();
+      if (start >= end || stopping()) return;
+      const isPut = workload === 'put' || (workload === 'mix' && Math.random() < 0.5);
+      const i = pickKey(busy, state.keys);
+      busy[i] = 1;
+      let r;
+      try {
+        r = isPut ? await protocol.put(pool, state, i) : await protocol.get(pool, state, i);
+      } catch (err) {
+        r = errLabel(err);
+      }
+      busy[i] = 0;
+      const done = performance.now();
+      if (done >= measureStart && done <= end) {
+        if (r === OK || r === MISS || r === SIBLINGS) {
+          const us = (done - start) * 1000;
+          total.add(us);
+          (isPut ? byOp.put : byOp.get).add(us);
+          counts[r]++;
+        } else {
+          counts.failed++;
+          const label = `${isPut ? 'put' : 'get'}:${r}`;
+          failures[label] = (failures[label] ?? 0) + 1;
+        }
+      }
+      // A refused connection fails in microseconds; do not spin on a dead server.
+      if (typeof r === 'string' && r !== OK && r !== MISS && r !== SIBLINGS) await sleep(5);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, c) => client(c)));
+  clearTimeout(snapshot);
+
+  const seconds = durationMs / 1000;
+  const cpu = cpuStart ? process.cpuUsage(cpuStart) : undefined;
+  const serverCpu = serverStart
+    ? serverPids.map((pid, k) => {
+        const a = serverStart[k];
+        const b = procCpuTicks(pid);
+        return a === undefined || b === undefined ? undefined : (b - a) / CLK_TCK / seconds;
+      })
+    : [];
+  const answered = counts.ok + counts.miss + counts.siblings;
+  return {
+    workload,
+    valueSize: state.valueSize,
+    keys: state.keys,
+    concurrency,
+    durationS: seconds,
+    opsPerSec: answered / seconds,
+    latencyUs: total.summary(),
+    put: byOp.put.count ? byOp.put.summary() : undefined,
+    get: byOp.get.count ? byOp.get.summary() : undefined,
+    counts,
+    failures,
+    // Fractions of one core over the measured window.
+    clientCpu: cpu ? (cpu.user + cpu.system) / 1e6 / seconds : undefined,
+    serverCpu: serverCpu.reduce((a, b) => (b === undefined ? a : a + b), 0),
+    // The machine is shared: a 1-minute load average far above the core count flags a noisy run.
+    loadAvg1: loadavg()[0],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const ms = (us) => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
+const pct = (f) => (f === undefined ? '-' : `${Math.round(f * 100)}%`);
+
+/** Align columns: the first `textCols` to the left, the numbers to the right. */
+function pad(rows, textCols) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows
+    .map((r) => r.map((v, c) => (c < textCols ? String(v).padEnd(widths[c]) : String(v).padStart(widths[c]))).join('  '))
+    .join('\n');
+}
+
+/** Server CPU time per answered request, in µs (all server processes together). */
+function cpuPerOp(r) {
+  return r.serverCpu > 0 && r.opsPerSec > 0 ? Math.round((r.serverCpu * 1e6) / r.opsPerSec) : '-';
+}
+
+function failureText(r) {
+  const parts = Object.entries(r.failures).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(',') : '0';
+}
+
+/** One line per run, as printed while the benchmark goes. */
+export function formatRun(target, r) {
+  const l = r.latencyUs;
+  return (
+    `${target.padEnd(8)} ${r.workload.padEnd(3)} ${String(r.valueSize).padStart(5)} B  ` +
+    `${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ` +
+    `p50 ${ms(l.p50)}  p99 ${ms(l.p99)}  p999 ${ms(l.p999)}  max ${ms(l.max)} ms  ` +
+    `errors ${failureText(r)}  300s ${r.counts.siblings}  404s ${r.counts.miss}  ` +
+    `cpu client ${pct(r.clientCpu)} servers ${pct(r.serverCpu)} (${cpuPerOp(r)} µs/op)  load ${r.loadAvg1.toFixed(1)}`
+  );
+}
+
+/** The final table (latencies in ms). */
+export function formatTable(results) {
+  const rows = [
+    ['target', 'workload', 'value', 'ops/s', 'p50', 'p99', 'p999', 'max', 'errors', '300s', '404s', 'cpu(cl)', 'cpu(srv)', 'srv µs/op'],
+  ];
+  for (const { target, result: r } of results) {
+    const l = r.latencyUs;
+    rows.push([
+      target,
+      r.workload,
+      `${r.valueSize} B`,
+      Math.round(r.opsPerSec),
+      ms(l.p50),
+      ms(l.p99),
+      ms(l.p999),
+      ms(l.max),
+      failureText(r),
+      r.counts.siblings,
+      r.counts.miss,
+      pct(r.clientCpu),
+      pct(r.serverCpu),
+      cpuPerOp(r),
+    ]);
+  }
+  return pad(rows, 3);
+}
+
+/** ringkv/other ratios per (workload, size) for targets measured in the same invocation. */
+export function formatRatios(results, base, other) {
+  const find = (t, w, s) => results.find((x) => x.target === t && x.result.workload === w && x.result.valueSize === s);
+  const rows = [['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio']];
+  for (const { target, result: r } of results) {
+    if (target !== base) continue;
+    const o = find(other, r.workload, r.valueSize);
+    if (!o) continue;
+    const q = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? (a / b).toFixed(2) : '-');
+    rows.push([
+      r.workload,
+      `${r.valueSize} B`,
+      q(r.opsPerSec, o.result.opsPerSec),
+      q(r.latencyUs.p50, o.result.latencyUs.p50),
+      q(r.latencyUs.p99, o.result.latencyUs.p99),
+      q(r.latencyUs.p999, o.result.latencyUs.p999),
+      q(cpuPerOp(r), cpuPerOp(o.result)),
+    ]);
+  }
+  return rows.length > 1 ? pad(rows, 2) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+/**
+ * Minimal `--name value` / `--name=value` / `--flag` parser. `spec` maps a flag name to
+ * 'string' | 'number' | 'boolean'; unknown flags are an error (exit code 2 by the caller).
+ */
+export function parseFlags(argv, spec) {
+  const out = {};
+  for (let k = 0; k < argv.length; k++) {
+    const arg = argv[k];
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    let [name, value] = arg.slice(2).split(/=(.*)/s, 2);
+    const type = spec[name];
+    if (!type) throw new Error(`unknown flag --${name}`);
+    if (type === 'boolean') {
+      out[name] = value === undefined ? true : value !== 'false';
+      continue;
+    }
+    if (value === undefined) {
+      value = argv[++k];
+      if (value === undefined) throw new Error(`--${name} needs a value`);
+    }
+    if (type === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: not a number: ${value}`);
+      out[name] = n;
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** `n` distinct free ports. */
+export async function freePorts(n) {
+  const ports = new Set();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+/** Every child this process started; killed on any exit path (see installCleanup). */
+const children = new Set();
+const cleanupTasks = [];
+
+/** Spawn a child whose stdout+stderr go to `logFile` (never to a pipe that could fill up). */
+export function spawnLogged(cmd, args, { logFile, env, cwd } = {}) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.logFile = logFile;
+  return child;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the child is gone. */
+export function stopChild(child, graceMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** The last lines of a child's log, for error messages. */
+export function logTail(file, lines = 20) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Register an async cleanup (LIFO). */
+export function onCleanup(task) {
+  cleanupTasks.push(task);
+}
+
+let cleaning;
+
+/** True once cleanup has begun (Ctrl-C, error): load loops stop issuing requests. */
+export function stopping() {
+  return cleaning !== undefined;
+}
+
+/** Run the registered cleanups once (children are stopped by their own tasks). */
+export function cleanup() {
+  if (!cleaning) {
+    cleaning = (async () => {
+      while (cleanupTasks.length) {
+        const task = cleanupTasks.pop();
+        try {
+          await task();
+        } catch (err) {
+          process.stderr.write(`cleanup: ${err?.message ?? err}\n`);
+        }
+      }
+      await Promise.all([...children].map((c) => stopChild(c, 2000)));
+    })();
+  }
+  return cleaning;
+}
+
+/**
+ * Make Ctrl-C, SIGTERM and crashes clean up before exiting. The synchronous 'exit' hook is the
+ * last resort: whatever is still running gets SIGKILL.
+ */
+export function installCleanup() {
+  const bail = (code) => {
+    cleanup().finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => {
+    process.stderr.write('\ninterrupted; stopping everything...\n');
+    bail(130);
+  });
+  process.once('SIGTERM', () => bail(143));
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`${err?.stack ?? err}\n`);
+    bail(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    process.stderr.write(`${err?.stack ?? err}\n`);
+    bail(1);
+  });
+  process.on('exit', () => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+}
+
+/** Poll `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor(what, check, { timeoutMs = 60_000, intervalMs = 200 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      // A dead process will not become ready: `fatal` errors end the wait at once.
+      if (err?.fatal) throw err;
+      last = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+/** VmHWM (peak resident set) and VmRSS of a process in KiB; undefined once it is gone. */
+export function procMemory(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, 'm'))?.[1] ?? 0);
+    return { hwm: kib('VmHWM'), rss: kib('VmRSS') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Samples the resident set of some processes every `intervalMs`, remembering the peak. The
+ * kernel's VmHWM is already a peak; sampling VmRSS too keeps the figure if a process exits.
+ */
+export class MemoryWatcher {
+  constructor(named, intervalMs = 500) {
+    this.peaks = new Map(named.map(({ name }) => [name, 0]));
+    this.named = named;
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  sample() {
+    for (const { name, pid } of this.named) {
+      const m = procMemory(pid);
+      if (m) this.peaks.set(name, Math.max(this.peaks.get(name), m.hwm, m.rss));
+    }
+  }
+
+  stop() {
+    this.sample();
+    clearInterval(this.timer);
+    return Object.fromEntries([...this.peaks].map(([name, kib]) => [name, Math.round(kib / 1024)]));
+  }
+}

@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: start a throwaway local ringkv cluster (3 nodes, zones a/b/c, N=3 R=2 W=2),
+ * drive it with the closed-loop load generator of bench-lib.mjs (PUT, GET, 50/50 mix; 256 B and
+ * 4 KiB values), optionally do the same against the bare fastify+LevelDB baseline and a local
+ * 3-member etcd, and print throughput, latency percentiles, errors and peak RSS.
+ * See docs/benchmarks.md for what the figures mean.
+ *
+ * Everything it starts is stopped, and its temp directories removed, on success, on error and
+ * on Ctrl-C.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import {
+  cleanup,
+  closePools,
+  formatRatios,
+  formatRun,
+  formatTable,
+  freePorts,
+  installCleanup,
+  logTail,
+  MemoryWatcher,
+  makeKeyState,
+  makePools,
+  onCleanup,
+  parseFlags,
+  populate,
+  protocols,
+  runLoad,
+  spawnLogged,
+  stopChild,
+  stopping,
+  waitFor,
+} from './bench-lib.mjs';
+import { ensureEtcd, etcdVersion, startEtcd } from './etcd.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const HOST = '127.0.0.1';
+
+const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [flags] builds first)
+  --duration S        measured seconds per run (default 10)
+  --warmup S          unmeasured warm-up seconds before each run (default 2)
+  --concurrency C     closed-loop clients (default 64)
+  --keys K            distinct keys per value size (default 10000)
+  --sizes 256,4096    value sizes in bytes
+  --workloads put,get,mix
+  --single            one ringkv node (n=r=w=1) instead of three
+  --baseline          also run the load against scripts/bench-baseline.mjs (fastify + LevelDB)
+  --compare etcd      also run it against a local 3-member etcd (installed with apt if missing)
+  --targets LIST      exactly these, in this order: ringkv,baseline,etcd
+  --json FILE         write all results as JSON
+  --keep              keep the temp dir (data and process logs) and print its path
+`;
+
+const FLAGS = {
+  duration: 'number',
+  warmup: 'number',
+  concurrency: 'number',
+  keys: 'number',
+  sizes: 'string',
+  workloads: 'string',
+  single: 'boolean',
+  baseline: 'boolean',
+  compare: 'string',
+  targets: 'string',
+  json: 'string',
+  keep: 'boolean',
+  help: 'boolean',
+};
+
+function parseOptions(argv) {
+  const f = parseFlags(argv, FLAGS);
+  const list = (s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const sizes = list(f.sizes ?? '256,4096').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: not a byte count: ${s}`);
+    return n;
+  });
+  const workloads = list(f.workloads ?? 'put,get,mix');
+  for (const w of workloads) if (!['put', 'get', 'mix'].includes(w)) throw new Error(`--workloads: unknown ${w}`);
+  let targets = ['ringkv'];
+  if (f.baseline) targets.push('baseline');
+  if (f.compare !== undefined) {
+    for (const c of list(f.compare)) {
+      if (c !== 'etcd') throw new Error(`--compare: only etcd is supported, not ${c}`);
+      targets.push('etcd');
+    }
+  }
+  if (f.targets !== undefined) targets = list(f.targets);
+  for (const t of targets) if (!protocols[t]) throw new Error(`--targets: unknown ${t}`);
+  const concurrency = f.concurrency ?? 64;
+  const keys = f.keys ?? 10_000;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
+  if (!Number.isInteger(keys) || keys <= concurrency) throw new Error('--keys must be an integer above --concurrency');
+  return {
+    help: f.help,
+    durationMs: (f.duration ?? 10) * 1000,
+    warmupMs: (f.warmup ?? 2) * 1000,
+    concurrency,
+    keys,
+    sizes,
+    workloads,
+    single: Boolean(f.single),
+    targets: [...new Set(targets)],
+    json: f.json,
+    keep: Boolean(f.keep),
+  };
+}
+
+const say = (m) => process.stdout.write(`${m}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
+
+async function startRingkv(dir, { single }) {
+  const cli = join(root, 'dist', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` (npm run bench does it for you)`);
+  const count = single ? 1 : 3;
+  const ports = await freePorts(count);
+  const secret = randomBytes(18).toString('base64url');
+  const nodes = ports.map((port, i) => ({ id: `n${i + 1}`, port, zone: 'abc'[i], url: `http://${HOST}:${port}` }));
+  const seeds = nodes.map((n) => `${HOST}:${n.port}`).join(',');
+  const children = nodes.map((n) => {
+    const data = join(dir, n.id);
+    const args = [cli, 'node', '--id', n.id, '--listen', `${HOST}:${n.port}`, '--data', data, '--zone', n.zone];
+    if (single) args.push('--n', '1', '--r', '1', '--w', '1');
+    else args.push('--seeds', seeds, '--secret', secret, '--n', '3', '--r', '2', '--w', '2');
+    return spawnLogged(process.execPath, args, { cwd: root, logFile: join(dir, `${n.id}.log`) });
+  });
+  const stop = () => Promise.all(children.map((c) => stopChild(c)));
+  try {
+    await waitFor(`ringkv: every node to show ${count} members up with one ring checksum`, async () => {
+      children.forEach((c, i) => {
+        if (c.exitCode !== null || c.signalCode !== null) {
+          const why = c.signalCode ?? `code ${c.exitCode}`;
+          throw Object.assign(new Error(`ringkv ${nodes[i].id} exited (${why}):\n${logTail(c.logFile)}`), { fatal: true });
+        }
+      });
+      const views = await Promise.all(
+        nodes.map((n) => fetch(`${n.url}/v1/cluster`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json())),
+      );
+      const sums = new Set(views.map((v) => v.ring?.checksum));
+      return (
+        sums.size === 1 &&
+        !sums.has(undefined) &&
+        views.every((v) => v.members?.length === count && v.members.every((m) => m.status === 'up'))
+      );
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  /**
+   * Between runs: a W=2 write returns before the third replica has it, and a replica that was
+   * slow gets a hint. Let that tail drain so it is not billed to the next run.
+   */
+  const settle = async () => {
+    await sleep(500);
+    try {
+      await waitFor(
+        'ringkv hints to drain',
+        async () => {
+          const views = await Promise.all(
+            nodes.map((n) => fetch(`${n.url}/v1/cluster`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json())),
+          );
+          return views.every((v) => (v.hints?.pending ?? 0) === 0 && (v.transfers?.pending ?? 0) === 0);
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+    } catch (err) {
+      say(`   (${err.message})`);
+    }
+  };
+  return {
+    urls: nodes.map((n) => n.url),
+    procs: nodes.map((n, i) => ({ name: `ringkv ${n.id}`, pid: children[i].pid })),
+    stop,
+    settle,
+    describe: single ? 'ringkv, 1 node (n=r=w=1)' : 'ringkv, 3 nodes in zones a/b/c (N=3 R=2 W=2)',
+  };
+}
+
+async function startBaselineProcess(dir) {
+  const [port] = await freePorts(1);
+  const url = `http://${HOST}:${port}`;
+  const child = spawnLogged(
+    process.execPath,
+    [join(root, 'scripts', 'bench-baseline.mjs'), '--listen', `${HOST}:${port}`, '--data', join(dir, 'db')],
+    { cwd: root, logFile: join(dir, 'baseline.log') },
+  );
+  const stop = () => stopChild(child);
+  try {
+    await waitFor('the baseline server', async () => {
+      if (child.exitCode !== null) {
+        throw Object.assign(new Error(`baseline exited:\n${logTail(child.logFile)}`), { fatal: true });
+      }
+      const r = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      return r.ok;
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    urls: [url],
+    procs: [{ name: 'baseline', pid: child.pid }],
+    stop,
+    describe: 'baseline: one fastify + classic-level process, no replication',
+  };
+}
+
+async function startEtcdCluster(dir) {
+  const bin = ensureEtcd(say);
+  const cluster = await startEtcd({ dir, bin });
+  return {
+    urls: cluster.endpoints,
+    procs: cluster.members.map((m) => ({ name: `etcd ${m.name}`, pid: m.pid })),
+    stop: cluster.stop,
+    describe: `etcd ${etcdVersion(bin)}, 3 members (Raft, fsync per commit), v3 JSON gateway`,
+  };
+}
+
+const starters = {
+  ringkv: (dir, opts) => startRingkv(dir, opts),
+  baseline: (dir) => startBaselineProcess(dir),
+  etcd: (dir) => startEtcdCluster(dir),
+};
+
+// ---------------------------------------------------------------------------------------------
+
+async function benchTarget(target, baseDir, opts, results, memory) {
+  const dir = join(baseDir, target);
+  mkdirSync(dir, { recursive: true });
+  say(`\n== ${target}: starting...`);
+  const backend = await starters[target](dir, opts);
+  onCleanup(backend.stop);
+  say(`== ${backend.describe}; endpoints ${backend.urls.join(' ')}`);
+  const watcher = new MemoryWatcher(backend.procs);
+  const pools = makePools(backend.urls, opts.concurrency);
+  const protocol = protocols[target];
+  try {
+    for (const valueSize of opts.sizes) {
+      const state = makeKeyState({ prefix: `bench-${valueSize}-`, keys: opts.keys, valueSize });
+      for (const workload of opts.workloads) {
+        if (stopping()) return;
+        if (workload !== 'put') {
+          const failed = await populate({ protocol, pools, state, concurrency: opts.concurrency });
+          if (Object.keys(failed).length) say(`   (populating ${valueSize} B keys: failures ${JSON.stringify(failed)})`);
+        }
+        const result = await runLoad({
+          protocol,
+          pools,
+          state,
+          workload,
+          concurrency: opts.concurrency,
+          durationMs: opts.durationMs,
+          warmupMs: opts.warmupMs,
+          serverPids: backend.procs.map((p) => p.pid),
+        });
+        if (stopping()) return;
+        results.push({ target, result });
+        say(formatRun(target, result));
+        await backend.settle?.();
+      }
+    }
+  } finally {
+    await closePools(pools);
+    Object.assign(memory, watcher.stop());
+    await backend.stop();
+  }
+}
+
+async function main() {
+  let opts;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${err.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  installCleanup();
+  const baseDir = mkdtempSync(join(os.tmpdir(), 'ringkv-bench-'));
+  onCleanup(() => {
+    if (opts.keep) say(`kept ${baseDir} (data and logs)`);
+    else rmSync(baseDir, { recursive: true, force: true });
+  });
+
+  const cpus = os.cpus();
+  const machine = {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+  };
+  say(
+    `ringkv bench: ${machine.cpus} x ${machine.cpuModel}, ${machine.memGiB} GiB, node ${machine.node}\n` +
+      `  ${opts.concurrency} clients, ${opts.keys} keys, values ${opts.sizes.join('/')} B, ` +
+      `${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s per run, ` +
+      `workloads ${opts.workloads.join(',')}, targets ${opts.targets.join(',')}\n` +
+      '  latencies in ms; cpu = cores busy (100% = one core) in the load generator / all server processes',
+  );
+
+  const results = [];
+  const memory = {};
+  for (const target of opts.targets) {
+    await benchTarget(target, baseDir, opts, results, memory);
+    if (stopping()) return;
+  }
+
+  say('\n== results');
+  say(formatTable(results));
+  for (const other of ['etcd', 'baseline']) {
+    if (!opts.targets.includes('ringkv') || !opts.targets.includes(other)) continue;
+    const text = formatRatios(results, 'ringkv', other);
+    if (text) {
+      say(`\n== ringkv / ${other} (ops/s above 1 = ringkv faster; latency above 1 = ringkv slower)`);
+      say(text);
+    }
+  }
+  say('\n== peak RSS (MiB)');
+  for (const [name, mib] of Object.entries(memory)) say(`  ${name.padEnd(12)} ${mib}`);
+  const siblings = results.reduce((a, r) => a + r.result.counts.siblings, 0);
+  if (siblings > 0) say(`\nwarning: ${siblings} GETs answered 300 (siblings); the PUT loop should never cause any`);
+
+  if (opts.json) {
+    const doc = { when: new Date().toISOString(), machine, options: opts, results, peakRssMiB: memory };
+    writeFileSync(opts.json, `${JSON.stringify(doc, null, 2)}\n`);
+    say(`\nwrote ${opts.json}`);
+  }
+}
+
+main().then(
+  () => cleanup().then(() => process.exit(0)),
+  async (err) => {
+    process.stderr.write(`\nbench failed: ${err?.message ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);
