@@ -36,6 +36,7 @@ import {
   ROUTES,
 } from './messages.js';
 import { planReplicas, type ReplicaSlot } from './placement.js';
+import { ReplicaClient } from './replica-client.js';
 import { effectiveQuorum, QuorumRound } from './quorum.js';
 
 export interface CoordinatorInit {
@@ -86,12 +87,17 @@ export class Coordinator {
   /** Work that outlives the request that started it (replica sends after quorum, hints). */
   private readonly background = new Set<Promise<unknown>>();
   private readonly maxReadRepairs: number;
+  private readonly replicas: ReplicaClient;
 
   constructor(
     private readonly c: CoordinatorComponents,
     private readonly init: CoordinatorInit,
   ) {
     this.maxReadRepairs = init.maxReadRepairs ?? 256;
+    this.replicas = new ReplicaClient(
+      { transport: c.transport, replica: c.replica, membership: c.membership },
+      { hintedHandoff: init.hintedHandoff },
+    );
   }
 
   /** Track a promise that runs past its request, so shutdown can wait for it. */
@@ -115,9 +121,7 @@ export class Coordinator {
   handlers(): Map<string, InternalHandler> {
     return new Map<string, InternalHandler>([
       [ROUTES.put, (b) => this.onForwardedPut(b)],
-      [ROUTES.replicaWrite, (b) => this.onReplicaWrite(b)],
-      [ROUTES.replicaWriteBatch, (b) => this.onReplicaWriteBatch(b)],
-      [ROUTES.replicaRead, (b) => this.onReplicaRead(b)],
+      ...this.replicas.handlers(),
     ]);
   }
 
@@ -228,8 +232,7 @@ export class Coordinator {
           check();
           continue;
         }
-        const body = encodeReplicaWrite({ key, hintsFor: slot.hintFor ? [slot.owner] : [], object }, encoded);
-        const sent = this.c.transport.send(address, ROUTES.replicaWrite, body, { timeoutMs: opts.timeoutMs, idempotent: true });
+        const sent = this.replicas.write(address, key, object, slot.hintFor ? [slot.owner] : [], opts.timeoutMs, encoded);
         this.track(sent);
         sent.then(
           () => {
@@ -335,12 +338,9 @@ export class Coordinator {
     if (target === this.c.membership.self) return this.c.replica.read(partition, key);
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
-    const reply = await this.c.transport.send(address, ROUTES.replicaRead, encodeString(key), {
-      timeoutMs,
-      idempotent: true,
-    });
+    const object = await this.replicas.read(address, key, timeoutMs);
     this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'ok' });
-    return decodeReadReply(reply);
+    return object;
   }
 
   private readRepair(
@@ -385,10 +385,7 @@ export class Coordinator {
     }
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
-    await this.c.transport.send(address, ROUTES.replicaWrite, encodeReplicaWrite({ key, hintsFor: [], object }), {
-      timeoutMs: 5000,
-      idempotent: true,
-    });
+    await this.replicas.write(address, key, object, [], 5000);
   }
 
   // ---------------------------------------------------------------- internal handlers
@@ -398,27 +395,5 @@ export class Coordinator {
     const partition = this.c.membership.ring().partitionOf(m.key);
     const clock = await this.coordinatePut(m.key, partition, m.write, m.context, { w: m.w, timeoutMs: m.timeoutMs });
     return encodeString(encodeContext(clock));
-  }
-
-  private async onReplicaWrite(body: Uint8Array): Promise<Uint8Array> {
-    const m = decodeReplicaWrite(body);
-    const partition = this.c.membership.ring().partitionOf(m.key);
-    const hints = this.init.hintedHandoff ? m.hintsFor.filter((h) => h !== this.c.membership.self) : [];
-    await this.c.replica.apply(partition, m.key, m.object, hints);
-    return new Uint8Array(0);
-  }
-
-  private async onReplicaWriteBatch(body: Uint8Array): Promise<Uint8Array> {
-    const ring = this.c.membership.ring();
-    for (const item of decodeWriteBatch(body)) {
-      await this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object);
-    }
-    return new Uint8Array(0);
-  }
-
-  private async onReplicaRead(body: Uint8Array): Promise<Uint8Array> {
-    const key = decodeString(body);
-    const partition = this.c.membership.ring().partitionOf(key);
-    return encodeReadReply(await this.c.replica.read(partition, key));
   }
 }

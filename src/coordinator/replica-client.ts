@@ -1,0 +1,92 @@
+/**
+ * The coordinator's calls to other replicas, behind one seam: write a version to a replica,
+ * read a key from a replica, and the matching server-side handlers. Batching, encodings and
+ * per-peer scheduling live here so the coordinator only decides who to ask and counts answers.
+ */
+import type { MembershipView } from '../membership/types.js';
+import type { LocalReplica } from '../replica/local-replica.js';
+import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
+import type { VersionedObject } from '../version/index.js';
+import {
+  decodeReadReply,
+  decodeReplicaWrite,
+  decodeString,
+  decodeWriteBatch,
+  encodeReadReply,
+  encodeReplicaWrite,
+  encodeString,
+  ROUTES,
+} from './messages.js';
+
+export interface ReplicaClientComponents {
+  readonly transport: Transport;
+  readonly replica: LocalReplica;
+  readonly membership: MembershipView;
+}
+
+export interface ReplicaClientInit {
+  readonly hintedHandoff: boolean;
+}
+
+export class ReplicaClient {
+  constructor(
+    private readonly c: ReplicaClientComponents,
+    private readonly init: ReplicaClientInit,
+  ) {}
+
+  /**
+   * Merge `object` into the replica at `address`; `hintsFor` names owners the peer holds the
+   * copy for (it parks a hint for each). `encoded` is encodeObject(object) when the caller
+   * already has it (one encoding for several replicas).
+   */
+  async write(
+    address: PeerAddress,
+    key: string,
+    object: VersionedObject,
+    hintsFor: readonly string[],
+    timeoutMs: number,
+    encoded?: Uint8Array,
+  ): Promise<void> {
+    await this.c.transport.send(address, ROUTES.replicaWrite, encodeReplicaWrite({ key, hintsFor, object }, encoded), {
+      timeoutMs,
+      idempotent: true,
+    });
+  }
+
+  /** The replica's stored version of `key` (undefined if it has none). */
+  async read(address: PeerAddress, key: string, timeoutMs: number): Promise<VersionedObject | undefined> {
+    const reply = await this.c.transport.send(address, ROUTES.replicaRead, encodeString(key), { timeoutMs, idempotent: true });
+    return decodeReadReply(reply);
+  }
+
+  /** Server side of the routes above. */
+  handlers(): Map<string, InternalHandler> {
+    return new Map<string, InternalHandler>([
+      [ROUTES.replicaWrite, (b) => this.onReplicaWrite(b)],
+      [ROUTES.replicaWriteBatch, (b) => this.onReplicaWriteBatch(b)],
+      [ROUTES.replicaRead, (b) => this.onReplicaRead(b)],
+    ]);
+  }
+
+  private async onReplicaWrite(body: Uint8Array): Promise<Uint8Array> {
+    const m = decodeReplicaWrite(body);
+    const partition = this.c.membership.ring().partitionOf(m.key);
+    const hints = this.init.hintedHandoff ? m.hintsFor.filter((h) => h !== this.c.membership.self) : [];
+    await this.c.replica.apply(partition, m.key, m.object, hints);
+    return new Uint8Array(0);
+  }
+
+  private async onReplicaWriteBatch(body: Uint8Array): Promise<Uint8Array> {
+    const ring = this.c.membership.ring();
+    for (const item of decodeWriteBatch(body)) {
+      await this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object);
+    }
+    return new Uint8Array(0);
+  }
+
+  private async onReplicaRead(body: Uint8Array): Promise<Uint8Array> {
+    const key = decodeString(body);
+    const partition = this.c.membership.ring().partitionOf(key);
+    return encodeReadReply(await this.c.replica.read(partition, key));
+  }
+}
