@@ -25,13 +25,8 @@ import {
 } from '../version/index.js';
 import {
   decodeForwardedPut,
-  decodeReadReply,
-  decodeReplicaWrite,
   decodeString,
-  decodeWriteBatch,
   encodeForwardedPut,
-  encodeReadReply,
-  encodeReplicaWrite,
   encodeString,
   ROUTES,
 } from './messages.js';
