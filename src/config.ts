@@ -19,6 +19,7 @@ export interface NodeConfig {
   readonly antiEntropyIntervalMs: number;
   readonly gossipIntervalMs: number;
   readonly maxValueBytes: number;
+  readonly tombstoneGraceMs: number;
 }
 
 export interface HostPort {
@@ -61,6 +62,8 @@ export const NODE_FLAGS: readonly FlagSpec[] = [
   { name: 'anti-entropy-interval-ms' },
   { name: 'gossip-interval-ms' },
   { name: 'max-value-bytes' },
+  // Beyond SPEC §1: how long every replica must hold a tombstone before it is reaped.
+  { name: 'tombstone-grace-ms' },
 ];
 
 /** `hinted-handoff` -> `RINGKV_HINTED_HANDOFF`. */
@@ -191,5 +194,6 @@ export function parseNodeConfig(
     antiEntropyIntervalMs: parseInt10('anti-entropy-interval-ms', get('anti-entropy-interval-ms') ?? '60000', 100, 86_400_000),
     gossipIntervalMs: parseInt10('gossip-interval-ms', get('gossip-interval-ms') ?? '1000', 10, 600_000),
     maxValueBytes: parseInt10('max-value-bytes', get('max-value-bytes') ?? '1048576', 1, 64 * 1024 * 1024),
+    tombstoneGraceMs: parseInt10('tombstone-grace-ms', get('tombstone-grace-ms') ?? '86400000', 0, 365 * 86_400_000),
   };
 }

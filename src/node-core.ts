@@ -3,6 +3,7 @@
  * coordinator, hint delivery and anti-entropy, wired together. RingkvNode (node.ts) adds
  * LevelDB, HTTP and the process edge; simulations build NodeCores on a MemoryNetwork.
  */
+import { AntiEntropy } from './antientropy/index.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { RingkvError } from './errors.js';
 import { HintDelivery, type HintDeliveryInit } from './handoff/hint-delivery.js';
@@ -40,6 +41,8 @@ export interface CoreInit {
   readonly hintedHandoff: boolean;
   readonly gossipIntervalMs: number;
   readonly antiEntropyIntervalMs: number;
+  /** How long a tombstone must be held by every replica before it may be reaped. */
+  readonly tombstoneGraceMs?: number;
   /** Ring partition bits (simulations use fewer); default the ring's own. */
   readonly partitionBits?: number;
   readonly hintDelivery?: Partial<HintDeliveryInit>;
@@ -65,6 +68,7 @@ export class NodeCore {
         replica: LocalReplica;
         coordinator: Coordinator;
         hints: HintDelivery;
+        antiEntropy: AntiEntropy;
         handlers: Map<string, InternalHandler>;
         actor: string;
       }
@@ -113,12 +117,24 @@ export class NodeCore {
     );
     const hints = new HintDelivery({ store, replica, membership, transport, timers, log, metrics }, init.hintDelivery);
 
-    const handlers = new Map<string, InternalHandler>([...membership.handlers(), ...coordinator.handlers()]);
+    const antiEntropy = new AntiEntropy(
+      { store, replica, membership, transport, clock, timers, random, log, metrics },
+      {
+        intervalMs: init.antiEntropyIntervalMs,
+        ...(init.tombstoneGraceMs === undefined ? {} : { reaper: { graceMs: init.tombstoneGraceMs } }),
+      },
+    );
+
+    const handlers = new Map<string, InternalHandler>([
+      ...membership.handlers(),
+      ...coordinator.handlers(),
+      ...antiEntropy.handlers(),
+    ]);
     membership.onChange(() => {
       this.updateMemberMetrics();
       hints.kick();
     });
-    this.parts = { membership, replica, coordinator, hints, handlers, actor };
+    this.parts = { membership, replica, coordinator, hints, antiEntropy, handlers, actor };
   }
 
   private get p(): NonNullable<NodeCore['parts']> {
@@ -138,6 +154,9 @@ export class NodeCore {
   get hints(): HintDelivery {
     return this.p.hints;
   }
+  get antiEntropy(): AntiEntropy {
+    return this.p.antiEntropy;
+  }
   get handlers(): Map<string, InternalHandler> {
     return this.p.handlers;
   }
@@ -150,6 +169,8 @@ export class NodeCore {
     await this.build();
     if (this.started) return;
     this.started = true;
+    // Build the hash tree before gossip starts this node exchanging with peers.
+    await this.p.antiEntropy.start();
     this.p.membership.start();
     this.p.hints.start();
     this.updateMemberMetrics();
@@ -160,6 +181,7 @@ export class NodeCore {
     if (!this.parts) return;
     this.started = false;
     await this.parts.hints.stop();
+    await this.parts.antiEntropy.stop();
     await this.parts.membership.stop();
   }
 

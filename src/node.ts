@@ -102,6 +102,7 @@ export class RingkvNode {
         hintedHandoff: cfg.hintedHandoff,
         gossipIntervalMs: cfg.gossipIntervalMs,
         antiEntropyIntervalMs: cfg.antiEntropyIntervalMs,
+        tombstoneGraceMs: cfg.tombstoneGraceMs,
       },
     );
     await core.build();

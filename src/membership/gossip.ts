@@ -38,6 +38,7 @@ import {
   isNewerBeat,
   isSignificant,
   parseRecord,
+  pendingRingMembersOf,
   ringKey,
   ringMembersOf,
   sortedRecords,
@@ -191,6 +192,8 @@ export class Membership implements MembershipView {
   private readonly verdicts = new Map<string, boolean>();
   private ringCache: Ring;
   private ringCacheKey: string;
+  private pendingCache: Ring;
+  private pendingCacheKey: string;
   private readonly listeners = new Set<() => void>();
 
   private running = false;
@@ -269,6 +272,9 @@ export class Membership implements MembershipView {
     const members = ringMembersOf(this.table);
     this.ringCacheKey = ringKey(members);
     this.ringCache = this.buildRing(members);
+    const pending = pendingRingMembersOf(this.table);
+    this.pendingCacheKey = ringKey(pending);
+    this.pendingCache = this.pendingCacheKey === this.ringCacheKey ? this.ringCache : this.buildRing(pending);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -318,6 +324,14 @@ export class Membership implements MembershipView {
 
   ring(): Ring {
     return this.ringCache;
+  }
+
+  /**
+   * The ring the cluster is moving to (joining members in, leaving members out); the same
+   * object as ring() when no transfer is under way.
+   */
+  pendingRing(): Ring {
+    return this.pendingCache;
   }
 
   member(id: string): MemberRecord | undefined {
@@ -610,13 +624,23 @@ export class Membership implements MembershipView {
   }
 
   private refreshRing(): boolean {
+    const pending = pendingRingMembersOf(this.table);
+    const pendingKey = ringKey(pending);
     const members = ringMembersOf(this.table);
     const key = ringKey(members);
-    if (key === this.ringCacheKey) return false;
-    this.ringCache = this.buildRing(members);
-    this.ringCacheKey = key;
-    this.log.info({ members: members.map((m) => m.id), checksum: this.ringCache.checksum }, 'ring rebuilt');
-    return true;
+    let changed = false;
+    if (key !== this.ringCacheKey) {
+      this.ringCache = this.buildRing(members);
+      this.ringCacheKey = key;
+      this.log.info({ members: members.map((m) => m.id), checksum: this.ringCache.checksum }, 'ring rebuilt');
+      changed = true;
+    }
+    if (pendingKey !== this.pendingCacheKey) {
+      this.pendingCache = pendingKey === this.ringCacheKey ? this.ringCache : this.buildRing(pending);
+      this.pendingCacheKey = pendingKey;
+      changed = true;
+    }
+    return changed;
   }
 
   private buildRing(members: ReturnType<typeof ringMembersOf>): Ring {

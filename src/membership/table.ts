@@ -119,6 +119,19 @@ export function ringMembersOf(table: MemberTable): RingMember[] {
   return out;
 }
 
+/**
+ * Members of the ring the cluster is moving to: active and joining members (leaving ones
+ * drop out). Equal to ringMembersOf when nobody is joining or leaving.
+ */
+export function pendingRingMembersOf(table: MemberTable): RingMember[] {
+  const out: RingMember[] = [];
+  for (const r of table.values()) {
+    if (r.state === 'active' || r.state === 'joining') out.push({ id: r.id, zone: r.zone, weight: r.weight });
+  }
+  out.sort((x, y) => cmp(x.id, y.id));
+  return out;
+}
+
 /** A string that changes iff the ring member set (ids, zones, weights) changes. */
 export function ringKey(members: readonly RingMember[]): string {
   return JSON.stringify(members.map((m) => [m.id, m.zone, m.weight]));

@@ -26,6 +26,11 @@ export interface MembershipView {
   readonly self: string;
   /** The current ring (rebuilt whenever the set of ring members changes). */
   ring(): Ring;
+  /**
+   * The ring the cluster is moving to: active and joining members, without leaving ones.
+   * The same object as ring() while no member is joining or leaving.
+   */
+  pendingRing(): Ring;
   /** A member's record (any state), or undefined. */
   member(id: string): MemberRecord | undefined;
   /** Local failure-detector verdict; this node is always up to itself. */

@@ -1,7 +1,8 @@
 /**
  * This node's replica of its partitions: the only code that reads or writes versioned
- * objects in the Store. Every change to a key goes through one per-key critical section,
- * and the object, its hints and its anti-entropy hash change in one atomic batch.
+ * objects in the Store. Every change to a key goes through one per-key critical section;
+ * the object and its hints change in one atomic batch, and write listeners (the
+ * anti-entropy hash tree, kept in memory) hear of every change after it is durable.
  */
 import type { Logger } from '../observability/logger.js';
 import type { Random } from '../runtime/random.js';
