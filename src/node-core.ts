@@ -7,6 +7,7 @@ import { AntiEntropy } from './antientropy/index.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { RingkvError } from './errors.js';
 import { HintDelivery, type HintDeliveryInit } from './handoff/hint-delivery.js';
+import { type TransferInit, Transfers } from './handoff/transfer.js';
 import { Membership } from './membership/index.js';
 import type { MemberRecord } from './membership/types.js';
 import type { Logger } from './observability/logger.js';
@@ -46,6 +47,9 @@ export interface CoreInit {
   /** Ring partition bits (simulations use fewer); default the ring's own. */
   readonly partitionBits?: number;
   readonly hintDelivery?: Partial<HintDeliveryInit>;
+  readonly transfers?: Partial<TransferInit>;
+  /** Called once this node has left the cluster (after POST /v1/cluster/leave). */
+  readonly onLeft?: () => void;
 }
 
 const META_EPOCH = utf8.encode('actor-epoch');
@@ -69,6 +73,7 @@ export class NodeCore {
         coordinator: Coordinator;
         hints: HintDelivery;
         antiEntropy: AntiEntropy;
+        transfers: Transfers;
         handlers: Map<string, InternalHandler>;
         actor: string;
       }
@@ -92,6 +97,8 @@ export class NodeCore {
 
     const saved = await store.get('meta', META_MEMBERS);
     const initialRecords = saved ? (JSON.parse(utf8.decode(saved)) as MemberRecord[]) : undefined;
+    // Membership asks transfers whether a joining node may turn active; built just below.
+    let transfers: Transfers | undefined;
     const membership = new Membership(
       { transport, clock, timers, random, log },
       {
@@ -105,6 +112,7 @@ export class NodeCore {
         ...(initialRecords === undefined ? {} : { initialRecords }),
         persist: async (records) => store.put('meta', META_MEMBERS, utf8.encode(JSON.stringify(records))),
         onGossipRound: (ok) => metrics.gossipRounds.inc({ outcome: ok ? 'ok' : 'failed' }),
+        readyToActivate: () => transfers?.complete() ?? false,
       },
     );
 
@@ -116,6 +124,9 @@ export class NodeCore {
       { n: init.n, r: init.r, w: init.w, hintedHandoff: init.hintedHandoff },
     );
     const hints = new HintDelivery({ store, replica, membership, transport, timers, log, metrics }, init.hintDelivery);
+
+    transfers = new Transfers({ store, replica, membership, transport, timers, clock, log, metrics }, init.transfers);
+    transfers.onLeft = () => init.onLeft?.();
 
     const antiEntropy = new AntiEntropy(
       { store, replica, membership, transport, clock, timers, random, log, metrics },
@@ -129,12 +140,13 @@ export class NodeCore {
       ...membership.handlers(),
       ...coordinator.handlers(),
       ...antiEntropy.handlers(),
+      ...transfers.handlers(),
     ]);
     membership.onChange(() => {
       this.updateMemberMetrics();
       hints.kick();
     });
-    this.parts = { membership, replica, coordinator, hints, antiEntropy, handlers, actor };
+    this.parts = { membership, replica, coordinator, hints, antiEntropy, transfers, handlers, actor };
   }
 
   private get p(): NonNullable<NodeCore['parts']> {
@@ -157,6 +169,9 @@ export class NodeCore {
   get antiEntropy(): AntiEntropy {
     return this.p.antiEntropy;
   }
+  get transfers(): Transfers {
+    return this.p.transfers;
+  }
   get handlers(): Map<string, InternalHandler> {
     return this.p.handlers;
   }
@@ -173,6 +188,7 @@ export class NodeCore {
     await this.p.antiEntropy.start();
     this.p.membership.start();
     this.p.hints.start();
+    this.p.transfers.start();
     this.updateMemberMetrics();
     this.c.metrics.hintsPending.set(this.p.replica.pendingHints);
   }
@@ -181,6 +197,7 @@ export class NodeCore {
     if (!this.parts) return;
     this.started = false;
     await this.parts.hints.stop();
+    await this.parts.transfers.stop();
     await this.parts.antiEntropy.stop();
     await this.parts.membership.stop();
   }
@@ -215,7 +232,7 @@ export class NodeCore {
         checksum: ring.checksum,
       },
       hints: { pending: replica.pendingHints },
-      transfers: { pending: 0 },
+      transfers: { pending: this.p.transfers.pending },
     };
   }
 }

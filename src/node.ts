@@ -103,6 +103,10 @@ export class RingkvNode {
         gossipIntervalMs: cfg.gossipIntervalMs,
         antiEntropyIntervalMs: cfg.antiEntropyIntervalMs,
         tombstoneGraceMs: cfg.tombstoneGraceMs,
+        // After leaving, keep gossiping a few rounds so every peer hears it, then exit.
+        onLeft: () => {
+          this.timers.setTimeout(() => this.onShutdownRequest?.(), 5 * cfg.gossipIntervalMs);
+        },
       },
     );
     await core.build();
@@ -124,10 +128,12 @@ export class RingkvNode {
       admin: {
         secret: cfg.secret,
         leave: async () => {
-          throw new RingkvError(
-            'NOT_IMPLEMENTED',
-            'leave with ownership transfer is not implemented yet; stop the node and POST /v1/cluster/remove/{id} on another node',
-          );
+          const state = core.membership.member(cfg.id)?.state;
+          if (state === 'leaving') return;
+          if (!core.membership.leave()) throw new RingkvError('BAD_REQUEST', `cannot leave from state ${state}`);
+          log.info('leaving the cluster: handing data to the new owners');
+          // A joining node owns nothing: it is removed at once and can exit.
+          if (state === 'joining') core.init.onLeft?.();
         },
         remove: async (id) => {
           if (!core.membership.member(id)) throw new RingkvError('NOT_FOUND', `no member ${id}`);

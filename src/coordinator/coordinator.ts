@@ -5,6 +5,7 @@
  */
 import { quorumFailed, RingkvError } from '../errors.js';
 import type { MembershipView } from '../membership/types.js';
+import type { Ring } from '../ring/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
@@ -247,12 +248,43 @@ export class Coordinator {
       check();
     });
 
+    this.copyToGainingOwners(ring, partition, key, object, encoded, opts.timeoutMs);
+
     const outcome = await withDeadline(this.c.timers, done, opts.timeoutMs);
     // Hand back what the client read plus its own write, never object.clock: that would also
     // cover concurrent siblings the client has not seen, and its next write would drop them.
     if (outcome !== 'timeout' && round.state === 'ok') return contextAfterWrite(context, object, dot);
     this.c.metrics.quorumFailures.inc({ op: 'write' });
     throw quorumFailed('write', round.answered, needed);
+  }
+
+  /**
+   * While members join or leave, nodes that gain this partition in the pending ring also get
+   * every write (not counted toward W), so nothing written during their transfer is missed.
+   */
+  private copyToGainingOwners(
+    ring: Ring,
+    partition: number,
+    key: string,
+    object: VersionedObject,
+    encoded: Uint8Array,
+    timeoutMs: number,
+  ): void {
+    const pending = this.c.membership.pendingRing();
+    if (pending === ring) return;
+    const self = this.c.membership.self;
+    const current = ring.preferenceList(partition);
+    for (const id of pending.preferenceList(partition)) {
+      if (id === self || current.includes(id)) continue;
+      const address = this.c.membership.member(id)?.address;
+      if (!address || !this.c.membership.isUp(id)) {
+        this.parkHint(partition, key, id);
+        continue;
+      }
+      const sent = this.replicas.write(address, key, object, [], timeoutMs, encoded);
+      this.track(sent);
+      sent.catch(() => this.parkHint(partition, key, id));
+    }
   }
 
   /** Keep a hint here for an owner whose replica write failed (this node holds the object). */

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { RingkvError } from '../errors.js';
+import { withBatchRoute } from '../transport/batching.js';
 import type { InternalHandlers } from '../transport/transport.js';
 import { bearerToken, secretsEqual } from './secret.js';
 
@@ -29,7 +30,8 @@ const OCTET_STREAM = 'application/octet-stream';
  * default serializer logs method and url only), so the secret is not logged.
  */
 export const internalRoutes: FastifyPluginAsync<InternalRoutesOptions> = async (app, opts) => {
-  const { handlers } = opts;
+  // Also serve the per-peer batch envelope (transport/batching.ts) over the same handlers.
+  const handlers = withBatchRoute(opts.handlers, (err, route) => app.log.error({ err, route }, 'internal route failed'));
   const secret = opts.secret === '' ? undefined : opts.secret;
   const bodyLimit = opts.bodyLimit ?? INTERNAL_BODY_LIMIT;
 

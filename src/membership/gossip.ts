@@ -639,6 +639,9 @@ export class Membership implements MembershipView {
       this.pendingCache = pendingKey === this.ringCacheKey ? this.ringCache : this.buildRing(pending);
       this.pendingCacheKey = pendingKey;
       changed = true;
+    } else if (pendingKey === this.ringCacheKey && this.pendingCache !== this.ringCache) {
+      // The ring caught up with the pending one: share the object so `pending === ring` holds.
+      this.pendingCache = this.ringCache;
     }
     return changed;
   }

@@ -182,6 +182,17 @@ export class LocalReplica {
    * reaper checked the replicas wins. Listeners see the removal (`after` undefined).
    * Returns true if the key was deleted.
    */
+  /** Delete the key if its stored version is still `expected` (after a hand-off to its owners). */
+  async dropIfSame(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
+    return this.lock.run(key, async () => {
+      const before = await this.read(partition, key);
+      if (!before || !sameVersion(before, expected)) return false;
+      await this.components.store.del('obj', objectKey(partition, key));
+      for (const l of this.listeners) l(partition, key, before, undefined);
+      return true;
+    });
+  }
+
   async reap(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
     return this.lock.run(key, async () => {
       const before = await this.read(partition, key);

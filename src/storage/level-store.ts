@@ -62,6 +62,7 @@ export class LevelStore extends SublevelStore {
       // cannot surprise them.
       ownOutput: (value) => new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
       openFailed: (cause) => describeOpenFailure(location, cause),
+      syncReads: true,
     });
     this.location = location;
   }

@@ -1,5 +1,6 @@
 import { RingkvError } from '../errors.js';
 import type { Timers } from '../runtime/timers.js';
+import { withBatchRoute } from './batching.js';
 import { type Deadline, deadlineError, raceSignal, startDeadline } from './deadline.js';
 import {
   type InternalHandlers,
@@ -25,7 +26,8 @@ export class MemoryNetwork {
   constructor(private readonly timers: Timers) {}
 
   register(address: PeerAddress, handlers: InternalHandlers): void {
-    this.nodes.set(address, handlers);
+    // Serve the batch envelope too, so withBatching works over this network as over HTTP.
+    this.nodes.set(address, withBatchRoute(handlers));
   }
 
   unregister(address: PeerAddress): void {

@@ -1,4 +1,5 @@
 import type { Random } from '../runtime/random.js';
+import { type BatchingInit, withBatching } from './batching.js';
 import type { BreakerHandle, BreakerInit, BreakerStateListener } from './breaker.js';
 import { HttpTransport, type HttpTransportComponents, type HttpTransportInit } from './http.js';
 import { resilientTransport } from './resilient.js';
@@ -14,19 +15,36 @@ export interface PeerTransportInit extends HttpTransportInit {
   readonly breaker?: Omit<BreakerInit, 'onStateChange'>;
   /** Every breaker transition, per peer (the node's metrics gauge hooks this). */
   readonly onBreakerStateChange?: BreakerStateListener;
+  /** Per-peer batching of the request path's replica calls; `false` turns it off. */
+  readonly batching?: BatchingInit | false;
 }
 
 /**
+ * The routes batched by default: the coordinator's replica writes and reads (ROUTES.replicaWrite
+ * and ROUTES.replicaRead in coordinator/messages.ts; a unit test keeps the two in step). They
+ * are small, idempotent and many; everything else (gossip, hint and anti-entropy transfers,
+ * forwarded writes) is rarer or already batched, and goes out as it is.
+ */
+export const DEFAULT_BATCHED_ROUTES: readonly string[] = ['replica-write', 'replica-read'];
+
+/**
  * What node.ts uses to talk to peers: HttpTransport wrapped in circuit breakers and retries
- * (see resilientTransport for the order and why). close() closes the HTTP pools.
+ * (see resilientTransport for the order and why), and outermost per-peer batching of replica
+ * calls (see withBatching), so a batch is retried and counted by the breaker as one call.
+ * close() closes the HTTP pools.
  */
 export function createPeerTransport(
   components: PeerTransportComponents,
   init: PeerTransportInit,
 ): { transport: Transport } & BreakerHandle {
-  const { retry, breaker, onBreakerStateChange, ...http } = init;
-  return resilientTransport(new HttpTransport(components, http), components, {
+  const { retry, breaker, onBreakerStateChange, batching, ...http } = init;
+  const resilient = resilientTransport(new HttpTransport(components, http), components, {
     ...(retry === undefined ? {} : { retry }),
     breaker: { ...breaker, ...(onBreakerStateChange === undefined ? {} : { onStateChange: onBreakerStateChange }) },
   });
+  if (batching === false) return resilient;
+  return {
+    transport: withBatching(resilient.transport, components, batching ?? { routes: DEFAULT_BATCHED_ROUTES }),
+    breakerStates: resilient.breakerStates,
+  };
 }

@@ -76,6 +76,7 @@ export class SimCluster {
           antiEntropyIntervalMs: opts.antiEntropyIntervalMs ?? 3_600_000,
           partitionBits: opts.partitionBits ?? 8,
           hintDelivery: { intervalMs: 200 },
+          transfers: { intervalMs: 200, settleMs: 600, batchSize: 64 },
         }),
       );
     }
@@ -111,9 +112,9 @@ export class SimCluster {
     n.core = core;
   }
 
-  /** Start every node and wait until all see all as up with one ring. */
-  async start(): Promise<void> {
-    for (const n of this.nodes) await this.startNode(n);
+  /** Start the first `count` nodes (default all) and wait until they agree on one ring. */
+  async start(count = this.nodes.length): Promise<void> {
+    for (const n of this.nodes.slice(0, count)) await this.startNode(n);
     await this.waitConverged();
   }
 
@@ -181,7 +182,12 @@ export class SimCluster {
         const nodes = live();
         const sums = new Set(nodes.map((n) => n.c.membership.ring().checksum));
         if (sums.size !== 1) return false;
-        return nodes.every((a) => nodes.every((b) => a.c.membership.isUp(b.id)) && a.c.membership.ring().members.length === this.nodes.length);
+        return nodes.every(
+          (a) =>
+            nodes.every((b) => a.c.membership.isUp(b.id)) &&
+            a.c.membership.ring().members.length === nodes.length &&
+            a.c.membership.pendingRing() === a.c.membership.ring(),
+        );
       },
       maxMs,
     );

@@ -1,0 +1,73 @@
+/**
+ * Ownership transfer planning, pure: which partitions this node must receive, and from whom,
+ * while the cluster moves from the current ring to the pending one (members joining or
+ * leaving). Every node derives the same plan from the same member table.
+ */
+import type { Ring } from '../ring/types.js';
+
+/** Identifies one transition: a plan is only valid between these two rings. */
+export function planId(current: Ring, pending: Ring): string {
+  return `${current.checksum}>${pending.checksum}`;
+}
+
+/**
+ * Partitions `self` replicates in `pending` but not in `current`, grouped by the node to pull
+ * each from: the first member of the partition's current preference list (other than self)
+ * that `isUp`. Partitions with no reachable source are returned under `unsourced`.
+ */
+export function receivePlan(
+  current: Ring,
+  pending: Ring,
+  self: string,
+  isUp: (id: string) => boolean,
+): { bySource: Map<string, number[]>; unsourced: number[]; total: number } {
+  const bySource = new Map<string, number[]>();
+  const unsourced: number[] = [];
+  let total = 0;
+  if (current === pending) return { bySource, unsourced, total };
+  const mine = pending.partitionsOf(self);
+  for (const p of mine) {
+    const owners = current.preferenceList(p);
+    if (owners.includes(self)) continue;
+    total++;
+    // An empty current ring (a brand-new cluster) has no data to hand over.
+    if (owners.length === 0) continue;
+    const source = owners.find((id) => id !== self && isUp(id));
+    if (source === undefined) {
+      unsourced.push(p);
+      continue;
+    }
+    let list = bySource.get(source);
+    if (!list) {
+      list = [];
+      bySource.set(source, list);
+    }
+    list.push(p);
+  }
+  return { bySource, unsourced, total };
+}
+
+/**
+ * The members that will receive partitions in this transition (for a leaving node: whom to
+ * wait for before it may go). Deterministic, sorted.
+ */
+export function receivers(current: Ring, pending: Ring): string[] {
+  const out = new Set<string>();
+  if (current === pending) return [];
+  for (let p = 0; p < pending.partitions; p++) {
+    const before = current.preferenceList(p);
+    for (const id of pending.preferenceList(p)) if (!before.includes(id)) out.add(id);
+  }
+  return [...out].sort();
+}
+
+/** A set of partitions as a bitmap (one bit each), for compact pull requests. */
+export function toBitmap(partitions: readonly number[], count: number): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(count / 8));
+  for (const p of partitions) bits[p >> 3]! |= 1 << (p & 7);
+  return bits;
+}
+
+export function hasBit(bits: Uint8Array, p: number): boolean {
+  return ((bits[p >> 3] ?? 0) & (1 << (p & 7))) !== 0;
+}

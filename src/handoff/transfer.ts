@@ -1,0 +1,385 @@
+/**
+ * Ownership transfer (a driver). When members join or leave, the ring the cluster is moving
+ * to (membership.pendingRing) differs from the current one. Each node then PULLS the
+ * partitions it gains from their current owners, in batches, with one request in flight per
+ * source (back-pressure) and a cursor persisted after every batch (resume after a restart of
+ * either side). Meanwhile the coordinator also writes to the gaining nodes, so nothing written
+ * during the move is missed. A joining node turns active only when its pulls are complete; a
+ * leaving node removes itself only when every receiver reports its pulls complete. Once the
+ * ring has moved, copies a node no longer owns are handed to the owners and then dropped.
+ */
+import type { Membership } from '../membership/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { LocalReplica } from '../replica/local-replica.js';
+import type { TimerHandle, Timers } from '../runtime/timers.js';
+import { type Store, parseObjectKey, utf8 } from '../storage/index.js';
+import type { InternalHandler, Transport } from '../transport/transport.js';
+import { decodeObject, encodeObject, type VersionedObject } from '../version/index.js';
+import { Reader, Writer } from '../wire.js';
+import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
+import { hasBit, planId, receivePlan, receivers, toBitmap } from './transfer-plan.js';
+
+export const TRANSFER_ROUTES = {
+  pull: 'xfer-pull',
+  status: 'xfer-status',
+} as const;
+
+export interface TransferInit {
+  /** Pause between passes. */
+  readonly intervalMs: number;
+  /** Objects per pull reply. */
+  readonly batchSize: number;
+  /** Keys a source scans per pull request at most (bounds its work per request). */
+  readonly maxScan: number;
+  readonly timeoutMs: number;
+  /** Wait after a plan first appears before pulling, so every coordinator has learnt of it. */
+  readonly settleMs: number;
+}
+
+export const TRANSFER_DEFAULTS: TransferInit = {
+  intervalMs: 500,
+  batchSize: 256,
+  maxScan: 4096,
+  timeoutMs: 10_000,
+  settleMs: 2000,
+};
+
+interface PullState {
+  readonly source: string;
+  readonly partitions: number[];
+  cursor: Uint8Array | undefined;
+  done: boolean;
+}
+
+const PULL_PREFIX = 'pull/';
+const EMPTY = new Uint8Array(0);
+
+export class Transfers {
+  private readonly init: TransferInit;
+  private timer: TimerHandle | undefined;
+  private stopped = true;
+  private running: Promise<void> | undefined;
+  private plan: { id: string; pulls: PullState[]; unsourced: number; total: number; firstSeen: number } | undefined;
+  /** For a leaving node: partitions still to be received by others (from their status replies). */
+  private sendPending = 0;
+  private leftAt: number | undefined;
+  private readonly strays: StrayCleaner;
+  private ringSum = '';
+  private ringSince = 0;
+  /** Called once a leaving node has handed everything over and removed itself. */
+  onLeft: (() => void) | undefined;
+
+  constructor(
+    private readonly c: {
+      store: Store;
+      replica: LocalReplica;
+      membership: Membership;
+      transport: Transport;
+      timers: Timers;
+      clock: { monotonic(): number };
+      log: Logger;
+      metrics: Metrics;
+    },
+    init: Partial<TransferInit> = {},
+  ) {
+    this.init = { ...TRANSFER_DEFAULTS, ...init };
+    this.strays = new StrayCleaner(c);
+  }
+
+  /** Partitions this node still has to receive or send (SPEC §2 `transfers.pending`). */
+  get pending(): number {
+    const recv = this.plan ? this.plan.total - this.completedPartitions() : 0;
+    return recv + this.sendPending;
+  }
+
+  /** True when this node has nothing left to receive for the current transition. */
+  complete(): boolean {
+    const m = this.c.membership;
+    const current = m.ring();
+    const pending = m.pendingRing();
+    if (current === pending) return true;
+    if (!this.plan || this.plan.id !== planId(current, pending)) return false;
+    return this.plan.unsourced === 0 && this.plan.pulls.every((p) => p.done);
+  }
+
+  private completedPartitions(): number {
+    if (!this.plan) return 0;
+    let n = 0;
+    for (const p of this.plan.pulls) if (p.done) n += p.partitions.length;
+    return n;
+  }
+
+  handlers(): Map<string, InternalHandler> {
+    return new Map<string, InternalHandler>([
+      [TRANSFER_ROUTES.pull, (b) => this.onPull(b)],
+      [TRANSFER_ROUTES.status, (b) => this.onStatus(b)],
+    ]);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.running;
+  }
+
+  private schedule(ms: number): void {
+    this.timer = this.c.timers.setTimeout(() => {
+      this.running = this.pass()
+        .catch((err: unknown) => this.c.log.warn({ err: String(err) }, 'transfer pass failed'))
+        .finally(() => {
+          this.running = undefined;
+          this.c.metrics.transfersPending.set(this.pending);
+          if (!this.stopped) this.schedule(this.init.intervalMs);
+        });
+    }, ms);
+  }
+
+  /** One pass: refresh the plan, pull a bounded amount, check a leave, clean up strays. */
+  async pass(): Promise<void> {
+    const m = this.c.membership;
+    const current = m.ring();
+    const pending = m.pendingRing();
+    const now = this.c.clock.monotonic();
+    if (current.checksum !== this.ringSum) {
+      this.ringSum = current.checksum;
+      this.ringSince = now;
+    }
+    if (current === pending) {
+      this.plan = undefined;
+      this.sendPending = 0;
+      // Drop copies we no longer own only once the ring has been stable for a while, so a
+      // node that just restarted with an old member table never gives away data by mistake.
+      if (now - this.ringSince >= 10 * this.init.settleMs) await this.strays.step();
+      return;
+    }
+    const id = planId(current, pending);
+    if (!this.plan || this.plan.id !== id) await this.newPlan(id);
+    const plan = this.plan!;
+    if (this.c.clock.monotonic() - plan.firstSeen < this.init.settleMs) return;
+
+    for (const pull of plan.pulls) {
+      if (this.stopped) return;
+      if (!pull.done && m.isUp(pull.source)) await this.pullSome(plan.id, pull);
+    }
+    if (plan.unsourced > 0) await this.newPlan(id, plan.firstSeen); // a source may be back
+
+    if (m.member(m.self)?.state === 'leaving') await this.checkLeave(current, pending, id);
+  }
+
+  private async newPlan(id: string, firstSeen = this.c.clock.monotonic()): Promise<void> {
+    const m = this.c.membership;
+    const { bySource, unsourced, total } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => m.isUp(x));
+    const pulls: PullState[] = [];
+    for (const [source, partitions] of bySource) {
+      const saved = await this.c.store.get('xfer', utf8.encode(`${PULL_PREFIX}${source}`));
+      let cursor: Uint8Array | undefined;
+      let done = false;
+      if (saved) {
+        const r = new Reader(saved);
+        if (r.str() === id) {
+          done = r.uint() === 1;
+          const c = r.bytes();
+          cursor = c.length > 0 ? Uint8Array.from(c) : undefined;
+        }
+      }
+      pulls.push({ source, partitions, cursor, done });
+    }
+    this.plan = { id, pulls, unsourced: unsourced.length, total, firstSeen };
+    if (total > 0) this.c.log.info({ plan: id, partitions: total, sources: [...bySource.keys()] }, 'transfer plan');
+  }
+
+  private async pullSome(id: string, pull: PullState): Promise<void> {
+    const address = this.c.membership.member(pull.source)?.address;
+    if (!address) return;
+    const partitions = this.c.membership.pendingRing().partitions;
+    const bitmap = toBitmap(pull.partitions, partitions);
+    // Bounded work per pass so the pass returns and re-plans; back-pressure: one at a time.
+    for (let i = 0; i < 16 && !pull.done && !this.stopped; i++) {
+      const req = new Writer(bitmap.length + 64)
+        .str(id)
+        .bytes(bitmap)
+        .bytes(pull.cursor ?? EMPTY)
+        .uint(this.init.batchSize)
+        .uint(this.init.maxScan)
+        .finish();
+      let reply: Uint8Array;
+      try {
+        reply = await this.c.transport.send(address, TRANSFER_ROUTES.pull, req, { timeoutMs: this.init.timeoutMs, idempotent: true });
+      } catch (err) {
+        this.c.log.info({ source: pull.source, err: String(err) }, 'transfer pull interrupted; will resume');
+        return;
+      }
+      const r = new Reader(reply);
+      const done = r.uint() === 1;
+      const next = Uint8Array.from(r.bytes());
+      const n = r.uint();
+      const ring = this.c.membership.ring();
+      for (let k = 0; k < n; k++) {
+        const key = r.str();
+        const object = decodeObject(r.bytes());
+        await this.c.replica.apply(ring.partitionOf(key), key, object);
+      }
+      pull.cursor = next.length > 0 ? next : pull.cursor;
+      pull.done = done;
+      await this.c.store.put(
+        'xfer',
+        utf8.encode(`${PULL_PREFIX}${pull.source}`),
+        new Writer(64).str(id).uint(done ? 1 : 0).bytes(pull.cursor ?? EMPTY).finish(),
+      );
+      if (done) this.c.log.info({ source: pull.source, partitions: pull.partitions.length }, 'transfer from source complete');
+    }
+  }
+
+  /** A leaving node may go once every receiver reports its pulls for this plan complete. */
+  private async checkLeave(
+    current: ReturnType<Membership['ring']>,
+    pending: ReturnType<Membership['ring']>,
+    id: string,
+  ): Promise<void> {
+    const m = this.c.membership;
+    let left = 0;
+    for (const r of receivers(current, pending)) {
+      if (r === m.self) continue;
+      const address = m.member(r)?.address;
+      if (!address || !m.isUp(r)) {
+        left += 1;
+        continue;
+      }
+      try {
+        const reply = new Reader(
+          await this.c.transport.send(address, TRANSFER_ROUTES.status, new Writer(64).str(id).finish(), {
+            timeoutMs: this.init.timeoutMs,
+          }),
+        );
+        const same = reply.uint() === 1;
+        const remaining = reply.uint();
+        left += same ? remaining : 1;
+      } catch {
+        left += 1;
+      }
+    }
+    this.sendPending = left;
+    if (left === 0 && this.leftAt === undefined) {
+      this.leftAt = this.c.clock.monotonic();
+      this.c.log.info({ plan: id }, 'every receiver has its data; leaving the cluster');
+      m.remove(m.self);
+      this.onLeft?.();
+    }
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  private async onPull(body: Uint8Array): Promise<Uint8Array> {
+    const r = new Reader(body);
+    r.str(); // plan id: the receiver's view; the source serves whatever partitions it asks for
+    const bitmap = r.bytes();
+    const cursor = r.bytes();
+    const limit = Math.min(r.uint(), 4096);
+    const maxScan = Math.min(r.uint(), 65_536);
+    const items: { key: string; object: Uint8Array }[] = [];
+    let last: Uint8Array | undefined;
+    let scanned = 0;
+    let exhausted = true;
+    for await (const [k, v] of this.c.store.entries('obj', cursor.length > 0 ? { gt: cursor } : {})) {
+      last = k;
+      scanned++;
+      const { partition, key } = parseObjectKey(k);
+      if (hasBit(bitmap, partition)) items.push({ key, object: v });
+      if (items.length >= limit || scanned >= maxScan) {
+        exhausted = false;
+        break;
+      }
+    }
+    const w = new Writer(4096).uint(exhausted ? 1 : 0).bytes(last ?? cursor).uint(items.length);
+    for (const it of items) w.str(it.key).bytes(it.object);
+    return w.finish();
+  }
+
+  private async onStatus(body: Uint8Array): Promise<Uint8Array> {
+    const id = new Reader(body).str();
+    const m = this.c.membership;
+    const current = m.ring();
+    const pending = m.pendingRing();
+    const mine = current === pending ? '' : planId(current, pending);
+    if (mine !== id) return new Writer(8).uint(0).uint(0).finish();
+    const remaining = this.complete() ? 0 : Math.max(1, this.plan ? this.plan.total - this.completedPartitions() : 1);
+    return new Writer(16).uint(1).uint(remaining).finish();
+  }
+}
+
+/**
+ * Copies this node holds for partitions it no longer replicates (after a ring change, or
+ * fallback copies whose hints were delivered): hand each to its current owners, then drop it
+ * if it did not change meanwhile. Runs only when no transfer is under way and no hints wait.
+ */
+export class StrayCleaner {
+  private cursor: Uint8Array | undefined;
+
+  constructor(
+    private readonly c: {
+      store: Store;
+      replica: LocalReplica;
+      membership: Membership;
+      transport: Transport;
+      log: Logger;
+    },
+    private readonly init: { batchSize: number; timeoutMs: number } = { batchSize: 256, timeoutMs: 10_000 },
+  ) {}
+
+  /** One bounded step; returns the number of keys dropped. */
+  async step(): Promise<number> {
+    const m = this.c.membership;
+    const ring = m.ring();
+    if (ring !== m.pendingRing() || this.c.replica.pendingHints > 0 || ring.members.length === 0) return 0;
+    const strays: { partition: number; key: string; object: VersionedObject; bytes: Uint8Array }[] = [];
+    let last: Uint8Array | undefined;
+    let scanned = 0;
+    for await (const [k, v] of this.c.store.entries('obj', this.cursor ? { gt: this.cursor } : {})) {
+      last = k;
+      if (++scanned > 4096) break;
+      const { partition, key } = parseObjectKey(k);
+      if (ring.preferenceList(partition).includes(m.self)) continue;
+      strays.push({ partition, key, object: decodeObject(v), bytes: v });
+      if (strays.length >= this.init.batchSize) break;
+    }
+    this.cursor = scanned > 4096 || strays.length >= this.init.batchSize ? last : undefined;
+    if (strays.length === 0) return 0;
+
+    // Group by owner set; every owner must acknowledge before a copy is dropped.
+    const byOwner = new Map<string, { key: string; object: Uint8Array }[]>();
+    for (const s of strays)
+      for (const o of ring.preferenceList(s.partition)) {
+        let l = byOwner.get(o);
+        if (!l) byOwner.set(o, (l = []));
+        l.push({ key: s.key, object: encodeObject(s.object) });
+      }
+    const failed = new Set<string>();
+    for (const [owner, items] of byOwner) {
+      const address = m.member(owner)?.address;
+      try {
+        if (!address || !m.isUp(owner)) throw new Error('owner down');
+        await this.c.transport.send(address, ROUTES.replicaWriteBatch, encodeWriteBatch(items), {
+          timeoutMs: this.init.timeoutMs,
+          idempotent: true,
+        });
+      } catch {
+        failed.add(owner);
+      }
+    }
+    let dropped = 0;
+    for (const s of strays) {
+      if (ring.preferenceList(s.partition).some((o) => failed.has(o))) continue;
+      if (await this.c.replica.dropIfSame(s.partition, s.key, s.object)) dropped++;
+    }
+    if (dropped > 0) this.c.log.info({ dropped }, 'handed off and dropped copies this node no longer owns');
+    return dropped;
+  }
+}

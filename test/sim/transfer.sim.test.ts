@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { SimCluster } from './cluster-sim.js';
+
+/** Every key is held locally by every owner in the current ring of `via`. */
+async function fullyReplicated(c: SimCluster, keys: string[], via = 'n1'): Promise<string[]> {
+  const ring = c.node(via).c.membership.ring();
+  const missing: string[] = [];
+  for (const k of keys)
+    for (const owner of ring.preferenceList(ring.partitionOf(k))) {
+      const got = await c.local(owner, k);
+      if (got.length !== 1 || got[0] !== `v-${k}`) missing.push(`${k}@${owner}`);
+    }
+  return missing;
+}
+
+describe('ownership transfer on a simulated cluster', () => {
+  it('a fourth node joins under load without a failed request and ends up holding every key it replicates', async () => {
+    const c = new SimCluster({ seed: 11, nodes: 4, zones: ['a', 'b', 'c', 'a'] });
+    try {
+      await c.start(3);
+      const keys: string[] = [];
+      for (let i = 0; i < 150; i++) {
+        keys.push(`k${i}`);
+        await c.put(`n${(i % 3) + 1}`, `k${i}`, `v-k${i}`);
+      }
+      await c.startNode(c.node('n4'));
+      expect(c.node('n4').c.membership.member('n4')?.state).toBe('joining');
+      // Keep reading and writing while n4 joins; every request must succeed.
+      let i = 150;
+      await c.runUntil(
+        'n4 active everywhere',
+        async () => {
+          const k = `k${i++}`;
+          keys.push(k);
+          await c.put(c.sim.pick(['n1', 'n2', 'n3']), k, `v-${k}`);
+          const probe = c.sim.pick(keys);
+          expect((await c.get(c.sim.pick(['n1', 'n2', 'n3', 'n4']), probe)).values).toEqual([`v-${probe}`]);
+          return c.nodes.every((n) => n.c.membership.ring().members.length === 4);
+        },
+        60_000,
+      );
+      expect(c.node('n4').c.transfers.pending).toBe(0);
+      await c.waitConverged();
+      expect(await fullyReplicated(c, keys)).toEqual([]);
+      // n4 owns roughly its share, and every key it owns is there.
+      const ring = c.node('n1').c.membership.ring();
+      expect(ring.replicaShare('n4')).toBeGreaterThan(0.15);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('a node leaves: it hands everything over, removes itself, and every key stays fully replicated', async () => {
+    const c = new SimCluster({ seed: 12, nodes: 4, zones: ['a', 'b', 'c', 'a'] });
+    try {
+      await c.start(4);
+      const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+      for (const k of keys) await c.put('n1', k, `v-${k}`);
+      let left = false;
+      const n2 = c.node('n2').c;
+      n2.transfers.onLeft = () => {
+        left = true;
+      };
+      expect(n2.membership.leave()).toBe(true);
+      await c.runUntil(
+        'n2 left',
+        async () => {
+          const probe = c.sim.pick(keys);
+          expect((await c.get(c.sim.pick(['n1', 'n3', 'n4']), probe)).values).toEqual([`v-${probe}`]);
+          return left && ['n1', 'n3', 'n4'].every((id) => c.node(id).c.membership.ring().members.length === 3);
+        },
+        60_000,
+      );
+      await c.crash('n2');
+      expect(await fullyReplicated(c, keys)).toEqual([]);
+    } finally {
+      await c.stop();
+    }
+  });
+});
