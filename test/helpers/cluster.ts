@@ -32,6 +32,8 @@ export interface TestCluster {
   readonly nodes: TestNode[];
   readonly secret: string;
   readonly root: string;
+  /** Start one more node that joins through the existing ones (waits for /v1/health only). */
+  addNode(opts?: { zone?: string; args?: string[] }): Promise<TestNode>;
   stop(): Promise<void>;
 }
 
@@ -159,11 +161,36 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     ];
     nodes.push(new ProcNode(id, addresses[i] as string, dataDir, argv, { RINGKV_SECRET: secret }));
   }
+  const baseArgs = (i: number, address: string, dataDir: string): string[] => [
+    '--id', `n${i + 1}`,
+    '--listen', address,
+    '--data', dataDir,
+    '--zone', zones[i % zones.length] as string,
+    '--gossip-interval-ms', '200',
+  ];
   const cluster: TestCluster = {
     urls: nodes.map((n) => n.url),
     nodes,
     secret,
     root,
+    async addNode(extra = {}) {
+      const i = nodes.length;
+      const address = `127.0.0.1:${await freePort()}`;
+      const dataDir = join(root, `n${i + 1}`);
+      const argv = [
+        ...baseArgs(i, address, dataDir),
+        ...(extra.zone ? ['--zone', extra.zone] : []),
+        '--seeds', seeds,
+        ...(opts.args ?? []),
+        ...(extra.args ?? []),
+      ];
+      const node = new ProcNode(`n${i + 1}`, address, dataDir, argv, { RINGKV_SECRET: secret });
+      nodes.push(node);
+      cluster.urls.push(node.url);
+      node.spawn();
+      await node.waitHealthy();
+      return node;
+    },
     async stop() {
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
       await rm(root, { recursive: true, force: true });
