@@ -224,9 +224,11 @@ export class Transfers {
       const ring = this.c.membership.ring();
       for (let k = 0; k < n; k++) {
         const key = r.str();
-        const object = decodeObject(r.bytes());
-        await this.c.replica.apply(ring.partitionOf(key), key, object);
+        const bytes = r.bytes();
+        await this.c.replica.apply(ring.partitionOf(key), key, decodeObject(bytes));
+        this.c.metrics.transferBytes.inc(bytes.length);
       }
+      this.c.metrics.transferKeys.inc(n);
       pull.cursor = next.length > 0 ? next : pull.cursor;
       pull.done = done;
       await this.c.store.put(

@@ -107,6 +107,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly transferKeys = new Counter({
+    name: 'ringkv_transfer_keys_received_total',
+    help: 'Objects this node pulled from current owners during ownership transfers',
+    registers: [this.registry],
+  });
+
+  readonly transferBytes = new Counter({
+    name: 'ringkv_transfer_bytes_received_total',
+    help: 'Encoded object bytes this node pulled during ownership transfers',
+    registers: [this.registry],
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
   }
