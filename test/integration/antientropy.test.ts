@@ -25,7 +25,7 @@ describe('anti-entropy between real processes', () => {
         const res = await fetch(`${(i % 2 ? n1 : n2).url}/v1/kv/${k}`, { method: 'PUT', body: `v-${k}` });
         expect(res.status).toBe(204);
       }
-      expect((await (await fetch(`${n1.url}/v1/cluster`)).json()).hints.pending).toBe(0);
+      expect(((await (await fetch(`${n1.url}/v1/cluster`)).json()) as { hints: { pending: number } }).hints.pending).toBe(0);
       await n3.restart();
       // Anti-entropy writes each missed key to n3 once; n1 and n2 already agree with each other.
       await waitFor(
