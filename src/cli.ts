@@ -26,6 +26,11 @@ async function runNode(argv: readonly string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     node.log.info({ signal }, 'shutting down');
+    // A last resort: whatever hangs, the process is gone 20 s after the signal.
+    setTimeout(() => {
+      node.log.error('shutdown took longer than 20 s; exiting');
+      process.exit(1);
+    }, 20_000).unref();
     node.stop().then(
       () => process.exit(0),
       (err: unknown) => {

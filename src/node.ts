@@ -153,7 +153,14 @@ export class RingkvNode {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
     await this.core?.stop();
-    await this.app?.close();
+    if (this.app) {
+      // close() waits for in-flight requests; a client that never finishes its request must
+      // not hold the shutdown hostage, so cut every connection after a grace period.
+      const app = this.app;
+      const force = this.timers.setTimeout(() => app.server.closeAllConnections(), 2000);
+      await app.close();
+      force.cancel();
+    }
     await this.core?.drain();
     await this.transport?.close();
     await this.store.close();

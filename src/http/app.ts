@@ -2,7 +2,7 @@
  * Assembles the node's fastify server: public v1 API, admin routes, internal routes, metrics,
  * and the one place where errors become HTTP statuses.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { RingkvError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -36,6 +36,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Keys are up to 512 bytes, i.e. up to ~1.5 KB percent-encoded.
     routerOptions: { maxParamLength: 4096 },
+    // The router rejects a malformed percent-encoding before any route runs; answer it in
+    // SPEC form too (the only such path is a key).
+    frameworkErrors: (err, _req, reply) => {
+      const e =
+        err.code === 'FST_ERR_BAD_URL'
+          ? new RingkvError('BAD_KEY', 'the path is not valid percent-encoded UTF-8')
+          : toRingkvError(err);
+      const raw = reply as unknown as FastifyReply;
+      void raw.code(e.status).header('Content-Type', 'application/json').send(JSON.stringify(e.toJSON()));
+    },
     // Internal batches may be large; the public plugin sets its own lower limit.
     bodyLimit: 64 * 1024 * 1024,
   });

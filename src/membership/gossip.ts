@@ -247,20 +247,27 @@ export class Membership implements MembershipView {
 
     // Restore what a previous run knew; our own old record only bounds our new incarnation.
     let ownIncarnation = -1;
+    let ownState: MemberRecord['state'] | undefined;
     const restored: MemberRecord[] = [];
     for (const raw of init.initialRecords ?? []) {
       const r = parseRecord(raw);
       if (r === undefined) continue;
-      if (r.id === self.id) ownIncarnation = Math.max(ownIncarnation, r.incarnation);
-      else restored.push(r);
+      if (r.id === self.id) {
+        ownIncarnation = Math.max(ownIncarnation, r.incarnation);
+        ownState = r.state;
+      } else restored.push(r);
     }
+    // A restart is not a join: a member that was active (or leaving) resumes that state with
+    // its data, instead of re-pulling everything it owns. New and removed members join.
+    const startState: MemberRecord['state'] =
+      ownState === 'active' || ownState === 'leaving' ? ownState : this.seeds.length > 0 ? 'joining' : 'active';
     applyRecords(this.table, restored);
     this.table.set(self.id, {
       id: self.id,
       address: self.address,
       zone: self.zone,
       weight: self.weight,
-      state: this.seeds.length > 0 ? 'joining' : 'active',
+      state: startState,
       incarnation: Math.max(this.wallMs(), ownIncarnation + 1),
       heartbeat: 0,
     });

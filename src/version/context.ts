@@ -52,5 +52,13 @@ export function decodeContext(s: string): VersionVector {
   const bytes = Buffer.from(s, 'base64url');
   // Leftover bits in the last character must be zero, so each context has one spelling.
   if (bytes.toString('base64url') !== s) bad('non-canonical base64url');
-  return readClock(new ByteReader(bytes, 'BAD_CONTEXT', 'malformed context'), MAX_CONTEXT_ENTRIES);
+  const clock = readClock(new ByteReader(bytes, 'BAD_CONTEXT', 'malformed context'), MAX_CONTEXT_ENTRIES);
+  // A context can only hold counters some replica minted. Bounding them far below 2^53
+  // keeps `counter + 1` exact forever, so no client can wedge a key with a huge counter.
+  for (const counter of Object.values(clock))
+    if (counter > MAX_CONTEXT_COUNTER) bad(`counter ${counter} exceeds ${MAX_CONTEXT_COUNTER}`);
+  return clock;
 }
+
+/** The largest counter a context may carry (2^48: 281 trillion writes through one actor). */
+export const MAX_CONTEXT_COUNTER = 2 ** 48;
