@@ -211,6 +211,7 @@ export class Coordinator {
     const encoded = encodeObject(object);
 
     if (slots.length === 0) round.ack(); // a ring with no members yet: this node is the whole cluster
+    const healthySends: Promise<unknown>[] = [];
     const done = new Promise<void>((resolve) => {
       const check = (): void => {
         if (round.state !== 'pending') resolve();
@@ -230,6 +231,7 @@ export class Coordinator {
         }
         const sent = this.replicas.write(address, key, object, slot.hintFor ? [slot.owner] : [], opts.timeoutMs, encoded);
         this.track(sent);
+        if (!slot.suspect) healthySends.push(sent);
         sent.then(
           () => {
             this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaWrite, outcome: 'ok' });
@@ -250,7 +252,15 @@ export class Coordinator {
 
     this.copyToGainingOwners(ring, partition, key, object, encoded, opts.timeoutMs);
 
+    const started = this.c.clock.monotonic();
     const outcome = await withDeadline(this.c.timers, done, opts.timeoutMs);
+    if (outcome !== 'timeout' && round.state === 'failed') {
+      // Failed early because a suspected replica cannot answer: let the healthy ones finish,
+      // so the 503 counts every replica that did store the write (or, if the detector was
+      // wrong, the write succeeds after all). Suspects are not awaited: failing fast matters.
+      const left = opts.timeoutMs - (this.c.clock.monotonic() - started);
+      if (left > 0) await withDeadline(this.c.timers, Promise.allSettled(healthySends), left);
+    }
     // Hand back what the client read plus its own write, never object.clock: that would also
     // cover concurrent siblings the client has not seen, and its next write would drop them.
     if (outcome !== 'timeout' && round.state === 'ok') return contextAfterWrite(context, object, dot);
@@ -340,8 +350,14 @@ export class Coordinator {
     });
     check();
     const allSettled = Promise.all(all);
+    const healthyReads = all.filter((_, i) => !slots[i]?.suspect);
 
+    const started = this.c.clock.monotonic();
     const outcome = await withDeadline(this.c.timers, quorumReached, opts.timeoutMs);
+    if (outcome !== 'timeout' && round.state === 'failed') {
+      const left = opts.timeoutMs - (this.c.clock.monotonic() - started);
+      if (left > 0) await withDeadline(this.c.timers, Promise.allSettled(healthyReads), left);
+    }
     if (outcome === 'timeout' || round.state !== 'ok') {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', round.answered, needed);
