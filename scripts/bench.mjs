@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   cleanup,
   closePools,
@@ -55,6 +55,7 @@ const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [fla
   --targets LIST      exactly these, in this order: ringkv,baseline,etcd
   --json FILE         write all results as JSON
   --keep              keep the temp dir (data and process logs) and print its path
+  --cpu-prof DIR      run each ringkv node under node --cpu-prof, writing its .cpuprofile into DIR
 `;
 
 const FLAGS = {
@@ -70,6 +71,7 @@ const FLAGS = {
   targets: 'string',
   json: 'string',
   keep: 'boolean',
+  'cpu-prof': 'string',
   help: 'boolean',
 };
 
@@ -113,6 +115,7 @@ function parseOptions(argv) {
     targets: [...new Set(targets)],
     json: f.json,
     keep: Boolean(f.keep),
+    cpuProf: f['cpu-prof'],
   };
 }
 
@@ -121,7 +124,8 @@ const say = (m) => process.stdout.write(`${m}\n`);
 // ---------------------------------------------------------------------------------------------
 // Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
 
-async function startRingkv(dir, { single }) {
+/** Start a local ringkv cluster in `dir` (also used by bench-rss.mjs). */
+export async function startRingkv(dir, { single, cpuProf }) {
   const cli = join(root, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` (npm run bench does it for you)`);
   const count = single ? 1 : 3;
@@ -134,7 +138,9 @@ async function startRingkv(dir, { single }) {
     const args = [cli, 'node', '--id', n.id, '--listen', `${HOST}:${n.port}`, '--data', data, '--zone', n.zone];
     if (single) args.push('--n', '1', '--r', '1', '--w', '1');
     else args.push('--seeds', seeds, '--secret', secret, '--n', '3', '--r', '2', '--w', '2');
-    return spawnLogged(process.execPath, args, { cwd: root, logFile: join(dir, `${n.id}.log`) });
+    // --cpu-prof: V8 writes the profile when the node exits cleanly (SIGTERM -> graceful stop).
+    const prof = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${n.id}.cpuprofile`];
+    return spawnLogged(process.execPath, [...prof, ...args], { cwd: root, logFile: join(dir, `${n.id}.log`) });
   });
   const stop = () => Promise.all(children.map((c) => stopChild(c)));
   try {
@@ -343,11 +349,14 @@ async function main() {
   }
 }
 
-main().then(
-  () => cleanup().then(() => process.exit(0)),
-  async (err) => {
-    process.stderr.write(`\nbench failed: ${err?.message ?? err}\n`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+// Run only as a script: bench-rss.mjs imports startRingkv from here.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then(
+    () => cleanup().then(() => process.exit(0)),
+    async (err) => {
+      process.stderr.write(`\nbench failed: ${err?.message ?? err}\n`);
+      await cleanup();
+      process.exit(1);
+    },
+  );
+}

@@ -53,9 +53,13 @@ export interface ReplicaWrite {
 }
 
 export function encodeReplicaWrite(m: ReplicaWrite, encodedObject?: Uint8Array): Uint8Array {
-  const w = new Writer(256).str(m.key).uint(m.hintsFor.length);
+  const object = encodedObject ?? encodeObject(m.object);
+  // Sized up front (UTF-8 is at most 3 bytes per UTF-16 unit) so a 4 KiB value is copied once.
+  let size = 3 * m.key.length + object.length + 24;
+  for (const h of m.hintsFor) size += 3 * h.length + 10;
+  const w = new Writer(size).str(m.key).uint(m.hintsFor.length);
   for (const h of m.hintsFor) w.str(h);
-  return w.bytes(encodedObject ?? encodeObject(m.object)).finish();
+  return w.bytes(object).finish();
 }
 
 export function decodeReplicaWrite(b: Uint8Array): ReplicaWrite {

@@ -15,7 +15,7 @@ import type { LocalReplica } from '../replica/local-replica.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { type Store, parseObjectKey, utf8 } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
-import { decodeObject, encodeObject, type VersionedObject } from '../version/index.js';
+import { decodeObject, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { hasBit, planId, receivePlan, receivers, toBitmap } from './transfer-plan.js';
@@ -359,9 +359,9 @@ export class StrayCleaner {
     const byOwner = new Map<string, { key: string; object: Uint8Array }[]>();
     for (const s of strays)
       for (const o of ring.preferenceList(s.partition)) {
-        let l = byOwner.get(o);
-        if (!l) byOwner.set(o, (l = []));
-        l.push({ key: s.key, object: encodeObject(s.object) });
+        const l = byOwner.get(o) ?? [];
+        byOwner.set(o, l);
+        l.push({ key: s.key, object: s.bytes });
       }
     const failed = new Set<string>();
     for (const [owner, items] of byOwner) {

@@ -111,7 +111,11 @@ export class LocalReplica {
   ): Promise<{ object: VersionedObject; changed: boolean }> {
     return this.lock.run(key, async () => {
       const before = await this.read(partition, key);
-      const object = before ? merge(before, incoming) : incoming;
+      let object = before ? merge(before, incoming) : incoming;
+      // The usual replication case: the incoming version supersedes ours. Keep `incoming`
+      // itself (the same version; contents are identified by dots) so persist stores the
+      // bytes it arrived as instead of encoding and checksumming the value again.
+      if (before && object !== incoming && sameVersion(object, incoming)) object = incoming;
       const changed = !before || !sameVersion(before, object);
       if (changed || hintsFor.length > 0) await this.persist(partition, key, before, object, hintsFor, changed);
       return { object, changed };

@@ -14,9 +14,27 @@ export interface LevelStoreInit {
    * at the cost of one fsync per put/del/batch (roughly 10-100x slower on ordinary disks).
    */
   readonly sync?: boolean;
+  /**
+   * Tables LevelDB keeps open (its table cache, less ~10 files for itself). LevelDB mmaps
+   * every open table, and each page of it that a read or compaction touched counts in the
+   * process's resident set, so this is what bounds RSS as the data grows: about
+   * (maxOpenFiles - 10) x 2 MiB of mapped tables at most. LevelDB's own default (1000) lets
+   * RSS grow with the whole database. A read whose table is not open reopens it (an open,
+   * an mmap and an index-block parse), which only costs when the hot set spans more tables.
+   */
+  readonly maxOpenFiles?: number;
+  /** LevelDB's block cache, in bytes (blocks of tables it reads without mmap). */
+  readonly cacheSize?: number;
+  /** LevelDB's memtable size, in bytes (up to two live at once: one filling, one flushing). */
+  readonly writeBufferSize?: number;
 }
 
-export const LEVEL_STORE_DEFAULTS = { sync: false } as const;
+export const LEVEL_STORE_DEFAULTS = {
+  sync: false,
+  maxOpenFiles: 32,
+  cacheSize: 8 * 1024 * 1024,
+  writeBufferSize: 4 * 1024 * 1024,
+} as const;
 
 /** Why a LevelStore could not open its location. */
 export type StoreOpenFailure = 'locked' | 'not-a-directory' | 'permission-denied' | 'corrupt' | 'io';
@@ -53,6 +71,9 @@ export class LevelStore extends SublevelStore {
       db: new ClassicLevel<Uint8Array, Uint8Array>(location, {
         keyEncoding: STORE_LAYOUT.keyEncoding,
         valueEncoding: STORE_LAYOUT.valueEncoding,
+        maxOpenFiles: init.maxOpenFiles ?? LEVEL_STORE_DEFAULTS.maxOpenFiles,
+        cacheSize: init.cacheSize ?? LEVEL_STORE_DEFAULTS.cacheSize,
+        writeBufferSize: init.writeBufferSize ?? LEVEL_STORE_DEFAULTS.writeBufferSize,
       }),
       writeOptions,
       // LevelDB copies input into its write batch; nothing to do.

@@ -55,6 +55,8 @@ export interface BatchingInit {
   readonly maxQueuedBytes?: number;
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const BATCHING_DEFAULTS = {
   maxItems: 256,
   maxBytes: 1024 * 1024,
@@ -138,9 +140,13 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
       };
       // The caller's deadline covers queueing too. A timed-out item still queued is skipped
       // when the next batch forms; one already sent just has its answer ignored.
-      item.timer = timers.setTimeout(() => {
-        if (settle(item)) reject(deadlineError('timeout', to, opts.timeoutMs));
-      }, opts.timeoutMs);
+      item.timer = timers.setTimeout(
+        () => {
+          if (settle(item)) reject(deadlineError('timeout', to, opts.timeoutMs));
+        },
+        // Node clamps longer delays to 1 ms; a longer budget is treated as this one.
+        Math.min(opts.timeoutMs, MAX_TIMER_MS),
+      );
       p.queue.push(item);
       p.queuedBytes += body.length;
       schedule(p);
@@ -209,7 +215,14 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
         for (const item of items) resend(peer, item);
         return;
       }
-      for (const item of items) if (settle(item)) item.reject(err);
+      // A reply we cannot decode leaves every item's outcome unknown, which is what 'timeout' says.
+      const error =
+        err instanceof TransportError
+          ? err
+          : new TransportError('timeout', peer.address, `bad batch reply from ${peer.address}, outcome unknown`, {
+              cause: err,
+            });
+      for (const item of items) if (settle(item)) item.reject(error);
       return;
     }
     for (let i = 0; i < items.length; i++) {

@@ -59,6 +59,25 @@ function invalid(reason: string): never {
  * counters outside 1..2^53-1, or siblings not in strictly increasing (actor, counter) order.
  */
 export function encodeObject(obj: VersionedObject): Uint8Array {
+  const known = encodings.get(obj);
+  if (known !== undefined) return known;
+  const out = encodeFresh(obj);
+  encodings.set(obj, out);
+  return out;
+}
+
+/**
+ * The bytes each live object was decoded from or last encoded to. Objects are immutable
+ * (every field readonly; merge and mint build new ones), so those bytes stay a valid encoding
+ * for the object's life, and a WeakMap lets them go with it. This is what makes the request
+ * path encode once: a version minted by the coordinator is encoded for its own store and
+ * reused for every replica message; a replica stores the very bytes it received when they are
+ * the version it keeps; a read reply reuses the stored bytes. Each of those would otherwise
+ * re-encode and re-checksum the whole value.
+ */
+const encodings = new WeakMap<VersionedObject, Uint8Array>();
+
+function encodeFresh(obj: VersionedObject): Uint8Array {
   const clock = obj.clock;
   const siblings = obj.siblings;
 
@@ -201,7 +220,10 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   }
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
   // fromEntries defines own properties, so an actor named "__proto__" stays a counter.
-  return { clock: Object.fromEntries(clockEntries), siblings };
+  const obj: VersionedObject = { clock: Object.fromEntries(clockEntries), siblings };
+  // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
+  encodings.set(obj, bytes);
+  return obj;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   emptyClock,
   encodeClock,
   encodeContext,
+  MAX_CONTEXT_COUNTER,
   MAX_CONTEXT_ENTRIES,
   MAX_CONTEXT_LENGTH,
 } from '../../../src/version/index.js';
@@ -15,6 +16,11 @@ import type { VersionVector } from '../../../src/version/index.js';
 import { clockArb } from './sim.js';
 
 const RUNS = { numRuns: 1000 };
+
+/** Clocks a context may carry: counters bounded by MAX_CONTEXT_COUNTER. */
+const contextClockArb = clockArb.map(
+  (c): VersionVector => Object.fromEntries(Object.entries(c).map(([a, n]) => [a, Math.min(n, MAX_CONTEXT_COUNTER)])),
+);
 const b64 = (bytes: number[] | Uint8Array): string => Buffer.from(bytes).toString('base64url');
 const utf8 = (s: string): number[] => [...new TextEncoder().encode(s)];
 /** A binary clock built by hand: [format, count, (len, actor, counter)...]. */
@@ -39,7 +45,7 @@ function rejects(s: string, message?: RegExp): void {
 describe('context round trip', () => {
   it('round-trips arbitrary clocks and is canonical', () => {
     fc.assert(
-      fc.property(clockArb, (clock) => {
+      fc.property(contextClockArb, (clock) => {
         const s = encodeContext(clock);
         expect(s).toMatch(/^[A-Za-z0-9_-]+$/);
         const back = decodeContext(s);
@@ -63,7 +69,7 @@ describe('context round trip', () => {
   it('round-trips edge actors and counters', () => {
     const clock: VersionVector = Object.fromEntries([
       ['__proto__', 1],
-      ['constructor', Number.MAX_SAFE_INTEGER],
+      ['constructor', MAX_CONTEXT_COUNTER],
       ['\uFEFFbom', 2 ** 32],
       ['😀', 127],
       ['x'.repeat(300), 128],
@@ -134,8 +140,11 @@ describe('decodeContext rejects malformed input', () => {
     rejects(raw([['a', [0x80, 0x00]]]), /non-minimal/);
     rejects(raw([['a', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x10]]]), /out of range/); // 2^53
     rejects(raw([['a', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]]]), /too long/);
-    // 2^53 - 1 is the largest counter and is accepted.
-    expect(decodeContext(raw([['a', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]]]))).toEqual({ a: Number.MAX_SAFE_INTEGER });
+    // 2^53 - 1 is a valid varint, but more than any replica can have minted: rejected.
+    rejects(raw([['a', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]]]), /exceeds/);
+    // MAX_CONTEXT_COUNTER (2^48) is the largest counter a context may carry.
+    expect(decodeContext(encodeContext({ a: MAX_CONTEXT_COUNTER }))).toEqual({ a: MAX_CONTEXT_COUNTER });
+    rejects(encodeContext({ a: MAX_CONTEXT_COUNTER + 1 }), /exceeds/);
   });
 
   it('rejects empty, duplicate, unordered and non-UTF-8 actors', () => {

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+/**
+ * Memory after many keys: start a throwaway 3-node ringkv cluster (as `npm run bench` does),
+ * write K distinct keys (default 1 000 000; N=3 so every node stores every key) through the
+ * public API with C closed-loop clients, and report each node's resident set (VmRSS) and peak
+ * (VmHWM) as it goes, then once more after the writes settle. Only prints numbers.
+ *
+ *   node scripts/bench-rss.mjs [--keys 1000000] [--value 256] [--concurrency 64] [--every 100000]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cleanup, closePools, installCleanup, makePools, onCleanup, parseFlags, stopping } from './bench-lib.mjs';
+import { startRingkv } from './bench.mjs';
+
+const f = parseFlags(process.argv.slice(2), { keys: 'number', value: 'number', concurrency: 'number', every: 'number', keep: 'boolean' });
+const keys = f.keys ?? 1_000_000;
+const valueSize = f.value ?? 256;
+const concurrency = f.concurrency ?? 64;
+const every = f.every ?? 100_000;
+const say = (m) => process.stdout.write(`${m}\n`);
+const mib = (kib) => Math.round(kib / 1024);
+
+/**
+ * VmRSS split as the kernel counts it: anonymous (heap, V8, malloc) and file-backed (the node
+ * binary, and LevelDB's mmapped tables: clean page cache the kernel may drop), plus VmHWM.
+ */
+function memory(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, 'm'))?.[1] ?? 0);
+    return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
+  } catch {
+    return undefined;
+  }
+}
+
+async function main() {
+  installCleanup();
+  const dir = mkdtempSync(join(os.tmpdir(), 'ringkv-rss-'));
+  onCleanup(() => (f.keep ? say(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
+  const cluster = await startRingkv(dir, { single: false });
+  onCleanup(cluster.stop);
+  const pools = makePools(cluster.urls, concurrency);
+  onCleanup(() => closePools(pools));
+  const report = (label) => {
+    const parts = cluster.procs.map(({ name, pid }) => {
+      const m = memory(pid);
+      return m ? `${name} rss ${mib(m.rss)} (anon ${mib(m.anon)} file ${mib(m.file)}) peak ${mib(m.hwm)}` : `${name} gone`;
+    });
+    say(`${label.padEnd(24)} ${parts.join(' | ')}  (MiB)`);
+  };
+  say(`ringkv rss: ${keys} keys x ${valueSize} B, ${concurrency} clients, 3 nodes N=3 R=2 W=2`);
+  report('started');
+
+  // One random value per client, rewritten per request: cheap, and not compressible.
+  let next = 0;
+  let errors = 0;
+  const started = performance.now();
+  let lastReport = 0;
+  const client = async (c) => {
+    const pool = pools[c % pools.length];
+    const value = randomBytes(valueSize);
+    while (!stopping()) {
+      const i = next++;
+      if (i >= keys) return;
+      value.writeUInt32LE(i, 0);
+      try {
+        const res = await pool.request({ method: 'PUT', path: `/v1/kv/rss-${i}`, body: value });
+        await res.body.dump();
+        if (res.statusCode !== 204) errors++;
+      } catch {
+        errors++;
+      }
+      if (i + 1 - lastReport >= every) {
+        lastReport = i + 1;
+        const s = (performance.now() - started) / 1000;
+        report(`${i + 1} keys (${Math.round((i + 1) / s)}/s)`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, c) => client(c)));
+  const secs = (performance.now() - started) / 1000;
+  say(`wrote ${Math.min(next, keys)} keys in ${secs.toFixed(0)} s (${Math.round(keys / secs)}/s), ${errors} errors`);
+  await cluster.settle?.();
+  report('settled');
+  await sleep(10_000);
+  report('after 10 s idle');
+}
+
+main().then(
+  () => cleanup().then(() => process.exit(0)),
+  async (err) => {
+    process.stderr.write(`\nbench-rss failed: ${err?.message ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { ROUTES } from '../../../src/coordinator/messages.js';
+import { RingkvError } from '../../../src/errors.js';
+import { ManualTime } from '../../../src/runtime/index.js';
+import { BATCH_ROUTE, withBatching, withBatchRoute } from '../../../src/transport/batching.js';
+import { DEFAULT_BATCHED_ROUTES } from '../../../src/transport/peer-transport.js';
+import {
+  type InternalHandler,
+  type PeerAddress,
+  type SendOptions,
+  type Transport,
+  TransportError,
+} from '../../../src/transport/transport.js';
+
+const PEER = 'peer:1';
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A peer served in-process through withBatchRoute; batches wait for `release()` if held. */
+function fakePeer(handlers: Map<string, InternalHandler>) {
+  const served = withBatchRoute(handlers);
+  const calls: { route: string; bytes: number }[] = [];
+  let hold: Promise<void> | undefined;
+  let release = (): void => undefined;
+  let fail: TransportError | undefined;
+  const inner: Transport = {
+    async send(_to: PeerAddress, route: string, body: Uint8Array, _opts: SendOptions) {
+      calls.push({ route, bytes: body.length });
+      if (hold) await hold;
+      if (fail) throw fail;
+      const h = served.get(route);
+      if (!h) {
+        const e = new RingkvError('NOT_FOUND', `unknown internal route ${JSON.stringify(route)}`);
+        throw new TransportError('remote', PEER, e.message, { status: 404, body: enc.encode(JSON.stringify(e.toJSON())) });
+      }
+      return h(body, 'me:1');
+    },
+    close: async () => undefined,
+  };
+  return {
+    inner,
+    calls,
+    holdBatches() {
+      hold = new Promise<void>((r) => {
+        release = r;
+      });
+    },
+    release: () => {
+      hold = undefined;
+      release();
+    },
+    failWith(err: TransportError | undefined) {
+      fail = err;
+    },
+  };
+}
+
+const echo: InternalHandler = async (b) => b;
+const opts = { timeoutMs: 1_000, idempotent: true } as const;
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('withBatching', () => {
+  it('batches the coordinator replica routes by default', () => {
+    expect([...DEFAULT_BATCHED_ROUTES].sort()).toEqual([ROUTES.replicaRead, ROUTES.replicaWrite].sort());
+  });
+
+  it('packs sends made while the link is busy into one batch, each with its own reply', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1 });
+    peer.holdBatches();
+    const first = t.send(PEER, 'echo', enc.encode('a'), opts);
+    await tick();
+    const rest = Array.from({ length: 10 }, (_, i) => t.send(PEER, 'echo', enc.encode(`m${i}`), opts));
+    await tick();
+    expect(peer.calls).toHaveLength(1);
+    peer.release();
+    expect(dec.decode(await first)).toBe('a');
+    expect((await Promise.all(rest)).map((r) => dec.decode(r))).toEqual(rest.map((_, i) => `m${i}`));
+    expect(peer.calls.map((c) => c.route)).toEqual([BATCH_ROUTE, BATCH_ROUTE]);
+  });
+
+  it('fails only the item whose handler failed, with its own status and body', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(
+      new Map<string, InternalHandler>([
+        ['echo', echo],
+        ['busy', async () => Promise.reject(new RingkvError('UNAVAILABLE', 'too busy'))],
+      ]),
+    );
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo', 'busy'] });
+    const [ok, bad] = await Promise.allSettled([
+      t.send(PEER, 'echo', enc.encode('x'), opts),
+      t.send(PEER, 'busy', enc.encode('y'), opts),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(bad.status).toBe('rejected');
+    const err = (bad as PromiseRejectedResult).reason as TransportError;
+    expect(err.kind).toBe('remote');
+    expect(err.status).toBe(503);
+    expect(JSON.parse(dec.decode(err.body))).toEqual({ error: { code: 'UNAVAILABLE', message: 'too busy' } });
+  });
+
+  it('fails every item of a failed batch with the batch error', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'] });
+    peer.failWith(new TransportError('unreachable', PEER, 'refused'));
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => t.send(PEER, 'echo', enc.encode('z'), opts)));
+    expect(results.every((r) => r.status === 'rejected' && (r.reason as TransportError).kind === 'unreachable')).toBe(true);
+  });
+
+  it("holds each item's own deadline while it waits in the queue", async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1 });
+    peer.holdBatches();
+    const first = t.send(PEER, 'echo', enc.encode('a'), { timeoutMs: 10_000, idempotent: true });
+    await tick();
+    const waiting = t.send(PEER, 'echo', enc.encode('b'), { timeoutMs: 100, idempotent: true });
+    const settled = waiting.then(
+      () => 'ok',
+      (e: TransportError) => e.kind,
+    );
+    await time.advance(100);
+    expect(await settled).toBe('timeout');
+    peer.release();
+    await first;
+    await tick();
+    // The timed-out item was never sent.
+    expect(peer.calls).toHaveLength(1);
+  });
+
+  it('bounds the queue: a send beyond it fails at once as unreachable', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1, maxQueued: 2 });
+    peer.holdBatches();
+    const inflight = t.send(PEER, 'echo', enc.encode('a'), opts);
+    await tick();
+    const queued = [t.send(PEER, 'echo', enc.encode('b'), opts), t.send(PEER, 'echo', enc.encode('c'), opts)];
+    const err = await t.send(PEER, 'echo', enc.encode('d'), opts).catch((e: TransportError) => e);
+    expect((err as TransportError).kind).toBe('unreachable');
+    peer.release();
+    await Promise.all([inflight, ...queued]);
+  });
+
+  it('caps items per batch', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1, maxItems: 3 });
+    await Promise.all(Array.from({ length: 7 }, () => t.send(PEER, 'echo', enc.encode('q'), opts)));
+    expect(peer.calls).toHaveLength(3);
+  });
+
+  it('passes non-idempotent sends and other routes straight through', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['other'] });
+    await t.send(PEER, 'echo', enc.encode('a'), opts);
+    const t2 = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'] });
+    await t2.send(PEER, 'echo', enc.encode('b'), { timeoutMs: 1_000 });
+    expect(peer.calls.map((c) => c.route)).toEqual(['echo', 'echo']);
+  });
+
+  it('falls back to single sends for a peer that does not know the batch route', async () => {
+    const time = new ManualTime();
+    const inner: Transport = {
+      async send(_to, route, body) {
+        if (route === BATCH_ROUTE) {
+          const e = new RingkvError('NOT_FOUND', `unknown internal route "${BATCH_ROUTE}"`);
+          throw new TransportError('remote', PEER, e.message, { status: 404, body: enc.encode(JSON.stringify(e.toJSON())) });
+        }
+        return body;
+      },
+      close: async () => undefined,
+    };
+    const t = withBatching(inner, { clock: time, timers: time }, { routes: ['echo'] });
+    expect(dec.decode(await t.send(PEER, 'echo', enc.encode('old'), opts))).toBe('old');
+    expect(dec.decode(await t.send(PEER, 'echo', enc.encode('again'), opts))).toBe('again');
+  });
+
+  it('close fails queued sends as aborted', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1 });
+    peer.holdBatches();
+    const inflight = t.send(PEER, 'echo', enc.encode('a'), opts).catch(() => undefined);
+    await tick();
+    const queued = t.send(PEER, 'echo', enc.encode('b'), opts).catch((e: TransportError) => e.kind);
+    await t.close();
+    expect(await queued).toBe('aborted');
+    peer.release();
+    await inflight;
+  });
+});
