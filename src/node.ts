@@ -115,6 +115,7 @@ export class RingkvNode {
     this.app = await buildApp({
       log,
       metrics,
+      draining: () => this.state === 'stopping',
       internal: { handlers: core.handlers, secret: cfg.secret },
       publicApi: {
         nodeId: cfg.id,
@@ -152,6 +153,9 @@ export class RingkvNode {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
+    // Refuse new public requests first (503 UNAVAILABLE, connection closed), and give clients
+    // a moment to move to other nodes before the sockets go away.
+    if (this.app) await this.timers.sleep(300);
     await this.core?.stop();
     if (this.app) {
       // close() waits for in-flight requests; a client that never finishes its request must

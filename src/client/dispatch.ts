@@ -144,7 +144,10 @@ export class Dispatcher {
         // problem, so it moves the call on without counting against this node's breaker.
         if (error instanceof QuorumError) permit.success();
         else permit.failure();
-        failure = { error, sent: true };
+        // A node that is shutting down refuses with 503 UNAVAILABLE before doing anything:
+        // certainly not applied, so even a write may be retried on another node.
+        const refused = response.status === 503 && error.code === 'UNAVAILABLE';
+        failure = { error, sent: !refused };
       } catch (err) {
         if (signal?.aborted) {
           permit.release();

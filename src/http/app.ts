@@ -17,6 +17,8 @@ export interface AppOptions {
   readonly publicApi: PublicApiOptions;
   readonly admin: AdminOptions;
   readonly internal: { readonly handlers: InternalHandlers; readonly secret: string | undefined };
+  /** True while the node shuts down: public requests are refused as not applied. */
+  readonly draining?: () => boolean;
 }
 
 /** Map any error to SPEC §2's JSON error body and status. */
@@ -38,6 +40,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
     // Keys are up to 512 bytes, i.e. up to ~1.5 KB percent-encoded.
     routerOptions: { maxParamLength: 4096 },
+    // Our own draining hook answers in SPEC form instead (see below).
+    return503OnClosing: false,
     // The router rejects a malformed percent-encoding before any route runs; answer it in
     // SPEC form too (the only such path is a key).
     frameworkErrors: (err, _req, reply) => {
@@ -50,6 +54,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     // Internal batches may be large; the public plugin sets its own lower limit.
     bodyLimit: 64 * 1024 * 1024,
+  });
+
+  // While draining, refuse new public requests with a JSON 503 that says nothing was applied
+  // (clients retry them elsewhere, even writes) and close each connection after the answer.
+  // Internal routes keep working so peers can finish what they started.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (opts.draining?.() && !req.url.startsWith('/internal/')) {
+      const e = new RingkvError('UNAVAILABLE', 'node is shutting down; the request was not applied', { applied: false });
+      void reply.code(503).header('Connection', 'close').header('Content-Type', 'application/json').send(JSON.stringify(e.toJSON()));
+      return;
+    }
+    done();
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -164,6 +164,35 @@ describe('get', () => {
 });
 
 describe('put and delete', () => {
+  it('retries a blind write on another node when a node refuses it while shutting down (503 UNAVAILABLE)', async () => {
+    const other = await FakeV1.start();
+    cleanups.push(() => other.close());
+    const refuse = (_hit: unknown, reply: { code(n: number): { type(t: string): { send(b: string): unknown } } }): boolean => {
+      void reply.code(503).type('application/json').send(errorBody('UNAVAILABLE', 'node is shutting down'));
+      return true;
+    };
+    fake.intercept = refuse;
+    // The other node refuses its first request too, so whichever node the client starts with,
+    // the write meets at least two refusals before it lands.
+    let otherCalls = 0;
+    other.intercept = (hit, reply) => (++otherCalls === 1 ? refuse(hit, reply) : false);
+    const kv = client({ nodes: [fake.url, other.url], retries: 3 });
+    await kv.put('k', 'v');
+    expect(other.data.get('k')).toHaveLength(1);
+    expect(fake.data.get('k')).toBeUndefined();
+    expect(fake.hitsFor('PUT').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('does not retry a blind write after a 503 that may have been applied', async () => {
+    fake.intercept = (_hit, reply) => {
+      void reply.code(503).type('application/json').send(errorBody('INTERNAL', 'something else'));
+      return true;
+    };
+    const err = await caught(client({ nodes: [fake.url], retries: 3 }).put('k', 'v'));
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect(fake.hitsFor('PUT')).toHaveLength(1);
+  });
+
   it('returns the new context and stores the content type (strings default to text/plain)', async () => {
     const kv = client();
     const a = await kv.put('k', 'text value');
