@@ -132,7 +132,15 @@ export class NodeCore {
       { store, replica, membership, transport, clock, timers, random, log, metrics },
       {
         intervalMs: init.antiEntropyIntervalMs,
-        ...(init.tombstoneGraceMs === undefined ? {} : { reaper: { graceMs: init.tombstoneGraceMs } }),
+        // Reaper passes scale with the grace (a short grace is useless with 10-minute passes).
+        ...(init.tombstoneGraceMs === undefined
+          ? {}
+          : {
+              reaper: {
+                graceMs: init.tombstoneGraceMs,
+                intervalMs: Math.max(1000, Math.min(600_000, Math.floor(init.tombstoneGraceMs / 2))),
+              },
+            }),
       },
     );
 
