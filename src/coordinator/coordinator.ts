@@ -188,16 +188,8 @@ export class Coordinator {
     opts: { w: number; timeoutMs: number },
   ): Promise<VersionVector> {
     const context = contextStr === '' ? {} : decodeContext(contextStr);
-    const ring = this.c.membership.ring();
     const self = this.c.membership.self;
-    const pref = ring.preferenceList(partition);
-    const slots = planReplicas({
-      preferenceList: pref,
-      fullOrder: ring.fullOrder(partition),
-      self,
-      isUp: (id) => this.c.membership.isUp(id),
-      useFallbacks: this.init.hintedHandoff,
-    });
+    const { ring, pref, slots } = this.plan(partition);
     const needed = effectiveQuorum(opts.w, Math.max(1, pref.length));
     const round = new QuorumRound(needed, Math.max(1, slots.length));
 
@@ -307,20 +299,26 @@ export class Coordinator {
     );
   }
 
-  // ---------------------------------------------------------------- reads
-
-  async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
+  /** Who serves each replica slot of a partition right now (pure placement, live verdicts). */
+  private plan(partition: number): { ring: Ring; pref: readonly string[]; slots: ReplicaSlot[] } {
     const ring = this.c.membership.ring();
-    const partition = ring.partitionOf(key);
-    const self = this.c.membership.self;
     const pref = ring.preferenceList(partition);
     const slots = planReplicas({
       preferenceList: pref,
       fullOrder: ring.fullOrder(partition),
-      self,
+      self: this.c.membership.self,
       isUp: (id) => this.c.membership.isUp(id),
       useFallbacks: this.init.hintedHandoff,
     });
+    return { ring, pref, slots };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
+    const partition = this.c.membership.ring().partitionOf(key);
+    const self = this.c.membership.self;
+    const { pref, slots } = this.plan(partition);
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
     const round = new QuorumRound(needed, Math.max(1, slots.length));
     const replies = new Map<ReplicaSlot, VersionedObject | undefined>();
