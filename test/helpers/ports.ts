@@ -1,7 +1,23 @@
 import { createServer } from 'node:net';
 
-/** Ask the OS for a free TCP port on 127.0.0.1 (bind to 0, read it, release it). */
+/** Ports this process has handed out: the OS may offer a just-released port again. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (bind to 0, read it, release it) that this process has not
+ * handed out before, so a cluster started in a loop never gets the same port twice.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const port = await osPort(host);
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+async function osPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

@@ -7,42 +7,12 @@ import {
   CircuitOpenError,
   withCircuitBreaker,
 } from '../../../src/transport/breaker.js';
-import { type PeerAddress, type Transport, TransportError } from '../../../src/transport/transport.js';
+import type { PeerAddress, TransportError } from '../../../src/transport/transport.js';
+import { controllable, OK, } from './controllable.js';
 
 const A = 'a:1';
 const B = 'b:1';
-const OK = Uint8Array.from([7]);
 
-type Outcome = 'ok' | 'unreachable' | 'timeout' | 'remote' | 'aborted' | 'hang';
-
-/** A transport whose answer per peer is set by the test; counts calls reaching it. */
-function controllable() {
-  const outcome = new Map<PeerAddress, Outcome>();
-  const calls: PeerAddress[] = [];
-  const hung: Array<(o: Outcome) => void> = [];
-  const answer = (to: PeerAddress, o: Outcome): Uint8Array => {
-    if (o === 'ok') return OK;
-    if (o === 'remote') throw new TransportError('remote', to, 'nope', { status: 503 });
-    throw new TransportError(o === 'hang' ? 'timeout' : o, to, o);
-  };
-  const inner: Transport = {
-    async send(to) {
-      calls.push(to);
-      const o = outcome.get(to) ?? 'ok';
-      if (o === 'hang') return new Promise<Uint8Array>((resolve, reject) => hung.push((late) => {
-        try {
-          resolve(answer(to, late));
-        } catch (e) {
-          reject(e);
-        }
-      }));
-      await Promise.resolve();
-      return answer(to, o);
-    },
-    close: async () => undefined,
-  };
-  return { inner, outcome, calls, hung };
-}
 
 const fixed = (x: number): Random => ({ next: () => x, int: () => 0, bytes: (n) => new Uint8Array(n) });
 
