@@ -8,7 +8,7 @@ import {
   withCircuitBreaker,
 } from '../../../src/transport/breaker.js';
 import type { PeerAddress, TransportError } from '../../../src/transport/transport.js';
-import { controllable, OK, } from './controllable.js';
+import { controllable, OK } from './controllable.js';
 
 const A = 'a:1';
 const B = 'b:1';
