@@ -123,7 +123,8 @@ export class SimCluster {
     const n = this.node(id);
     if (!n.core) return;
     this.sim.net.unregister(n.address);
-    await n.core.stop();
+    // Stopping waits for in-flight background passes, which need simulated time to finish.
+    await this.settle(n.core.stop());
     n.core = undefined;
   }
 
