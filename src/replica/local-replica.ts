@@ -126,8 +126,9 @@ export class LocalReplica {
   async addHints(partition: number, key: string, owners: readonly string[]): Promise<void> {
     if (owners.length === 0) return;
     await this.lock.run(key, async () => {
-      const ops = await this.hintOps(partition, key, owners);
+      const { ops, added } = await this.hintOps(partition, key, owners);
       await this.components.store.batch(ops);
+      this.hintCount += added;
     });
   }
 
@@ -153,15 +154,16 @@ export class LocalReplica {
     return `${this.init.actor}~${s}`;
   }
 
-  private async hintOps(partition: number, key: string, owners: readonly string[]): Promise<BatchOp[]> {
+  /** Hint puts for `owners`, and how many of them are new (counted once the batch commits). */
+  private async hintOps(partition: number, key: string, owners: readonly string[]): Promise<{ ops: BatchOp[]; added: number }> {
     const ops: BatchOp[] = [];
+    let added = 0;
     for (const owner of owners) {
       const hk = hintKey(owner, partition, key);
-      const existed = (await this.components.store.get('hint', hk)) !== undefined;
-      if (!existed) this.hintCount++;
+      if ((await this.components.store.get('hint', hk)) === undefined) added++;
       ops.push({ type: 'put', ns: 'hint', key: hk, value: hintValue(++this.hintSeq) });
     }
-    return ops;
+    return { ops, added };
   }
 
   private async persist(
@@ -172,9 +174,10 @@ export class LocalReplica {
     hintsFor: readonly string[],
     changed = true,
   ): Promise<void> {
-    const ops: BatchOp[] = await this.hintOps(partition, key, hintsFor);
+    const { ops, added } = await this.hintOps(partition, key, hintsFor);
     if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     await this.components.store.batch(ops);
+    this.hintCount += added;
     if (changed) for (const l of this.listeners) l(partition, key, before, after);
   }
 
