@@ -12,6 +12,7 @@ import type { Membership } from '../membership/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
+import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { type Store, parseObjectKey, utf8 } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
@@ -77,7 +78,7 @@ export class Transfers {
       membership: Membership;
       transport: Transport;
       timers: Timers;
-      clock: { monotonic(): number };
+      clock: Clock;
       log: Logger;
       metrics: Metrics;
     },
