@@ -10,7 +10,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
 import type { Clock } from '../runtime/clock.js';
-import type { Timers } from '../runtime/timers.js';
+import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
 import { TransportError } from '../transport/transport.js';
 import {
@@ -34,6 +34,7 @@ import {
 import { planReplicas, type ReplicaSlot } from './placement.js';
 import { ReplicaClient } from './replica-client.js';
 import { effectiveQuorum, QuorumRound } from './quorum.js';
+import { LatencyWindow } from './latency-window.js';
 
 export interface CoordinatorInit {
   readonly n: number;
@@ -84,6 +85,10 @@ export class Coordinator {
   private readonly background = new Set<Promise<unknown>>();
   private readonly maxReadRepairs: number;
   private readonly replicas: ReplicaClient;
+  /** Recent remote replica read times: when a read is late enough to ask one more replica. */
+  private readonly readLatency = new LatencyWindow();
+  /** Rotates which other replica a read asks first. */
+  private readTurn = 0;
 
   constructor(
     private readonly c: CoordinatorComponents,
@@ -315,47 +320,69 @@ export class Coordinator {
 
   // ---------------------------------------------------------------- reads
 
+  /**
+   * Read a key from R replicas, not all N: this node first when it holds a copy (a local read
+   * costs no message), then the others in turn so load spreads, suspects last. A replica that
+   * fails is replaced at once by the next one not yet asked; one that is merely slow is
+   * backed up by the next one after the recent p99 of replica reads (a speculative read), so
+   * a sick replica costs a read one extra message instead of its whole timeout. Replicas not
+   * asked are still repaired: when the answers disagree, the rest are read after the reply
+   * and every stale primary gets the merged version (R = N asks everyone, as before).
+   */
   async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
     const partition = this.c.membership.ring().partitionOf(key);
-    const self = this.c.membership.self;
+    if (this.c.membership.ring().preferenceList(partition).length === 0) {
+      // A ring with no members yet: this node is the whole cluster.
+      return { object: await this.c.replica.read(partition, key) };
+    }
     const { pref, slots } = this.plan(partition);
+    const order = this.readOrder(slots);
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
-    const round = new QuorumRound(needed, Math.max(1, slots.length));
+    const round = new QuorumRound(needed, order.length);
     const replies = new Map<ReplicaSlot, VersionedObject | undefined>();
+    const reads: Promise<void>[] = [];
+    let asked = 0;
 
     let resolveQuorum!: () => void;
     const quorumReached = new Promise<void>((r) => {
       resolveQuorum = r;
     });
-    const check = (): void => {
-      if (round.state !== 'pending') resolveQuorum();
+    const ask = (): void => {
+      const slot = order[asked++];
+      if (slot === undefined) return;
+      reads.push(
+        this.readFrom(slot.target, partition, key, opts.timeoutMs).then(
+          (obj) => {
+            replies.set(slot, obj);
+            round.ack();
+            if (round.state !== 'pending') resolveQuorum();
+          },
+          (err: unknown) => {
+            this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
+            round.fail();
+            if (round.state !== 'pending') resolveQuorum();
+            else ask();
+          },
+        ),
+      );
     };
+    for (let i = 0; i < needed; i++) ask();
 
-    if (slots.length === 0) {
-      replies.set({ owner: self, target: self, hintFor: false, suspect: false }, await this.c.replica.read(partition, key));
-      round.ack();
-    }
-    const all = slots.map(async (slot) => {
-      try {
-        const obj = await this.readFrom(slot.target, partition, key, opts.timeoutMs);
-        replies.set(slot, obj);
-        round.ack();
-      } catch (err) {
-        this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
-        round.fail();
-      }
-      check();
-    });
-    check();
-    const allSettled = Promise.all(all);
-    const healthyReads = all.filter((_, i) => !slots[i]?.suspect);
-
-    const started = this.c.clock.monotonic();
+    // Still short of R after a normal read's time: ask one more replica, and again each
+    // such interval, until R answered or everyone was asked.
+    const speculateAfterMs = this.readLatency.speculateAfterMs();
+    let speculation: TimerHandle | undefined;
+    const arm = (): void => {
+      speculation = this.c.timers.setTimeout(() => {
+        if (round.state !== 'pending' || asked >= order.length) return;
+        this.c.metrics.speculativeReads.inc();
+        ask();
+        arm();
+      }, speculateAfterMs);
+    };
+    if (asked < order.length) arm();
     const outcome = await withDeadline(this.c.timers, quorumReached, opts.timeoutMs);
-    if (outcome !== 'timeout' && round.state === 'failed') {
-      const left = opts.timeoutMs - (this.c.clock.monotonic() - started);
-      if (left > 0) await withDeadline(this.c.timers, Promise.allSettled(healthyReads), left);
-    }
+    speculation?.cancel();
     if (outcome === 'timeout' || round.state !== 'ok') {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', round.answered, needed);
@@ -364,10 +391,51 @@ export class Coordinator {
     for (const v of replies.values()) if (v) object = object ? merge(object, v) : v;
 
     // Read repair happens after the answer, off the request path.
-    void withDeadline(this.c.timers, allSettled, opts.timeoutMs).then(() =>
-      this.readRepair(partition, key, replies, pref),
-    );
+    const unasked = order.slice(asked);
+    const answered = Promise.allSettled(reads);
+    void withDeadline(this.c.timers, answered, opts.timeoutMs).then(async () => {
+      if (unasked.length > 0 && this.disagree(replies)) {
+        // Whoever was not asked may be stale too: read them before repairing.
+        await withDeadline(
+          this.c.timers,
+          Promise.allSettled(
+            unasked.map(async (slot) => {
+              replies.set(slot, await this.readFrom(slot.target, partition, key, opts.timeoutMs));
+            }),
+          ),
+          opts.timeoutMs,
+        );
+      }
+      this.readRepair(partition, key, replies, pref);
+    });
     return { object };
+  }
+
+  /** The order in which a read asks replicas: self, then the others rotated per read, suspects last. */
+  private readOrder(slots: readonly ReplicaSlot[]): ReplicaSlot[] {
+    const self = this.c.membership.self;
+    const local: ReplicaSlot[] = [];
+    const others: ReplicaSlot[] = [];
+    const suspects: ReplicaSlot[] = [];
+    for (const slot of slots) {
+      if (slot.target === self) local.push(slot);
+      else if (slot.suspect) suspects.push(slot);
+      else others.push(slot);
+    }
+    if (others.length > 1) {
+      const k = this.readTurn++ % others.length;
+      others.push(...others.splice(0, k));
+    }
+    return [...local, ...others, ...suspects];
+  }
+
+  /** True if some replica's answer is older than what the others answered together. */
+  private disagree(replies: Map<ReplicaSlot, VersionedObject | undefined>): boolean {
+    let merged: VersionedObject | undefined;
+    for (const v of replies.values()) if (v) merged = merged ? merge(merged, v) : v;
+    if (!merged) return false;
+    for (const v of replies.values()) if (isStale(v, merged)) return true;
+    return false;
   }
 
   private async readFrom(
@@ -379,7 +447,9 @@ export class Coordinator {
     if (target === this.c.membership.self) return this.c.replica.read(partition, key);
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
+    const started = this.c.clock.monotonic();
     const object = await this.replicas.read(address, key, timeoutMs);
+    this.readLatency.add(this.c.clock.monotonic() - started);
     this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'ok' });
     return object;
   }

@@ -82,6 +82,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly speculativeReads = new Counter({
+    name: 'ringkv_speculative_reads_total',
+    help: 'Replica reads sent because the replicas first asked had not answered within the recent p99',
+    registers: [this.registry],
+  });
+
   readonly aaeExchanges = new Counter({
     name: 'ringkv_antientropy_exchanges_total',
     help: 'Anti-entropy exchanges with a co-replica, by outcome',

@@ -84,6 +84,7 @@ export class LevelStore extends SublevelStore {
       ownOutput: (value) => new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
       openFailed: (cause) => describeOpenFailure(location, cause),
       syncReads: true,
+      deferCommit: true,
     });
     this.location = location;
   }

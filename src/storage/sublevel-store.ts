@@ -34,6 +34,12 @@ export interface SublevelStoreInit {
    * LevelDB: see {@link SublevelStore.get}.
    */
   readonly syncReads?: boolean;
+  /**
+   * Start an idle store's write at the end of the event loop's current I/O round
+   * (setImmediate) instead of at once, so every write that requests read in the same round
+   * make is one database write. Worth it for LevelDB: see {@link SublevelStore.#commit}.
+   */
+  readonly deferCommit?: boolean;
 }
 
 type LevelOp =
@@ -97,6 +103,9 @@ export class SublevelStore implements Store {
 
   async close(): Promise<void> {
     this.#subs = undefined;
+    // Writes accepted before close() still land: start a deferred group now (the database
+    // finishes writes already handed to it before it closes).
+    this.#flush();
     await this.#db.close();
   }
 
@@ -183,12 +192,16 @@ export class SublevelStore implements Store {
    * Group commit: at most one database write is in flight; every put, del and batch that
    * arrives meanwhile joins one group that is written as a single batch when it finishes.
    * Under load that turns a thread-pool round trip per write into one per group (LevelDB
-   * serialises writers anyway, so nothing runs less in parallel). A group is atomic, so each
-   * caller's ops still land all or nothing, and writes reach the database in call order. If a
-   * group's write fails, every caller in it gets the error.
+   * serialises writers anyway, so nothing runs less in parallel). With `deferCommit`, an idle
+   * store also waits for the end of the current I/O round before writing, so the writes of
+   * every request that arrived in that round share one write: a LevelDB write costs ~40 µs of
+   * CPU alone (a thread-pool hand-off, a log append, two wake-ups) against ~10 µs each in a
+   * group of eight. A group is atomic, so each caller's ops still land all or nothing, and
+   * writes reach the database in call order. If a group's write fails, every caller in it
+   * gets the error.
    */
   #commit(ops: LevelOp[]): Promise<void> {
-    if (!this.#writing) return this.#write(ops);
+    if (!this.#writing && !this.#init.deferCommit) return this.#write(ops);
     let group = this.#group;
     if (group === undefined) {
       let resolve!: () => void;
@@ -199,9 +212,18 @@ export class SublevelStore implements Store {
       });
       group = { ops: [], done, resolve, reject };
       this.#group = group;
+      if (!this.#writing) setImmediate(() => this.#flush());
     }
     for (const op of ops) group.ops.push(op);
     return group.done;
+  }
+
+  /** Write the waiting group, if any and if no write is in flight. */
+  #flush(): void {
+    const next = this.#group;
+    if (next === undefined || this.#writing) return;
+    this.#group = undefined;
+    this.#write(next.ops).then(next.resolve, next.reject);
   }
 
   async #write(ops: LevelOp[]): Promise<void> {
@@ -209,10 +231,8 @@ export class SublevelStore implements Store {
     try {
       await this.#db.batch(ops, this.#init.writeOptions);
     } finally {
-      const next = this.#group;
-      this.#group = undefined;
-      if (next === undefined) this.#writing = false;
-      else this.#write(next.ops).then(next.resolve, next.reject);
+      this.#writing = false;
+      this.#flush();
     }
   }
 
