@@ -85,6 +85,7 @@ export class LevelStore extends SublevelStore {
       openFailed: (cause) => describeOpenFailure(location, cause),
       syncReads: true,
       deferCommit: true,
+      directWrites: true,
     });
     this.location = location;
   }

@@ -40,6 +40,18 @@ export interface SublevelStoreInit {
    * make is one database write. Worth it for LevelDB: see {@link SublevelStore.#commit}.
    */
   readonly deferCommit?: boolean;
+  /**
+   * Hand batches to the database's implementation (`_batch`, abstract-level's documented
+   * private API for implementations) with keys already prefixed, skipping abstract-level's
+   * per-op cloning, encoding and hook plumbing: for LevelDB that was a tenth of a replica
+   * write's CPU. Only for a database whose `_batch` copies its input (classic-level does).
+   */
+  readonly directWrites?: boolean;
+}
+
+/** The implementation side of an abstract-level database, for `directWrites`. */
+interface DirectBatch {
+  _batch(ops: { type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }[], options: object): Promise<void>;
 }
 
 type LevelOp =
@@ -229,12 +241,27 @@ export class SublevelStore implements Store {
   async #write(ops: LevelOp[]): Promise<void> {
     this.#writing = true;
     try {
-      await this.#db.batch(ops, this.#init.writeOptions);
+      if (this.#init.directWrites) await this.#writeDirect(ops);
+      else await this.#db.batch(ops, this.#init.writeOptions);
     } finally {
       this.#writing = false;
       this.#flush();
     }
   }
+
+  #writeDirect(ops: LevelOp[]): Promise<void> {
+    // The implementation must never see a closed database (abstract-level guards that for
+    // its public methods; here we do). Writes it accepted finish before it closes.
+    if (this.#db.status !== 'open') throw storeClosed('write');
+    const plain = new Array<{ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as LevelOp;
+      const key = op.sublevel.prefixKey(op.key, 'view', false);
+      plain[i] = op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
+    }
+    return (this.#db as unknown as DirectBatch)._batch(plain, this.#init.writeOptions);
+  }
+
 
   /** Lazy: the range is read from a snapshot taken when iteration starts, not at this call. */
   async *entries(ns: Namespace, range?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {

@@ -24,6 +24,7 @@ import { crc32 } from 'node:zlib';
 import { RingkvError } from '../errors.js';
 import {
   ByteReader,
+  clockFromEntries,
   compareStrings,
   isCounter,
   readClock,
@@ -219,8 +220,7 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
     });
   }
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
-  // fromEntries defines own properties, so an actor named "__proto__" stays a counter.
-  const obj: VersionedObject = { clock: Object.fromEntries(clockEntries), siblings };
+  const obj: VersionedObject = { clock: clockFromEntries(clockEntries), siblings };
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
   encodings.set(obj, bytes);
   return obj;

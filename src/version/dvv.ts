@@ -12,7 +12,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
-import { compareStrings } from './bytes.js';
+import { clockFromEntries, compareStrings } from './bytes.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionVector, WriteValue } from './types.js';
 
 /**
@@ -53,8 +53,7 @@ export function joinClocks(a: VersionVector, b: VersionVector): VersionVector {
   for (const actor of Object.keys(b)) {
     if (!Object.hasOwn(a, actor)) entries.push([actor, b[actor] ?? 0]);
   }
-  // fromEntries defines own properties, so an actor named "__proto__" stays a counter.
-  return Object.fromEntries(entries);
+  return clockFromEntries(entries);
 }
 
 /** True when two clocks have exactly the same entries. */
@@ -165,7 +164,7 @@ export function mint(
     siblings.push(s);
   }
   if (!placed) siblings.push(sibling);
-  const clock = joinClocks(joinClocks(localClock, context), { [actor]: counter });
+  const clock = joinClocks(joinClocks(localClock, context), clockFromEntries([[actor, counter]]));
   return { object: { clock, siblings }, dot };
 }
 
@@ -192,7 +191,7 @@ export function contextAfterWrite(context: VersionVector, object: VersionedObjec
       return context;
     }
   }
-  return joinClocks(context, { [dot.actor]: dot.counter });
+  return joinClocks(context, clockFromEntries([[dot.actor, dot.counter]]));
 }
 
 /**

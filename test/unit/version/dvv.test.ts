@@ -57,7 +57,7 @@ describe('clocks', () => {
     expect(descends({}, proto)).toBe(false);
     const joined = joinClocks({}, proto);
     expect(Object.keys(joined)).toEqual(['__proto__']);
-    expect(Object.getPrototypeOf(joined)).toBe(Object.prototype);
+    expect(Object.getPrototypeOf(joined)).toBe(null);
     expect(covers(joined, { actor: '__proto__', counter: 4 })).toBe(true);
     const { object } = mint(undefined, {}, text('x'), '__proto__', 1);
     expect(Object.hasOwn(object.clock, '__proto__')).toBe(true);
