@@ -45,6 +45,8 @@ const HOST = '127.0.0.1';
 const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [flags] builds first)
   --duration S        measured seconds per run (default 10)
   --warmup S          unmeasured warm-up seconds before each run (default 2)
+  --prewarm S         unmeasured mixed load on each target right after it starts, before any
+                      run, so Node has compiled its hot code (default 15; 0 = none)
   --concurrency C     closed-loop clients (default 64)
   --keys K            distinct keys per value size (default 10000)
   --sizes 256,4096    value sizes in bytes
@@ -61,6 +63,7 @@ const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [fla
 const FLAGS = {
   duration: 'number',
   warmup: 'number',
+  prewarm: 'number',
   concurrency: 'number',
   keys: 'number',
   sizes: 'string',
@@ -107,6 +110,7 @@ function parseOptions(argv) {
     help: f.help,
     durationMs: (f.duration ?? 10) * 1000,
     warmupMs: (f.warmup ?? 2) * 1000,
+    prewarmMs: (f.prewarm ?? 15) * 1000,
     concurrency,
     keys,
     sizes,
@@ -254,6 +258,20 @@ async function benchTarget(target, baseDir, opts, results, memory) {
   const pools = makePools(backend.urls, opts.concurrency);
   const protocol = protocols[target];
   try {
+    if (opts.prewarmMs > 0) {
+      // A fresh process has not compiled its hot code yet: V8 spends a quarter of the CPU in
+      // its optimising compiler for the first ~15 s under this load (perf, 3 ringkv nodes),
+      // which no long-running server pays. Same mixed load for every target, on its own keys.
+      say(`   prewarm: ${opts.prewarmMs / 1000} s of mixed load, not measured`);
+      const slice = opts.prewarmMs / opts.sizes.length;
+      for (const valueSize of opts.sizes) {
+        if (stopping()) return;
+        const state = makeKeyState({ prefix: `prewarm-${valueSize}-`, keys: opts.keys, valueSize });
+        await populate({ protocol, pools, state, concurrency: opts.concurrency });
+        await runLoad({ protocol, pools, state, workload: 'mix', concurrency: opts.concurrency, durationMs: slice, warmupMs: 0 });
+      }
+      await backend.settle?.();
+    }
     for (const valueSize of opts.sizes) {
       const state = makeKeyState({ prefix: `bench-${valueSize}-`, keys: opts.keys, valueSize });
       for (const workload of opts.workloads) {
@@ -315,7 +333,7 @@ async function main() {
   say(
     `ringkv bench: ${machine.cpus} x ${machine.cpuModel}, ${machine.memGiB} GiB, node ${machine.node}\n` +
       `  ${opts.concurrency} clients, ${opts.keys} keys, values ${opts.sizes.join('/')} B, ` +
-      `${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s per run, ` +
+      `${opts.prewarmMs / 1000} s prewarm per target, ${opts.warmupMs / 1000} s warm-up + ${opts.durationMs / 1000} s per run, ` +
       `workloads ${opts.workloads.join(',')}, targets ${opts.targets.join(',')}\n` +
       '  latencies in ms; cpu = cores busy (100% = one core) in the load generator / all server processes',
   );
