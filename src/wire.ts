@@ -2,6 +2,7 @@
  * A tiny binary framing for node-to-node messages: unsigned LEB128 varints, length-prefixed
  * byte strings and UTF-8 strings. Used instead of JSON on the replication hot path.
  */
+import { allocBytes } from './alloc.js';
 import { RingkvError } from './errors.js';
 
 const enc = new TextEncoder();
@@ -12,14 +13,14 @@ export class Writer {
   private len = 0;
 
   constructor(initial = 256) {
-    this.buf = new Uint8Array(initial);
+    this.buf = allocBytes(initial);
   }
 
   private ensure(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.len + extra) size *= 2;
-    const next = new Uint8Array(size);
+    const next = allocBytes(size);
     next.set(this.buf.subarray(0, this.len));
     this.buf = next;
   }

@@ -392,8 +392,9 @@ export class Coordinator {
 
     // Read repair happens after the answer, off the request path.
     const unasked = order.slice(asked);
-    const answered = Promise.allSettled(reads);
-    void withDeadline(this.c.timers, answered, opts.timeoutMs).then(async () => {
+    // Usually every replica asked has answered by now: no need for a timer to wait on them.
+    const answered = asked === replies.size ? Promise.resolve() : withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs);
+    void answered.then(async () => {
       if (unasked.length > 0 && this.disagree(replies)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(

@@ -1,6 +1,7 @@
 /**
  * Encodings of the coordinator's internal messages (binary, see wire.ts).
  */
+import { allocBytes } from '../alloc.js';
 import { RingkvError } from '../errors.js';
 import { decodeObject, encodeObject, type VersionedObject, type WriteValue } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
@@ -90,7 +91,7 @@ export function decodeWriteBatch(b: Uint8Array): { key: string; object: Versione
 export function encodeReadReply(object: VersionedObject | undefined): Uint8Array {
   if (!object) return new Uint8Array([0]);
   const enc = encodeObject(object);
-  const out = new Uint8Array(enc.length + 1);
+  const out = allocBytes(enc.length + 1);
   out[0] = 1;
   out.set(enc, 1);
   return out;

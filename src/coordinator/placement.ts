@@ -32,6 +32,10 @@ export function planReplicas(args: {
 }): ReplicaSlot[] {
   const { preferenceList, fullOrder, self, useFallbacks } = args;
   const up = (id: string): boolean => id === self || args.isUp(id);
+  // The common case, on every request: every owner is up.
+  if (preferenceList.every(up)) {
+    return preferenceList.map((owner) => ({ owner, target: owner, hintFor: false, suspect: false }));
+  }
   const used = new Set(preferenceList);
   const spare = fullOrder.filter((id) => !used.has(id));
   let next = 0;

@@ -21,6 +21,7 @@
  * 2^-32 coincidence. zlib.crc32 is native and runs at memory speed.
  */
 import { crc32 } from 'node:zlib';
+import { allocBytes } from '../alloc.js';
 import { RingkvError } from '../errors.js';
 import {
   ByteReader,
@@ -128,8 +129,9 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
   }
   size += CRC_BYTES;
 
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
+  // Every byte is written below (the size is exact, checked before the checksum).
+  const out = allocBytes(size);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = OBJECT_FORMAT;
   let pos = writeVarint(out, 1, actors.length);
   for (let i = 0; i < actors.length; i++) {
@@ -152,6 +154,7 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     out.set(s.value, pos);
     pos += s.value.length;
   }
+  if (pos !== size - CRC_BYTES) invalid(`encoded ${pos + CRC_BYTES} bytes, measured ${size}`);
   view.setUint32(pos, crc32(out.subarray(0, pos)), true);
   return out;
 }
