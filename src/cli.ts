@@ -21,6 +21,7 @@ async function runNode(argv: readonly string[]): Promise<void> {
   // Loaded here so the client commands start fast without the server's dependencies.
   const { RingkvNode } = await import('./node.js');
   const node = new RingkvNode(config);
+  node.metrics.collectProcessMetrics();
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets in seconds, fine enough at the tail to read p99 and p999. */
 const LATENCY_BUCKETS = [
@@ -127,5 +127,15 @@ export class Metrics {
 
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
+  }
+
+  /**
+   * Also export the process's own figures (prom-client's defaults, prefixed `ringkv_`):
+   * resident memory, V8 heap by space, event-loop delay percentiles (p50/p90/p99), GC time,
+   * open handles. Once per process: they describe the process, not a node, so the CLI calls
+   * this and tests that run several nodes in one process do not.
+   */
+  collectProcessMetrics(): void {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ringkv_' });
   }
 }

@@ -128,6 +128,61 @@ describe('coordinator on a simulated 3-node cluster', () => {
   });
 });
 
+describe('reads ask R replicas, not N', () => {
+  async function remoteReads(c: SimCluster, id: string): Promise<number> {
+    const m = await c.node(id).metrics.replicaRequests.get();
+    return m.values.filter((v) => v.labels.route === 'replica-read').reduce((a, v) => a + v.value, 0);
+  }
+
+  it('r=2 reads this node and one other; r=3 reads both others', async () => {
+    await withCluster({ seed: 21, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      const before = await remoteReads(c, 'n1');
+      for (let i = 0; i < 4; i++) expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      expect((await remoteReads(c, 'n1')) - before).toBe(4);
+      await c.get('n1', 'k', { r: 3 });
+      expect((await remoteReads(c, 'n1')) - before).toBe(6);
+    });
+  });
+
+  it('a replica that does not answer is backed up by a speculative read, long before the timeout', async () => {
+    await withCluster({ seed: 22, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      // Requests from n1 to n2 vanish (the detector has not noticed yet): reads that ask n2
+      // first must get their second answer from n3 after the speculation delay.
+      c.sim.net.cut(c.node('n1').address, c.node('n2').address, true);
+      for (let i = 0; i < 2; i++) {
+        const started = c.sim.elapsed();
+        expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+        expect(c.sim.elapsed() - started).toBeLessThan(500); // the read timeout is 1000 ms
+      }
+      const speculative = (await c.node('n1').metrics.speculativeReads.get()).values[0]?.value ?? 0;
+      expect(speculative).toBe(1); // the two reads asked n2 first once, n3 first once
+    });
+  });
+
+  it('when answers disagree the replica not asked is read too, and every stale one repaired', async () => {
+    await withCluster({ seed: 23, nodes: 3, hintedHandoff: false }, async (c) => {
+      // Only n1 takes the write: n2 and n3 miss it (no hints, no anti-entropy in this window).
+      c.sim.net.cut(c.node('n1').address, c.node('n2').address);
+      c.sim.net.cut(c.node('n1').address, c.node('n3').address);
+      await c.put('n1', 'only-n1', 'v', { w: 1 });
+      // Let the sends to n2 and n3 (and their retries) time out before the links heal.
+      await c.step(5_000);
+      c.sim.net.heal();
+      expect(await c.local('n2', 'only-n1')).toEqual([]);
+      expect(await c.local('n3', 'only-n1')).toEqual([]);
+      // n1 and one of n2/n3 answer; they disagree, so the other is read as well and both repaired.
+      expect((await c.get('n1', 'only-n1', { r: 2 })).values).toEqual(['v']);
+      await c.runUntil(
+        'both stale replicas repaired',
+        async () => (await c.local('n2', 'only-n1')).length === 1 && (await c.local('n3', 'only-n1')).length === 1,
+        5_000,
+      );
+    });
+  });
+});
+
 describe('coordinator on a simulated 5-node cluster', () => {
   it('fallbacks take writes for down owners and hand them back', async () => {
     await withCluster({ seed: 7, nodes: 5 }, async (c) => {
