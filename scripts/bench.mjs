@@ -10,7 +10,7 @@
  * on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -125,6 +125,11 @@ function parseOptions(argv) {
 
 const say = (m) => process.stdout.write(`${m}\n`);
 
+/** How a ringkv node runs in production (scripts/runtime.json; the Dockerfile sets the same). */
+const runtime = JSON.parse(readFileSync(join(root, 'scripts', 'runtime.json'), 'utf8'));
+const RUNTIME_NODE_FLAGS = runtime.nodeFlags;
+const RUNTIME_ENV = runtime.env;
+
 // ---------------------------------------------------------------------------------------------
 // Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
 
@@ -141,10 +146,16 @@ export async function startRingkv(dir, { single, cpuProf }) {
     const data = join(dir, n.id);
     const args = [cli, 'node', '--id', n.id, '--listen', `${HOST}:${n.port}`, '--data', data, '--zone', n.zone];
     if (single) args.push('--n', '1', '--r', '1', '--w', '1');
-    else args.push('--seeds', seeds, '--secret', secret, '--n', '3', '--r', '2', '--w', '2');
+    else args.push('--seeds', seeds, '--n', '3', '--r', '2', '--w', '2');
     // --cpu-prof: V8 writes the profile when the node exits cleanly (SIGTERM -> graceful stop).
     const prof = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${n.id}.cpuprofile`];
-    return spawnLogged(process.execPath, [...prof, ...args], { cwd: root, logFile: join(dir, `${n.id}.log`) });
+    // The runtime settings the Docker image ships (RUNTIME_NODE_FLAGS, RUNTIME_ENV); the
+    // secret goes through the environment, not the command line (`ps` shows argv to all).
+    return spawnLogged(process.execPath, [...RUNTIME_NODE_FLAGS, ...prof, ...args], {
+      cwd: root,
+      logFile: join(dir, `${n.id}.log`),
+      env: { ...process.env, ...RUNTIME_ENV, ...(single ? {} : { RINGKV_SECRET: secret }) },
+    });
   });
   const stop = () => Promise.all(children.map((c) => stopChild(c)));
   try {

@@ -564,8 +564,14 @@ describe('Dockerfile', () => {
   it('runs `ringkv node` from dist/cli.js as a non-root user, with its data in a volume', () => {
     const entrypoint = execForm(last(runtime, 'ENTRYPOINT')?.args ?? 'null');
     const bin = (JSON.parse(read('package.json')) as { bin: Record<string, string> }).bin.ringkv;
-    expect(entrypoint).toEqual(['node', bin?.replace(/^\.\//, ''), 'node']);
-    expect(entrypoint).toEqual(['node', 'dist/cli.js', 'node']);
+    // node [V8 flags] dist/cli.js node: the flags are the runtime settings bench.mjs uses too.
+    const flags = entrypoint.slice(1, -2);
+    expect(entrypoint).toEqual(['node', ...flags, bin?.replace(/^\.\//, ''), 'node']);
+    expect(entrypoint).toEqual(['node', ...flags, 'dist/cli.js', 'node']);
+    for (const f of flags) expect(f, 'only --flags between node and the script').toMatch(/^--[a-z-]+(=\S+)?$/);
+    const settings = JSON.parse(read('scripts/runtime.json')) as { nodeFlags: string[]; env: Record<string, string> };
+    expect(flags, 'the image runs nodes as the benchmark does').toEqual(settings.nodeFlags);
+    for (const [k, v] of Object.entries(settings.env)) expect(imageEnv[k], k).toBe(v);
 
     const user = last(runtime, 'USER')?.args;
     expect(user, 'USER').toBeDefined();
