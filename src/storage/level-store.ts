@@ -25,7 +25,12 @@ export interface LevelStoreInit {
   readonly maxOpenFiles?: number;
   /** LevelDB's block cache, in bytes (blocks of tables it reads without mmap). */
   readonly cacheSize?: number;
-  /** LevelDB's memtable size, in bytes (up to two live at once: one filling, one flushing). */
+  /**
+   * LevelDB's memtable size, in bytes (up to two live at once: one filling, one flushing).
+   * Larger means fewer level-0 tables and less compaction: with 4 KiB values LevelDB's
+   * compaction thread used ~40 % of a node's CPU at 4 MiB (it rewrote 1.7 GB in a one-minute
+   * benchmark); 8 MiB cut that enough for ~10-20 % more writes/s, at up to 8 MiB more RSS.
+   */
   readonly writeBufferSize?: number;
 }
 
@@ -33,7 +38,7 @@ export const LEVEL_STORE_DEFAULTS = {
   sync: false,
   maxOpenFiles: 32,
   cacheSize: 8 * 1024 * 1024,
-  writeBufferSize: 4 * 1024 * 1024,
+  writeBufferSize: 8 * 1024 * 1024,
 } as const;
 
 /** Why a LevelStore could not open its location. */

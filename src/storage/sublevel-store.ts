@@ -83,6 +83,8 @@ export class SublevelStore implements Store {
   #subs: Record<Namespace, Sublevel> | undefined;
   /** A database write is in flight; new writes join #group instead of starting their own. */
   #writing = false;
+  /** The database write in flight, if any (close() waits for it). */
+  #inflight: Promise<void> | undefined;
   #group: CommitGroup | undefined;
 
   protected constructor(init: SublevelStoreInit) {
@@ -115,9 +117,10 @@ export class SublevelStore implements Store {
 
   async close(): Promise<void> {
     this.#subs = undefined;
-    // Writes accepted before close() still land: start a deferred group now (the database
-    // finishes writes already handed to it before it closes).
+    // Writes accepted before close() still land: start the waiting group now, and let every
+    // write in flight (and the group each one hands over to) finish before the database closes.
     this.#flush();
+    while (this.#inflight !== undefined) await this.#inflight.catch(() => undefined);
     await this.#db.close();
   }
 
@@ -213,7 +216,7 @@ export class SublevelStore implements Store {
    * gets the error.
    */
   #commit(ops: LevelOp[]): Promise<void> {
-    if (!this.#writing && !this.#init.deferCommit) return this.#write(ops);
+    if (!this.#writing && !this.#init.deferCommit) return this.#start(ops);
     let group = this.#group;
     if (group === undefined) {
       let resolve!: () => void;
@@ -235,7 +238,13 @@ export class SublevelStore implements Store {
     const next = this.#group;
     if (next === undefined || this.#writing) return;
     this.#group = undefined;
-    this.#write(next.ops).then(next.resolve, next.reject);
+    this.#start(next.ops).then(next.resolve, next.reject);
+  }
+
+  #start(ops: LevelOp[]): Promise<void> {
+    const write = this.#write(ops);
+    this.#inflight = write;
+    return write;
   }
 
   async #write(ops: LevelOp[]): Promise<void> {
@@ -245,6 +254,7 @@ export class SublevelStore implements Store {
       else await this.#db.batch(ops, this.#init.writeOptions);
     } finally {
       this.#writing = false;
+      this.#inflight = undefined;
       this.#flush();
     }
   }

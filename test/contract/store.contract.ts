@@ -433,6 +433,21 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
         await expect(collect(store.keys('obj'))).rejects.toThrow(closedMessage);
       });
 
+      it('writes issued before close() land; close waits for them', async () => {
+        const writes = [
+          store.put('obj', s('a'), s('1')),
+          store.batch([{ type: 'put', ns: 'meta', key: s('b'), value: s('2') }]),
+          store.del('obj', s('never')),
+        ];
+        await store.close();
+        await Promise.all(writes);
+        await store.open();
+        if (fixture.persistent) {
+          expect(hex(await store.get('obj', s('a')))).toBe(hex(s('1')));
+          expect(hex(await store.get('meta', s('b')))).toBe(hex(s('2')));
+        }
+      });
+
       it('an iteration interrupted by close rejects clearly', async () => {
         for (let i = 0; i < 1000; i++) await store.put('obj', s(`k${String(i).padStart(4, '0')}`), s('v'));
         const iterating = (async () => {

@@ -1,7 +1,8 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LevelStore, StoreOpenError } from '../../src/storage/level-store.js';
 import { MemoryStore } from '../../src/storage/memory-store.js';
 import { storeContract } from './store.contract.js';
@@ -42,6 +43,50 @@ describe('LevelStore', () => {
   afterEach(async () => {
     await Promise.all(opened.splice(0).map((store) => store.close()));
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes issued in one turn of the event loop go to LevelDB as one atomic write', async () => {
+    const store = track(new LevelStore({ location: join(dir, 'db') }));
+    await store.open();
+    const spy = vi.spyOn(ClassicLevel.prototype as unknown as { _batch: (...a: unknown[]) => Promise<void> }, '_batch');
+    try {
+      await Promise.all([
+        store.put('obj', s('k1'), s('v1')),
+        store.batch([
+          { type: 'put', ns: 'hint', key: s('h'), value: s('x') },
+          { type: 'del', ns: 'obj', key: s('gone') },
+        ]),
+        store.put('obj', s('k2'), s('v2')),
+        store.del('meta', s('m')),
+      ]);
+      expect(spy).toHaveBeenCalledTimes(1);
+      const ops = spy.mock.calls[0]?.[0] as { type: string; key: Uint8Array }[];
+      expect(ops.map((o) => o.type)).toEqual(['put', 'put', 'del', 'put', 'del']);
+    } finally {
+      spy.mockRestore();
+    }
+    // Keys were prefixed per namespace exactly as the sublevels read them.
+    expect(text(await store.get('obj', s('k1')))).toBe('v1');
+    expect(text(await store.get('obj', s('k2')))).toBe('v2');
+    expect(text(await store.get('hint', s('h')))).toBe('x');
+    expect(await store.get('meta', s('h'))).toBeUndefined();
+  });
+
+  it('a failed group write fails every caller in it, and the store keeps working', async () => {
+    const store = track(new LevelStore({ location: join(dir, 'db') }));
+    await store.open();
+    const spy = vi
+      .spyOn(ClassicLevel.prototype as unknown as { _batch: (...a: unknown[]) => Promise<void> }, '_batch')
+      .mockRejectedValueOnce(new Error('disk on fire'));
+    try {
+      const results = await Promise.allSettled([store.put('obj', s('a'), s('1')), store.put('obj', s('b'), s('2'))]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      expect(await store.get('obj', s('a'))).toBeUndefined();
+      await store.put('obj', s('c'), s('3'));
+      expect(text(await store.get('obj', s('c')))).toBe('3');
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('creates a missing location, parents included', async () => {
