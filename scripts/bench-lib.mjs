@@ -247,6 +247,23 @@ function procCpuTicks(pid) {
 const CLK_TCK = 100;
 
 /**
+ * Wait until the server processes are quiet: less than `idlePercent` of one core together
+ * over one second, or `maxMs` passed. Work a run leaves behind (LevelDB compactions, Raft
+ * snapshots, GC) would otherwise be billed to the next run. Resolves to the ms waited.
+ */
+export async function quiesce(pids, { idlePercent = 10, maxMs = 30_000 } = {}) {
+  const started = performance.now();
+  const total = () => pids.reduce((sum, pid) => sum + (procCpuTicks(pid) ?? 0), 0);
+  for (;;) {
+    const before = total();
+    await new Promise((r) => setTimeout(r, 1000));
+    const busy = ((total() - before) / CLK_TCK) * 100;
+    const waited = performance.now() - started;
+    if (busy < idlePercent || waited >= maxMs) return Math.round(waited);
+  }
+}
+
+/**
  * Run one workload against one backend.
  *
  * Keys are picked uniformly at random among those with no request in flight: two clients

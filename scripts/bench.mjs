@@ -31,6 +31,7 @@ import {
   parseFlags,
   populate,
   protocols,
+  quiesce,
   runLoad,
   spawnLogged,
   stopChild,
@@ -273,16 +274,16 @@ async function benchTarget(target, baseDir, opts, results, memory) {
       // A fresh process has not compiled its hot code yet: V8 spends a quarter of the CPU in
       // its optimising compiler for the first ~15 s under this load (perf, 3 ringkv nodes),
       // which no long-running server pays. Same mixed load for every target, on its own keys.
-      say(`   prewarm: ${opts.prewarmMs / 1000} s of mixed load, not measured`);
-      const slice = opts.prewarmMs / opts.sizes.length;
-      for (const valueSize of opts.sizes) {
-        if (stopping()) return;
-        const state = makeKeyState({ prefix: `prewarm-${valueSize}-`, keys: opts.keys, valueSize });
-        await populate({ protocol, pools, state, concurrency: opts.concurrency });
-        await runLoad({ protocol, pools, state, workload: 'mix', concurrency: opts.concurrency, durationMs: slice, warmupMs: 0 });
-      }
+      // The smallest values only: the code paths are the same, and a prewarm of large values
+      // would leave LevelDB compactions running into the first measured runs.
+      const valueSize = Math.min(...opts.sizes);
+      say(`   prewarm: ${opts.prewarmMs / 1000} s of mixed load (${valueSize} B), not measured`);
+      const state = makeKeyState({ prefix: `prewarm-${valueSize}-`, keys: opts.keys, valueSize });
+      await populate({ protocol, pools, state, concurrency: opts.concurrency });
+      await runLoad({ protocol, pools, state, workload: 'mix', concurrency: opts.concurrency, durationMs: opts.prewarmMs, warmupMs: 0 });
       await backend.settle?.();
     }
+    const pids = backend.procs.map((p) => p.pid);
     for (const valueSize of opts.sizes) {
       const state = makeKeyState({ prefix: `bench-${valueSize}-`, keys: opts.keys, valueSize });
       for (const workload of opts.workloads) {
@@ -291,6 +292,9 @@ async function benchTarget(target, baseDir, opts, results, memory) {
           const failed = await populate({ protocol, pools, state, concurrency: opts.concurrency });
           if (Object.keys(failed).length) say(`   (populating ${valueSize} B keys: failures ${JSON.stringify(failed)})`);
         }
+        // Start every run on quiet servers: what the last one left (compactions) is not billed here.
+        const waited = await quiesce(pids, { maxMs: 20_000 });
+        if (waited > 2000) say(`   (waited ${(waited / 1000).toFixed(1)} s for the servers to go quiet)`);
         const result = await runLoad({
           protocol,
           pools,
