@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import { SimCluster } from './cluster-sim.js';
 import { simSeeds } from './harness.js';
@@ -183,9 +183,36 @@ describe('reads ask R replicas, not N', () => {
   });
 });
 
+describe('stray cleaner', () => {
+  it('rests once a full pass found nothing', async () => {
+    await withCluster({ seed: 31, nodes: 3 }, async (c) => {
+      for (let i = 0; i < 50; i++) await c.put('n1', `s${i}`, 'v');
+      const store = c.node('n1').store;
+      const spy = vi.spyOn(store, 'keys');
+      const scans = (): number => spy.mock.calls.filter(([ns]) => ns === 'obj').length;
+      try {
+        // The ring is stable: after the settle time one pass runs, finds nothing, and stops.
+        let until = c.sim.elapsed() + 60_000;
+        await c.runUntil('first pass', () => c.sim.elapsed() >= until, 120_000);
+        expect(scans()).toBeGreaterThan(0);
+        const after = scans();
+        until = c.sim.elapsed() + 60_000;
+        await c.runUntil('a quiet minute', () => c.sim.elapsed() >= until, 120_000);
+        expect(scans()).toBe(after); // it used to rescan every key twice a second
+      } finally {
+        spy.mockRestore();
+      }
+    });
+  });
+});
+
 describe('coordinator on a simulated 5-node cluster', () => {
   it('fallbacks take writes for down owners and hand them back', async () => {
     await withCluster({ seed: 7, nodes: 5 }, async (c) => {
+      // Let the ring settle long enough for every node to finish a clean stray scan first, so
+      // the drop below must come from the stand-ins noticing their hints.
+      const settled = c.sim.elapsed() + 30_000;
+      await c.runUntil('ring settled', () => c.sim.elapsed() >= settled, 60_000);
       await c.crash('n4');
       await c.runUntil('n4 down', () => c.nodes.filter((n) => n.up).every((n) => !n.c.membership.isUp('n4')), 20_000);
       const keys = Array.from({ length: 40 }, (_, i) => `f${i}`);
@@ -196,6 +223,17 @@ describe('coordinator on a simulated 5-node cluster', () => {
       for (const k of keys) {
         if (ring.preferenceList(ring.partitionOf(k)).includes('n4')) expect(await c.local('n4', k)).toEqual([k]);
       }
+      // The stand-ins' copies are strays now: they are handed over and dropped, so in the end
+      // every key is held by exactly its preference list.
+      const strays = async (): Promise<number> => {
+        let n = 0;
+        for (const node of c.nodes)
+          for (const k of keys)
+            if (!ring.preferenceList(ring.partitionOf(k)).includes(node.id) && (await c.local(node.id, k)).length > 0) n++;
+        return n;
+      };
+      expect(await strays()).toBeGreaterThan(0);
+      await c.runUntil('stand-in copies dropped', async () => (await strays()) === 0, 120_000);
     });
   });
 });
