@@ -79,6 +79,19 @@ function withDeadline<T>(timers: Timers, p: Promise<T>, ms: number): Promise<T |
   });
 }
 
+/** Every version the replicas answered, merged (undefined if none had the key). */
+function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): VersionedObject | undefined {
+  let merged: VersionedObject | undefined;
+  for (const v of replies.values()) if (v) merged = merged ? merge(merged, v) : v;
+  return merged;
+}
+
+/** True if some replica's answer is older than the merge of all answers. */
+function anyStale(replies: Map<ReplicaSlot, VersionedObject | undefined>, merged: VersionedObject): boolean {
+  for (const v of replies.values()) if (isStale(v, merged)) return true;
+  return false;
+}
+
 export class Coordinator {
   private repairsInFlight = 0;
   /** Work that outlives the request that started it (replica sends after quorum, hints). */
@@ -331,11 +344,11 @@ export class Coordinator {
    */
   async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
     const partition = this.c.membership.ring().partitionOf(key);
-    if (this.c.membership.ring().preferenceList(partition).length === 0) {
+    const { pref, slots } = this.plan(partition);
+    if (pref.length === 0) {
       // A ring with no members yet: this node is the whole cluster.
       return { object: await this.c.replica.read(partition, key) };
     }
-    const { pref, slots } = this.plan(partition);
     const order = this.readOrder(slots);
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
     const round = new QuorumRound(needed, order.length);
@@ -387,15 +400,15 @@ export class Coordinator {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', round.answered, needed);
     }
-    let object: VersionedObject | undefined;
-    for (const v of replies.values()) if (v) object = object ? merge(object, v) : v;
+    const object = mergeReplies(replies);
 
     // Read repair happens after the answer, off the request path.
     const unasked = order.slice(asked);
     // Usually every replica asked has answered by now: no need for a timer to wait on them.
     const answered = asked === replies.size ? Promise.resolve() : withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs);
     void answered.then(async () => {
-      if (unasked.length > 0 && this.disagree(replies)) {
+      let merged = mergeReplies(replies);
+      if (merged !== undefined && unasked.length > 0 && anyStale(replies, merged)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(
           this.c.timers,
@@ -406,8 +419,9 @@ export class Coordinator {
           ),
           opts.timeoutMs,
         );
+        merged = mergeReplies(replies);
       }
-      this.readRepair(partition, key, replies, pref);
+      if (merged !== undefined) this.readRepair(partition, key, replies, pref, merged);
     });
     return { object };
   }
@@ -428,15 +442,6 @@ export class Coordinator {
       others.push(...others.splice(0, k));
     }
     return [...local, ...others, ...suspects];
-  }
-
-  /** True if some replica's answer is older than what the others answered together. */
-  private disagree(replies: Map<ReplicaSlot, VersionedObject | undefined>): boolean {
-    let merged: VersionedObject | undefined;
-    for (const v of replies.values()) if (v) merged = merged ? merge(merged, v) : v;
-    if (!merged) return false;
-    for (const v of replies.values()) if (isStale(v, merged)) return true;
-    return false;
   }
 
   private async readFrom(
@@ -460,11 +465,8 @@ export class Coordinator {
     key: string,
     replies: Map<ReplicaSlot, VersionedObject | undefined>,
     pref: readonly string[],
+    final: VersionedObject,
   ): void {
-    let merged: VersionedObject | undefined;
-    for (const v of replies.values()) if (v) merged = merged ? merge(merged, v) : v;
-    if (!merged) return;
-    const final = merged;
     for (const [slot, obj] of replies) {
       // Repair primaries only: fallbacks hand their copies back through hints.
       if (!pref.includes(slot.target) || !isStale(obj, final)) continue;
