@@ -4,6 +4,7 @@
  */
 import { allocBytes } from './alloc.js';
 import { RingkvError } from './errors.js';
+import { utf8Length, writeUtf8 } from './utf8.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
@@ -45,7 +46,13 @@ export class Writer {
   }
 
   str(s: string): this {
-    return this.bytes(enc.encode(s));
+    const n = utf8Length(s);
+    // A lone surrogate is written as U+FFFD, as TextEncoder does.
+    if (n < 0) return this.bytes(enc.encode(s));
+    this.uint(n);
+    this.ensure(n);
+    this.len = writeUtf8(this.buf, this.len, s, n);
+    return this;
   }
 
   finish(): Uint8Array {

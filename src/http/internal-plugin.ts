@@ -2,7 +2,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { RingkvError } from '../errors.js';
 import { withBatchRoute } from '../transport/batching.js';
 import type { InternalHandlers } from '../transport/transport.js';
-import { bearerToken, secretsEqual } from './secret.js';
+import { bearerToken, secretMatcher } from './secret.js';
 
 export interface InternalRoutesOptions {
   readonly handlers: InternalHandlers;
@@ -33,6 +33,7 @@ export const internalRoutes: FastifyPluginAsync<InternalRoutesOptions> = async (
   // Also serve the per-peer batch envelope (transport/batching.ts) over the same handlers.
   const handlers = withBatchRoute(opts.handlers, (err, route) => app.log.error({ err, route }, 'internal route failed'));
   const secret = opts.secret === '' ? undefined : opts.secret;
+  const matchesSecret = secretMatcher(secret ?? '');
   const bodyLimit = opts.bodyLimit ?? INTERNAL_BODY_LIMIT;
 
   // Octet-stream only: whatever parsers the parent context has (JSON, text) do not apply here.
@@ -45,7 +46,7 @@ export const internalRoutes: FastifyPluginAsync<InternalRoutesOptions> = async (
     const token = bearerToken(req.headers.authorization);
     // Compare even when there is nothing to compare against, so "no secret configured" and
     // "wrong secret" take the same path.
-    const ok = secretsEqual(token ?? '', secret ?? '') && token !== undefined && secret !== undefined;
+    const ok = matchesSecret(token ?? '') && token !== undefined && secret !== undefined;
     if (!ok) throw new RingkvError('UNAUTHORIZED', 'missing or wrong cluster secret');
   });
 

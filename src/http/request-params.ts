@@ -4,12 +4,12 @@
  */
 import { RingkvError } from '../errors.js';
 import { parseQuorumParam } from '../coordinator/quorum.js';
+import { utf8Length } from '../utf8.js';
 
 export const MAX_KEY_BYTES = 512;
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const MAX_TIMEOUT_MS = 600_000;
 
-const utf8 = new TextEncoder();
 
 /**
  * The key from a raw request URL `/v1/kv/<percent-encoded key>[?query]`. Decoding is done
@@ -32,7 +32,7 @@ export function keyFromUrl(rawUrl: string, prefix: string): string {
 export function validateKey(key: string): void {
   if (key.length === 0) throw new RingkvError('BAD_KEY', 'key must not be empty');
   if (!key.isWellFormed()) throw new RingkvError('BAD_KEY', 'key is not valid UTF-8');
-  const bytes = utf8.encode(key).length;
+  const bytes = utf8Length(key);
   if (bytes > MAX_KEY_BYTES) throw new RingkvError('BAD_KEY', `key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`);
 }
 

@@ -4,8 +4,11 @@
  * vectors in test/unit/ring/hash.test.ts).
  */
 import murmurHash3 from 'murmurhash3js-revisited';
+import { utf8Length, writeUtf8 } from '../utf8.js';
 
 const utf8 = new TextEncoder();
+/** Reused for keys up to this size: hashing runs on every request and keeps no reference. */
+const scratch = new Uint8Array(1024);
 
 /**
  * MurmurHash3 x86 32-bit of the key's UTF-8 bytes with seed 0, as an unsigned 32-bit integer.
@@ -13,7 +16,9 @@ const utf8 = new TextEncoder();
  * well-formed UTF-8 keys.)
  */
 export function keyHash(key: string): number {
-  const h = murmurHash3.x86.hash32(utf8.encode(key), 0);
+  const n = utf8Length(key);
+  const bytes = n >= 0 && n <= scratch.length ? scratch.subarray(0, writeUtf8(scratch, 0, key, n)) : utf8.encode(key);
+  const h = murmurHash3.x86.hash32(bytes, 0);
   // A Uint8Array always passes the library's byte validation; the check only narrows the type.
   if (h === undefined) throw new TypeError('murmurhash3: invalid input');
   return h;

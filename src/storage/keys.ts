@@ -4,6 +4,8 @@
  * order, so a range scan over a prefix visits exactly one partition (or one hint owner).
  */
 
+import { utf8Length, writeUtf8 } from '../utf8.js';
+
 const encoder = new TextEncoder();
 // fatal: corrupt bytes must fail loudly rather than decode to U+FFFD and alias another key.
 // ignoreBOM: a key that starts with U+FEFF must keep it, or it would not round-trip.
@@ -36,11 +38,12 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export function objectKey(partition: number, key: string): Uint8Array {
   checkPartition(partition);
   checkWellFormed(key, 'key');
-  const body = encoder.encode(key);
-  const out = new Uint8Array(2 + body.length);
+  // Measured and written in place: no intermediate array (see src/utf8.ts).
+  const n = utf8Length(key);
+  const out = new Uint8Array(2 + n);
   out[0] = partition >>> 8;
   out[1] = partition & 0xff;
-  out.set(body, 2);
+  writeUtf8(out, 2, key, n);
   return out;
 }
 

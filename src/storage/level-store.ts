@@ -91,6 +91,7 @@ export class LevelStore extends SublevelStore {
       syncReads: true,
       deferCommit: true,
       directWrites: true,
+      directReads: true,
     });
     this.location = location;
   }

@@ -47,12 +47,23 @@ export interface SublevelStoreInit {
    * write's CPU. Only for a database whose `_batch` copies its input (classic-level does).
    */
   readonly directWrites?: boolean;
+  /**
+   * With `syncReads`, read through the database's implementation (`_getSync`) with the key
+   * prefixed here, skipping the sublevel's and the root's option, encoding and status
+   * plumbing (a fifth of a 5 µs LevelDB read in a microbenchmark). Only for a database whose
+   * `_getSync` returns a fresh buffer (classic-level does).
+   */
+  readonly directReads?: boolean;
 }
 
-/** The implementation side of an abstract-level database, for `directWrites`. */
-interface DirectBatch {
+/** The implementation side of an abstract-level database, for `directWrites` and `directReads`. */
+interface DirectLevel {
   _batch(ops: { type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }[], options: object): Promise<void>;
+  _getSync(key: Uint8Array, options: { keyEncoding: 'view'; valueEncoding: 'view' }): Uint8Array | undefined;
 }
+
+/** The options `_getSync` is called with by `directReads`: binary key in, binary value out. */
+const DIRECT_READ_OPTIONS = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 
 type LevelOp =
   | { type: 'put'; sublevel: Sublevel; key: Bytes; value: Bytes }
@@ -137,11 +148,18 @@ export class SublevelStore implements Store {
     const sub = this.#sub(ns, 'get');
     checkBytes(key, 'key');
     try {
-      const value = this.#init.syncReads ? sub.getSync(key) : await sub.get(key);
+      const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
       return value === undefined ? undefined : this.#init.ownOutput(value);
     } catch (err) {
       throw this.#failed(err, 'get');
     }
+  }
+
+  #getSync(sub: Sublevel, key: Uint8Array): Uint8Array | undefined {
+    if (!this.#init.directReads) return sub.getSync(key);
+    // As abstract-level would: never hand the implementation a database that is not open.
+    if (this.#db.status !== 'open') throw storeClosed('get');
+    return (this.#db as unknown as DirectLevel)._getSync(sub.prefixKey(key, 'view', false), DIRECT_READ_OPTIONS);
   }
 
   async getMany(ns: Namespace, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
@@ -269,7 +287,7 @@ export class SublevelStore implements Store {
       const key = op.sublevel.prefixKey(op.key, 'view', false);
       plain[i] = op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
     }
-    return (this.#db as unknown as DirectBatch)._batch(plain, this.#init.writeOptions);
+    return (this.#db as unknown as DirectLevel)._batch(plain, this.#init.writeOptions);
   }
 
 

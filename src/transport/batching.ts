@@ -38,6 +38,12 @@ export const BATCH_ROUTE = 'batch';
 export interface BatchingComponents {
   readonly clock: Clock;
   readonly timers: Timers;
+  /**
+   * Runs a flush a little later, so the sends made meanwhile leave in one batch. Default:
+   * a microtask (the sends of one event). Real nodes pass setImmediate, the end of the event
+   * loop's I/O round: then the sends of every request read in that round share a batch.
+   */
+  readonly defer?: (flush: () => void) => void;
 }
 
 export interface BatchingInit {
@@ -96,6 +102,7 @@ interface Peer {
  */
 export function withBatching(inner: Transport, components: BatchingComponents, init: BatchingInit): Transport {
   const { clock, timers } = components;
+  const defer = components.defer ?? queueMicrotask;
   const routes = new Set(init.routes);
   const maxItems = Math.max(1, init.maxItems ?? BATCHING_DEFAULTS.maxItems);
   const maxBytes = init.maxBytes ?? BATCHING_DEFAULTS.maxBytes;
@@ -154,13 +161,14 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
   }
 
   /**
-   * Flush in a microtask rather than now: the sends one event (a burst of requests read from
-   * one socket chunk, a coordinator writing to all replicas) makes leave in one batch.
+   * Flush a little later (`defer`) rather than now: the sends one event makes (a burst of
+   * requests read from one socket chunk, a coordinator writing to all replicas) or, with
+   * setImmediate, one I/O round makes, leave in one batch.
    */
   function schedule(peer: Peer): void {
     if (peer.flushing || peer.inFlight >= maxInFlight) return;
     peer.flushing = true;
-    queueMicrotask(() => {
+    defer(() => {
       peer.flushing = false;
       pump(peer);
     });

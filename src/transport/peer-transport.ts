@@ -44,7 +44,14 @@ export function createPeerTransport(
   });
   if (batching === false) return resilient;
   return {
-    transport: withBatching(resilient.transport, components, batching ?? { routes: DEFAULT_BATCHED_ROUTES }),
+    // Flush at the end of the I/O round: with 64 clients a node reads many requests per round,
+    // and their replica calls then share one batch per peer (GET: ~3 -> ~5 items per batch,
+    // ~10-20 % more GETs/s in the benchmark), at no added latency beyond the round itself.
+    transport: withBatching(
+      resilient.transport,
+      { ...components, defer: setImmediate },
+      batching ?? { routes: DEFAULT_BATCHED_ROUTES },
+    ),
     breakerStates: resilient.breakerStates,
   };
 }

@@ -4,10 +4,10 @@
  * error code. Internal to `src/version/` (not re-exported from the index).
  */
 import { type ErrorCode, RingkvError } from '../errors.js';
+import { utf8Length, writeUtf8 } from '../utf8.js';
 import type { VersionVector } from './types.js';
 
-/** Shared encoder/decoder instances: stateless, and creating them per call is measurable. */
-const utf8Encoder = new TextEncoder();
+/** A shared decoder: stateless, and creating one per call is measurable. */
 // fatal: malformed UTF-8 throws instead of becoming U+FFFD (corrupt input must not decode);
 // ignoreBOM: a leading U+FEFF is part of the string, not a marker to strip (round-trips).
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -21,10 +21,6 @@ export function compareStrings(a: string, b: string): number {
 }
 
 /**
- * UTF-8 byte length of `s`, or -1 if it has a lone surrogate (such a string would not
- * survive a UTF-8 round trip). A JS loop: cheaper than encoding just to measure.
- */
-/**
  * A clock from (actor, counter) pairs, as a null-prototype object. Why not a plain object:
  * V8 gives every plain object a hidden class built from its property names, and a clock's
  * names are actors, which are unique per key for keys first written on a replica that held
@@ -37,35 +33,6 @@ export function clockFromEntries(entries: Iterable<readonly [string, number]>): 
   const clock = Object.create(null) as Record<string, number>;
   for (const [actor, counter] of entries) clock[actor] = counter;
   return clock;
-}
-
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c < 0xd800 || c > 0xdfff) n += 3;
-    else if (c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else return -1;
-  }
-  return n;
-}
-
-/**
- * Write `s` as UTF-8 at `pos`, given its `utf8Length`; returns the position after it.
- * ASCII (all actors and content types in practice) is copied by a loop, which beats
- * TextEncoder's per-call cost on short strings.
- */
-export function writeUtf8(buf: Uint8Array, pos: number, s: string, length: number): number {
-  if (length === s.length) {
-    for (let i = 0; i < length; i++) buf[pos + i] = s.charCodeAt(i);
-  } else {
-    utf8Encoder.encodeInto(s, buf.subarray(pos, pos + length));
-  }
-  return pos + length;
 }
 
 /** Bytes a LEB128 varint of `n` (a non-negative safe integer) takes. */

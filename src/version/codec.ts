@@ -23,16 +23,15 @@
 import { crc32 } from 'node:zlib';
 import { allocBytes } from '../alloc.js';
 import { RingkvError } from '../errors.js';
+import { utf8Length, writeUtf8 } from '../utf8.js';
 import {
   ByteReader,
   clockFromEntries,
   compareStrings,
   isCounter,
   readClock,
-  utf8Length,
   varintSize,
   writeClock,
-  writeUtf8,
   writeVarint,
 } from './bytes.js';
 import type { Sibling, VersionedObject, VersionVector } from './types.js';

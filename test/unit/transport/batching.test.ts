@@ -80,6 +80,31 @@ describe('withBatching', () => {
     expect(peer.calls.map((c) => c.route)).toEqual([BATCH_ROUTE, BATCH_ROUTE]);
   });
 
+  it('with a defer hook, sends made in separate events before the deferred flush share one batch', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const deferred: (() => void)[] = [];
+    const t = withBatching(
+      peer.inner,
+      { clock: time, timers: time, defer: (fn) => deferred.push(fn) },
+      { routes: ['echo'] },
+    );
+    // Three sends from three separate events (as if from three sockets read in one I/O round):
+    // with the default microtask flush the first would have left alone.
+    const a = t.send(PEER, 'echo', enc.encode('a'), opts);
+    await tick();
+    const b = t.send(PEER, 'echo', enc.encode('b'), opts);
+    await tick();
+    const c = t.send(PEER, 'echo', enc.encode('c'), opts);
+    await tick();
+    expect(peer.calls).toHaveLength(0);
+    expect(deferred).toHaveLength(1);
+    deferred.shift()?.();
+    expect((await Promise.all([a, b, c])).map((r) => dec.decode(r))).toEqual(['a', 'b', 'c']);
+    expect(peer.calls).toHaveLength(1);
+    expect(peer.calls[0]?.route).toBe(BATCH_ROUTE);
+  });
+
   it('fails only the item whose handler failed, with its own status and body', async () => {
     const time = new ManualTime();
     const peer = fakePeer(
