@@ -32,6 +32,12 @@ export interface LevelStoreInit {
    * benchmark); 8 MiB cut that enough for ~10-20 % more writes/s, at up to 8 MiB more RSS.
    */
   readonly writeBufferSize?: number;
+  /**
+   * Bytes of recently read and written objects kept in memory (see ReadCache); 0 turns it
+   * off. Every replica write reads its key first, and on a loaded node a LevelDB read cost
+   * ~5-8 µs of main-thread CPU (mostly the memtable's skip-list search), a hit well under 1.
+   */
+  readonly objectCacheBytes?: number;
 }
 
 export const LEVEL_STORE_DEFAULTS = {
@@ -39,6 +45,7 @@ export const LEVEL_STORE_DEFAULTS = {
   maxOpenFiles: 32,
   cacheSize: 8 * 1024 * 1024,
   writeBufferSize: 8 * 1024 * 1024,
+  objectCacheBytes: 8 * 1024 * 1024,
 } as const;
 
 /** Why a LevelStore could not open its location. */
@@ -92,6 +99,7 @@ export class LevelStore extends SublevelStore {
       deferCommit: true,
       directWrites: true,
       directReads: true,
+      readCache: { ns: 'obj', maxBytes: init.objectCacheBytes ?? LEVEL_STORE_DEFAULTS.objectCacheBytes },
     });
     this.location = location;
   }

@@ -2,6 +2,7 @@ import type { AbstractLevel, AbstractPutOptions, AbstractSublevel } from 'abstra
 import { RingkvError } from '../errors.js';
 import { compareBytes } from './keys.js';
 import { STORE_LAYOUT } from './layout.js';
+import { ReadCache } from './read-cache.js';
 import { NAMESPACES, type BatchOp, type Namespace, type RangeOptions, type Store } from './store.js';
 
 type Bytes = Uint8Array;
@@ -54,6 +55,12 @@ export interface SublevelStoreInit {
    * `_getSync` returns a fresh buffer (classic-level does).
    */
   readonly directReads?: boolean;
+  /**
+   * Keep recently read and written values of one namespace in memory, up to `maxBytes`
+   * (see ReadCache), and serve get() from there. It is refreshed only after a write has
+   * landed, so it never shows what the database does not hold.
+   */
+  readonly readCache?: { readonly ns: Namespace; readonly maxBytes: number };
 }
 
 /** The implementation side of an abstract-level database, for `directWrites` and `directReads`. */
@@ -66,8 +73,8 @@ interface DirectLevel {
 const DIRECT_READ_OPTIONS = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 
 type LevelOp =
-  | { type: 'put'; sublevel: Sublevel; key: Bytes; value: Bytes }
-  | { type: 'del'; sublevel: Sublevel; key: Bytes };
+  | { type: 'put'; ns: Namespace; sublevel: Sublevel; key: Bytes; value: Bytes }
+  | { type: 'del'; ns: Namespace; sublevel: Sublevel; key: Bytes };
 
 /** Writes that arrived while another write was in flight; they go to the database as one batch. */
 interface CommitGroup {
@@ -97,10 +104,18 @@ export class SublevelStore implements Store {
   /** The database write in flight, if any (close() waits for it). */
   #inflight: Promise<void> | undefined;
   #group: CommitGroup | undefined;
+  readonly #cache: ReadCache | undefined;
+  readonly #cacheNs: Namespace | undefined;
+  #cacheHits = 0;
+  #cacheMisses = 0;
 
   protected constructor(init: SublevelStoreInit) {
     this.#init = init;
     this.#db = init.db;
+    if (init.readCache !== undefined && init.readCache.maxBytes > 0) {
+      this.#cache = new ReadCache(init.readCache.maxBytes);
+      this.#cacheNs = checkNamespace(init.readCache.ns, 'readCache');
+    }
   }
 
   async open(): Promise<void> {
@@ -126,8 +141,16 @@ export class SublevelStore implements Store {
     this.#subs = subs;
   }
 
+  /** The read cache's figures since the store was made, or undefined if it has none. */
+  get readCacheStats(): { entries: number; bytes: number; hits: number; misses: number } | undefined {
+    const cache = this.#cache;
+    if (cache === undefined) return undefined;
+    return { entries: cache.size, bytes: cache.bytes, hits: this.#cacheHits, misses: this.#cacheMisses };
+  }
+
   async close(): Promise<void> {
     this.#subs = undefined;
+    this.#cache?.clear();
     // Writes accepted before close() still land: start the waiting group now, and let every
     // write in flight (and the group each one hands over to) finish before the database closes.
     this.#flush();
@@ -148,11 +171,28 @@ export class SublevelStore implements Store {
     const sub = this.#sub(ns, 'get');
     checkBytes(key, 'key');
     try {
+      if (ns === this.#cacheNs) return this.#getCached(sub, key);
       const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
       return value === undefined ? undefined : this.#init.ownOutput(value);
     } catch (err) {
       throw this.#failed(err, 'get');
     }
+  }
+
+  async #getCached(sub: Sublevel, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const cache = this.#cache as ReadCache;
+    const hit = cache.get(key);
+    // The caller may mutate what it gets: hand out a copy, keep the cached bytes private.
+    if (hit !== undefined) {
+      this.#cacheHits++;
+      return copyOf(hit);
+    }
+    this.#cacheMisses++;
+    const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
+    if (value === undefined) return undefined;
+    // Fill only if the store is still open (a close() may have cleared the cache meanwhile).
+    if (this.#subs !== undefined) cache.set(key, copyOf(value));
+    return this.#init.ownOutput(value);
   }
 
   #getSync(sub: Sublevel, key: Uint8Array): Uint8Array | undefined {
@@ -180,7 +220,7 @@ export class SublevelStore implements Store {
     checkBytes(key, 'key');
     checkBytes(value, 'value');
     try {
-      await this.#commit([{ type: 'put', sublevel: sub, key, value: this.#init.ownInput(value) }]);
+      await this.#commit([{ type: 'put', ns, sublevel: sub, key, value: this.#init.ownInput(value) }]);
     } catch (err) {
       throw this.#failed(err, 'put');
     }
@@ -190,7 +230,7 @@ export class SublevelStore implements Store {
     const sub = this.#sub(ns, 'del');
     checkBytes(key, 'key');
     try {
-      await this.#commit([{ type: 'del', sublevel: sub, key }]);
+      await this.#commit([{ type: 'del', ns, sublevel: sub, key }]);
     } catch (err) {
       throw this.#failed(err, 'del');
     }
@@ -204,13 +244,14 @@ export class SublevelStore implements Store {
     const levelOps = ops.map((op: BatchOp, i): LevelOp => {
       const where = `batch op ${i}`;
       if (typeof op !== 'object' || op === null) throw new TypeError(`${where} is not an object`);
-      const sublevel = subs[checkNamespace(op.ns, where)];
+      const ns = checkNamespace(op.ns, where);
+      const sublevel = subs[ns];
       checkBytes(op.key, `${where} key`);
       if (op.type === 'put') {
         checkBytes(op.value, `${where} value`);
-        return { type: 'put' as const, sublevel, key: op.key, value: this.#init.ownInput(op.value) };
+        return { type: 'put' as const, ns, sublevel, key: op.key, value: this.#init.ownInput(op.value) };
       }
-      if (op.type === 'del') return { type: 'del' as const, sublevel, key: op.key };
+      if (op.type === 'del') return { type: 'del' as const, ns, sublevel, key: op.key };
       throw new TypeError(`${where}: unknown type ${JSON.stringify((op as { type?: unknown }).type)}`);
     });
     if (levelOps.length === 0) return;
@@ -268,12 +309,37 @@ export class SublevelStore implements Store {
   async #write(ops: LevelOp[]): Promise<void> {
     this.#writing = true;
     try {
+      // Copies for the cache are taken now, when the database copies its input too.
+      const cached = this.#cachedWrites(ops);
       if (this.#init.directWrites) await this.#writeDirect(ops);
       else await this.#db.batch(ops, this.#init.writeOptions);
+      if (cached !== undefined) this.#refresh(cached);
     } finally {
       this.#writing = false;
       this.#inflight = undefined;
       this.#flush();
+    }
+  }
+
+  /** The ops of a write that touch the cached namespace, values copied; undefined if none. */
+  #cachedWrites(ops: readonly LevelOp[]): [Uint8Array, Uint8Array | undefined][] | undefined {
+    if (this.#cache === undefined) return undefined;
+    let out: [Uint8Array, Uint8Array | undefined][] | undefined;
+    for (const op of ops) {
+      if (op.ns !== this.#cacheNs) continue;
+      (out ??= []).push([op.key, op.type === 'put' ? copyOf(op.value) : undefined]);
+    }
+    return out;
+  }
+
+  /** After a write landed: what it put replaces the cached value, what it deleted leaves. */
+  #refresh(writes: readonly [Uint8Array, Uint8Array | undefined][]): void {
+    const cache = this.#cache as ReadCache;
+    // A close() raced the write: the cache was cleared and must stay empty.
+    if (this.#subs === undefined) return;
+    for (const [key, value] of writes) {
+      if (value === undefined) cache.delete(key);
+      else cache.set(key, value);
     }
   }
 
@@ -339,6 +405,11 @@ export class SublevelStore implements Store {
     if (this.#subs === undefined || isNotOpenError(err)) return storeClosed(op, err);
     return err;
   }
+}
+
+/** A standalone exact-size copy (never a view into a shared pool, so it may be kept). */
+function copyOf(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
 }
 
 function storeClosed(op: string, cause?: unknown): RingkvError {

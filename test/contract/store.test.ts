@@ -28,6 +28,24 @@ storeContract('LevelStore', async () => {
   };
 });
 
+storeContract('LevelStore without object cache', async () => {
+  const dir = await tempDir();
+  return {
+    store: new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 0 }),
+    persistent: true,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+storeContract('LevelStore with a 2 KiB object cache (constant eviction)', async () => {
+  const dir = await tempDir();
+  return {
+    store: new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 2048 }),
+    persistent: true,
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 describe('LevelStore', () => {
   let dir: string;
   const opened: LevelStore[] = [];
@@ -87,6 +105,94 @@ describe('LevelStore', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  describe('object cache', () => {
+    type GetSync = { _getSync: (...a: unknown[]) => unknown };
+
+    it('serves reads of written and already-read objects from memory, other namespaces from LevelDB', async () => {
+      const location = join(dir, 'db');
+      const first = track(new LevelStore({ location }));
+      await first.open();
+      await first.put('obj', s('old'), s('on disk'));
+      await first.close();
+      const store = track(new LevelStore({ location }));
+      await store.open();
+      const spy = vi.spyOn(ClassicLevel.prototype as unknown as GetSync, '_getSync');
+      try {
+        await store.put('obj', s('new'), s('written'));
+        expect(text(await store.get('obj', s('new')))).toBe('written');
+        expect(spy).toHaveBeenCalledTimes(0);
+        expect(text(await store.get('obj', s('old')))).toBe('on disk');
+        expect(text(await store.get('obj', s('old')))).toBe('on disk');
+        expect(spy).toHaveBeenCalledTimes(1);
+        await store.put('hint', s('h'), s('hint'));
+        expect(text(await store.get('hint', s('h')))).toBe('hint');
+        expect(text(await store.get('hint', s('h')))).toBe('hint');
+        expect(spy).toHaveBeenCalledTimes(3);
+        await store.del('obj', s('new'));
+        expect(await store.get('obj', s('new'))).toBeUndefined();
+        expect(store.readCacheStats).toMatchObject({ hits: 2, misses: 2 });
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
+    it('a write that failed leaves the cached value as it was', async () => {
+      const store = track(new LevelStore({ location: join(dir, 'db') }));
+      await store.open();
+      await store.put('obj', s('a'), s('1'));
+      expect(text(await store.get('obj', s('a')))).toBe('1');
+      const spy = vi
+        .spyOn(ClassicLevel.prototype as unknown as { _batch: (...a: unknown[]) => Promise<void> }, '_batch')
+        .mockRejectedValueOnce(new Error('disk on fire'));
+      try {
+        await expect(store.put('obj', s('a'), s('2'))).rejects.toThrow('disk on fire');
+      } finally {
+        spy.mockRestore();
+      }
+      expect(text(await store.get('obj', s('a')))).toBe('1');
+      await store.del('obj', s('a'));
+      expect(await store.get('obj', s('a'))).toBeUndefined();
+    });
+
+    it('a value read while its write was in flight is not left stale in the cache', async () => {
+      const store = track(new LevelStore({ location: join(dir, 'db') }));
+      await store.open();
+      await store.put('obj', s('k'), s('v1'));
+      const write = store.put('obj', s('k'), s('v2'));
+      // Read before the write lands (it waits for the end of the I/O round): the old value.
+      expect(text(await store.get('obj', s('k')))).toBe('v1');
+      await write;
+      expect(text(await store.get('obj', s('k')))).toBe('v2');
+    });
+
+    it('stays within its size, evicting the oldest entries', async () => {
+      const store = track(new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 4096 }));
+      await store.open();
+      for (let i = 0; i < 100; i++) await store.put('obj', s(`key-${i}`), new Uint8Array(100).fill(i));
+      const stats = store.readCacheStats!;
+      expect(stats.bytes).toBeLessThanOrEqual(4096);
+      expect(stats.entries).toBeGreaterThan(5);
+      // The newest are cached, the oldest evicted; both still read back correctly.
+      const before = stats.misses;
+      expect(await store.get('obj', s('key-99'))).toEqual(new Uint8Array(100).fill(99));
+      expect(store.readCacheStats!.misses).toBe(before);
+      expect(await store.get('obj', s('key-0'))).toEqual(new Uint8Array(100).fill(0));
+      expect(store.readCacheStats!.misses).toBe(before + 1);
+    });
+
+    it('is emptied by close, and a reopened store reads LevelDB again', async () => {
+      const store = track(new LevelStore({ location: join(dir, 'db') }));
+      await store.open();
+      await store.put('obj', s('k'), s('v'));
+      expect(store.readCacheStats!.entries).toBe(1);
+      await store.close();
+      expect(store.readCacheStats!.entries).toBe(0);
+      await store.open();
+      expect(text(await store.get('obj', s('k')))).toBe('v');
+      expect(store.readCacheStats!.misses).toBe(1);
+    });
   });
 
   it('creates a missing location, parents included', async () => {

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { ENTRY_OVERHEAD, ReadCache } from '../../../src/storage/read-cache.js';
+
+const k = (s: string): Uint8Array => new TextEncoder().encode(s);
+const v = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
+const cost = (key: string, n: number): number => key.length + n + ENTRY_OVERHEAD;
+
+describe('ReadCache', () => {
+  it('returns what was set, per distinct byte key (binary keys included)', () => {
+    const c = new ReadCache(1 << 20);
+    c.set(k('a'), v(3, 1));
+    c.set(new Uint8Array([0, 0xff]), v(3, 2));
+    c.set(new Uint8Array([0, 0xfe]), v(3, 3));
+    expect(c.get(k('a'))).toEqual(v(3, 1));
+    expect(c.get(new Uint8Array([0, 0xff]))).toEqual(v(3, 2));
+    expect(c.get(new Uint8Array([0, 0xfe]))).toEqual(v(3, 3));
+    expect(c.get(k('b'))).toBeUndefined();
+    // A view into a larger buffer is the same key as a standalone copy of its bytes.
+    const big = new Uint8Array([9, 9, 0x61, 9]);
+    expect(c.get(big.subarray(2, 3))).toEqual(v(3, 1));
+  });
+
+  it('charges key, value and overhead, and replacing or deleting a key gives its bytes back', () => {
+    const c = new ReadCache(1 << 20);
+    c.set(k('a'), v(100));
+    expect(c.bytes).toBe(cost('a', 100));
+    c.set(k('a'), v(10));
+    expect(c.bytes).toBe(cost('a', 10));
+    c.delete(k('a'));
+    c.delete(k('never'));
+    expect(c.bytes).toBe(0);
+    expect(c.size).toBe(0);
+  });
+
+  it('evicts the oldest entries first, and a set moves its key to the back', () => {
+    const one = cost('k0', 50);
+    const c = new ReadCache(3 * one);
+    c.set(k('k0'), v(50));
+    c.set(k('k1'), v(50));
+    c.set(k('k2'), v(50));
+    c.set(k('k0'), v(50)); // rewritten: now the newest
+    c.set(k('k3'), v(50)); // over budget: the oldest (k1) goes
+    expect(c.get(k('k1'))).toBeUndefined();
+    expect(c.get(k('k0'))).toBeDefined();
+    expect(c.get(k('k2'))).toBeDefined();
+    expect(c.get(k('k3'))).toBeDefined();
+    expect(c.bytes).toBeLessThanOrEqual(3 * one);
+  });
+
+  it("keeps no value larger than a sixteenth of its size (or 64 KiB), and drops the key's old one", () => {
+    const c = new ReadCache(16 * 1024);
+    c.set(k('a'), v(10));
+    c.set(k('a'), v(1025));
+    expect(c.get(k('a'))).toBeUndefined();
+    expect(c.bytes).toBe(0);
+    expect(new ReadCache(2 ** 40).maxValueBytes).toBe(64 * 1024);
+  });
+
+  it('with size 0 holds nothing; a bad size is refused', () => {
+    const c = new ReadCache(0);
+    c.set(k('a'), v(0));
+    expect(c.size).toBe(0);
+    expect(() => new ReadCache(-1)).toThrow(RangeError);
+    expect(() => new ReadCache(1.5)).toThrow(RangeError);
+  });
+});
