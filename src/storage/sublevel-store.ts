@@ -327,7 +327,8 @@ export class SublevelStore implements Store {
     let out: [Uint8Array, Uint8Array | undefined][] | undefined;
     for (const op of ops) {
       if (op.ns !== this.#cacheNs) continue;
-      (out ??= []).push([op.key, op.type === 'put' ? copyOf(op.value) : undefined]);
+      if (out === undefined) out = [];
+      out.push([op.key, op.type === 'put' ? copyOf(op.value) : undefined]);
     }
     return out;
   }
