@@ -8,6 +8,10 @@ const cost = (key: string, n: number): number => key.length + n + ENTRY_OVERHEAD
 describe('ReadCache', () => {
   it('returns what was set, per distinct byte key (binary keys included)', () => {
     const c = new ReadCache(1 << 20);
+    const long = new Uint8Array(3000).fill(0xe9);
+    c.set(long, v(3, 9));
+    expect(c.get(long.slice())).toEqual(v(3, 9));
+    expect(c.get(long.subarray(1))).toBeUndefined();
     c.set(k('a'), v(3, 1));
     c.set(new Uint8Array([0, 0xff]), v(3, 2));
     c.set(new Uint8Array([0, 0xfe]), v(3, 3));
@@ -32,16 +36,17 @@ describe('ReadCache', () => {
     expect(c.size).toBe(0);
   });
 
-  it('evicts the oldest entries first, and a set moves its key to the back', () => {
+  it('evicts the oldest entries first (a rewrite keeps its place in line)', () => {
     const one = cost('k0', 50);
     const c = new ReadCache(3 * one);
     c.set(k('k0'), v(50));
     c.set(k('k1'), v(50));
     c.set(k('k2'), v(50));
-    c.set(k('k0'), v(50)); // rewritten: now the newest
-    c.set(k('k3'), v(50)); // over budget: the oldest (k1) goes
-    expect(c.get(k('k1'))).toBeUndefined();
-    expect(c.get(k('k0'))).toBeDefined();
+    c.set(k('k0'), v(50, 7)); // rewritten in place: still the oldest
+    expect(c.get(k('k0'))).toEqual(v(50, 7));
+    c.set(k('k3'), v(50)); // over budget: the oldest (k0) goes
+    expect(c.get(k('k0'))).toBeUndefined();
+    expect(c.get(k('k1'))).toBeDefined();
     expect(c.get(k('k2'))).toBeDefined();
     expect(c.get(k('k3'))).toBeDefined();
     expect(c.bytes).toBeLessThanOrEqual(3 * one);
