@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ENTRY_OVERHEAD, ReadCache } from '../../../src/storage/read-cache.js';
+import { ENTRY_OVERHEAD, MAX_VALUE_BYTES, ReadCache } from '../../../src/storage/read-cache.js';
 
 const k = (s: string): Uint8Array => new TextEncoder().encode(s);
 const v = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
@@ -52,13 +52,18 @@ describe('ReadCache', () => {
     expect(c.bytes).toBeLessThanOrEqual(3 * one);
   });
 
-  it("keeps no value larger than a sixteenth of its size (or 64 KiB), and drops the key's old one", () => {
-    const c = new ReadCache(16 * 1024);
+  it("keeps no value over MAX_VALUE_BYTES or a sixteenth of its size, and drops the key's old one", () => {
+    const c = new ReadCache(16 * 1024, 4096);
     c.set(k('a'), v(10));
     c.set(k('a'), v(1025));
     expect(c.get(k('a'))).toBeUndefined();
     expect(c.bytes).toBe(0);
-    expect(new ReadCache(2 ** 40).maxValueBytes).toBe(64 * 1024);
+    const big = new ReadCache(2 ** 40);
+    expect(big.maxValueBytes).toBe(MAX_VALUE_BYTES);
+    big.set(k('b'), v(MAX_VALUE_BYTES));
+    big.set(k('c'), v(MAX_VALUE_BYTES + 1));
+    expect(big.get(k('b'))).toBeDefined();
+    expect(big.get(k('c'))).toBeUndefined();
   });
 
   it('with size 0 holds nothing; a bad size is refused', () => {
