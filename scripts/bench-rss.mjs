@@ -88,6 +88,37 @@ async function main() {
   report('settled');
   await sleep(10_000);
   report('after 10 s idle');
+  await heapReport(cluster);
+}
+
+/**
+ * Where a node's anonymous memory is, as the node itself exports it (/metrics, process
+ * metrics): V8's heap (used of allocated) and memory held outside it by ArrayBuffers and
+ * other external objects. What remains of `anon` is malloc outside V8: LevelDB's memtables
+ * and block cache, and allocator slack.
+ */
+async function heapReport(cluster) {
+  const want = {
+    ringkv_nodejs_heap_size_used_bytes: 'heap used',
+    ringkv_nodejs_heap_size_total_bytes: 'heap total',
+    ringkv_nodejs_external_memory_bytes: 'external',
+  };
+  const parts = [];
+  for (const [i, url] of cluster.urls.entries()) {
+    try {
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const text = await res.text();
+      const got = [];
+      for (const line of text.split('\n')) {
+        const m = /^(\w+)(?:\{[^}]*\})? ([\d.e+]+)$/.exec(line);
+        if (m && want[m[1]]) got.push(`${want[m[1]]} ${Math.round(Number(m[2]) / 1048576)}`);
+      }
+      parts.push(`${cluster.procs[i]?.name ?? url} ${got.join(', ')}`);
+    } catch (err) {
+      parts.push(`${url} metrics unavailable (${err?.message ?? err})`);
+    }
+  }
+  say(`${'V8 (MiB)'.padEnd(24)} ${parts.join(' | ')}`);
 }
 
 main().then(

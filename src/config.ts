@@ -20,6 +20,8 @@ export interface NodeConfig {
   readonly gossipIntervalMs: number;
   readonly maxValueBytes: number;
   readonly tombstoneGraceMs: number;
+  /** Memory for recently used objects (LevelStore's object cache), in MiB; 0 turns it off. */
+  readonly objectCacheMb: number;
 }
 
 export interface HostPort {
@@ -64,6 +66,8 @@ export const NODE_FLAGS: readonly FlagSpec[] = [
   { name: 'max-value-bytes' },
   // Beyond SPEC §1: how long every replica must hold a tombstone before it is reaped.
   { name: 'tombstone-grace-ms' },
+  // Beyond SPEC §1: resident memory for recently read and written objects.
+  { name: 'object-cache-mb' },
 ];
 
 /** `hinted-handoff` -> `RINGKV_HINTED_HANDOFF`. */
@@ -195,5 +199,6 @@ export function parseNodeConfig(
     gossipIntervalMs: parseInt10('gossip-interval-ms', get('gossip-interval-ms') ?? '1000', 10, 600_000),
     maxValueBytes: parseInt10('max-value-bytes', get('max-value-bytes') ?? '1048576', 1, 64 * 1024 * 1024),
     tombstoneGraceMs: parseInt10('tombstone-grace-ms', get('tombstone-grace-ms') ?? '86400000', 0, 365 * 86_400_000),
+    objectCacheMb: parseInt10('object-cache-mb', get('object-cache-mb') ?? '4', 0, 64 * 1024),
   };
 }

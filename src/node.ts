@@ -48,7 +48,7 @@ export class RingkvNode {
     this.random = rt.random ?? systemRandom;
     this.log = rt.log ?? createLogger({ nodeId: config.id });
     this.metrics = new Metrics(config.id);
-    this.store = rt.store ?? new LevelStore({ location: config.data });
+    this.store = rt.store ?? new LevelStore({ location: config.data, objectCacheBytes: config.objectCacheMb * 1024 * 1024 });
   }
 
   /** The port the HTTP server listens on (useful with --listen port 0 in tests). */

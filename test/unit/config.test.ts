@@ -19,6 +19,7 @@ describe('parseNodeConfig', () => {
       antiEntropyIntervalMs: 60000,
       gossipIntervalMs: 1000,
       maxValueBytes: 1048576,
+      objectCacheMb: 4,
     });
     expect(c.secret).toBeUndefined();
   });
@@ -38,6 +39,11 @@ describe('parseNodeConfig', () => {
     expect(c.seeds).toEqual(['a:1', 'b:2']);
   });
 
+  it('takes --object-cache-mb (0 turns the cache off)', () => {
+    expect(parseNodeConfig(['--id', 'n1', '--object-cache-mb', '0']).objectCacheMb).toBe(0);
+    expect(parseNodeConfig(['--id', 'n1'], { RINGKV_OBJECT_CACHE_MB: '32' }).objectCacheMb).toBe(32);
+  });
+
   it.each([
     [[], 'id'],
     [['--id', 'n1', '--bogus', '1'], 'bogus'],
@@ -52,6 +58,8 @@ describe('parseNodeConfig', () => {
     [['--id', 'n1', '--secret', 'short'], 'secret'],
     [['--id', 'bad id'], 'id'],
     [['--id', 'n1', '--gossip-interval-ms', '5'], 'gossip-interval-ms'],
+    [['--id', 'n1', '--object-cache-mb', '-1'], 'object-cache-mb'],
+    [['--id', 'n1', '--object-cache-mb', '1.5'], 'object-cache-mb'],
     [['--id', 'n1', '--listen', '0.0.0.0:8081'], 'advertise'],
     [['--id', 'n1', 'stray'], 'stray'],
     [['--id'], 'id'],
