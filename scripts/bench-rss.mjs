@@ -103,6 +103,11 @@ async function heapReport(cluster) {
     ringkv_nodejs_heap_size_total_bytes: 'heap total',
     ringkv_nodejs_external_memory_bytes: 'external',
   };
+  // Background work that reads the whole store (and so maps table pages) after the writes.
+  const counts = {
+    ringkv_hints_delivered_total: 'hints delivered',
+    ringkv_antientropy_keys_repaired_total: 'AAE keys repaired',
+  };
   const parts = [];
   for (const [i, url] of cluster.urls.entries()) {
     try {
@@ -112,13 +117,14 @@ async function heapReport(cluster) {
       for (const line of text.split('\n')) {
         const m = /^(\w+)(?:\{[^}]*\})? ([\d.e+]+)$/.exec(line);
         if (m && want[m[1]]) got.push(`${want[m[1]]} ${Math.round(Number(m[2]) / 1048576)}`);
+        if (m && counts[m[1]]) got.push(`${counts[m[1]]} ${Number(m[2])}`);
       }
       parts.push(`${cluster.procs[i]?.name ?? url} ${got.join(', ')}`);
     } catch (err) {
       parts.push(`${url} metrics unavailable (${err?.message ?? err})`);
     }
   }
-  say(`${'V8 (MiB)'.padEnd(24)} ${parts.join(' | ')}`);
+  say(`${'node figures (MiB)'.padEnd(24)} ${parts.join(' | ')}`);
 }
 
 main().then(
