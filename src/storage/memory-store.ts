@@ -13,7 +13,8 @@ const copy = (value: Uint8Array): Uint8Array => new Uint8Array(value);
  * close() followed by open() on the same instance.
  */
 export class MemoryStore extends SublevelStore {
-  constructor() {
+  /** `objectCacheBytes`: as LevelStore's object cache (default none; reads are async here). */
+  constructor(init: { readonly objectCacheBytes?: number } = {}) {
     super({
       db: new MemoryLevel<Uint8Array, Uint8Array>({
         keyEncoding: STORE_LAYOUT.keyEncoding,
@@ -23,6 +24,7 @@ export class MemoryStore extends SublevelStore {
       ownInput: copy,
       ownOutput: copy,
       openFailed: (cause) => new Error(`cannot open memory store: ${String(cause)}`, { cause }),
+      ...(init.objectCacheBytes ? { readCache: { ns: 'obj', maxBytes: init.objectCacheBytes } } : {}),
     });
   }
 }

@@ -108,6 +108,8 @@ export class SublevelStore implements Store {
   readonly #cacheNs: Namespace | undefined;
   #cacheHits = 0;
   #cacheMisses = 0;
+  /** Writes to the cached namespace that have landed (see #getCached). */
+  #cacheWrites = 0;
 
   protected constructor(init: SublevelStoreInit) {
     this.#init = init;
@@ -171,7 +173,7 @@ export class SublevelStore implements Store {
     const sub = this.#sub(ns, 'get');
     checkBytes(key, 'key');
     try {
-      if (ns === this.#cacheNs) return this.#getCached(sub, key);
+      if (ns === this.#cacheNs) return await this.#getCached(sub, key);
       const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
       return value === undefined ? undefined : this.#init.ownOutput(value);
     } catch (err) {
@@ -188,10 +190,13 @@ export class SublevelStore implements Store {
       return copyOf(hit);
     }
     this.#cacheMisses++;
+    const writes = this.#cacheWrites;
     const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
     if (value === undefined) return undefined;
-    // Fill only if the store is still open (a close() may have cleared the cache meanwhile).
-    if (this.#subs !== undefined) cache.set(key, copyOf(value));
+    // Fill only if the store is still open (a close() may have cleared the cache meanwhile)
+    // and no write landed while an asynchronous read was out: it may have been this key's,
+    // and the value read could be the one that write replaced.
+    if (this.#subs !== undefined && writes === this.#cacheWrites) cache.set(key, copyOf(value));
     return this.#init.ownOutput(value);
   }
 
@@ -336,6 +341,7 @@ export class SublevelStore implements Store {
   /** After a write landed: what it put replaces the cached value, what it deleted leaves. */
   #refresh(writes: readonly [Uint8Array, Uint8Array | undefined][]): void {
     const cache = this.#cache as ReadCache;
+    this.#cacheWrites++;
     // A close() raced the write: the cache was cleared and must stay empty.
     if (this.#subs === undefined) return;
     for (const [key, value] of writes) {

@@ -2,6 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import { MemoryLevel } from 'memory-level';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LevelStore, StoreOpenError } from '../../src/storage/level-store.js';
 import { MemoryStore } from '../../src/storage/memory-store.js';
@@ -26,6 +27,45 @@ storeContract('LevelStore', async () => {
     persistent: true,
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
+});
+
+storeContract('MemoryStore with an object cache (asynchronous reads)', async () => ({
+  store: new MemoryStore({ objectCacheBytes: 1 << 20 }),
+  persistent: false,
+  cleanup: async () => {},
+}));
+
+describe('object cache with asynchronous reads', () => {
+  it('a value read before a write landed is not cached over that write', async () => {
+    const store = new MemoryStore({ objectCacheBytes: 1 << 20 });
+    await store.open();
+    await store.put('obj', s('k'), s('v1'));
+    // Empty the cache (the data stays) so the next read misses and goes to the database.
+    await store.close();
+    await store.open();
+    type Get = { _get: (...a: unknown[]) => Promise<unknown> };
+    const proto = MemoryLevel.prototype as unknown as Get;
+    const original = proto._get;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const spy = vi.spyOn(proto, '_get').mockImplementationOnce(async function (this: unknown, ...args: unknown[]) {
+      const result = original.apply(this, args); // reads v1 now
+      await gate; // answers only after the write below has landed
+      return result;
+    });
+    try {
+      const pending = store.get('obj', s('k'));
+      await store.put('obj', s('k'), s('v2'));
+      release();
+      expect(text(await pending)).toBe('v1');
+      expect(text(await store.get('obj', s('k')))).toBe('v2');
+    } finally {
+      spy.mockRestore();
+      await store.close();
+    }
+  });
 });
 
 storeContract('LevelStore without object cache', async () => {
