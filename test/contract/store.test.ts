@@ -20,14 +20,21 @@ storeContract('MemoryStore', async () => ({
   cleanup: async () => {},
 }));
 
-storeContract('LevelStore', async () => {
-  const dir = await tempDir();
-  return {
-    store: new LevelStore({ location: join(dir, 'db') }),
-    persistent: true,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
+// The default object cache, none, and one so small that nearly every write evicts.
+for (const [name, objectCacheBytes] of [
+  ['LevelStore', undefined],
+  ['LevelStore without object cache', 0],
+  ['LevelStore with a 2 KiB object cache (constant eviction)', 2048],
+] as const) {
+  storeContract(name, async () => {
+    const dir = await tempDir();
+    return {
+      store: new LevelStore({ location: join(dir, 'db'), ...(objectCacheBytes === undefined ? {} : { objectCacheBytes }) }),
+      persistent: true,
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  });
+}
 
 storeContract('MemoryStore with an object cache (asynchronous reads)', async () => ({
   store: new MemoryStore({ objectCacheBytes: 1 << 20 }),
@@ -66,24 +73,6 @@ describe('object cache with asynchronous reads', () => {
       await store.close();
     }
   });
-});
-
-storeContract('LevelStore without object cache', async () => {
-  const dir = await tempDir();
-  return {
-    store: new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 0 }),
-    persistent: true,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
-
-storeContract('LevelStore with a 2 KiB object cache (constant eviction)', async () => {
-  const dir = await tempDir();
-  return {
-    store: new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 2048 }),
-    persistent: true,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
 });
 
 describe('LevelStore', () => {
