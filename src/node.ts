@@ -13,7 +13,7 @@ import { Metrics } from './observability/metrics.js';
 import { type Clock, systemClock } from './runtime/clock.js';
 import { type Random, systemRandom } from './runtime/random.js';
 import { systemTimers, type Timers } from './runtime/timers.js';
-import { LevelStore, type Store } from './storage/index.js';
+import { LevelStore, type Store, SublevelStore } from './storage/index.js';
 import { createPeerTransport } from './transport/index.js';
 import type { Transport } from './transport/transport.js';
 
@@ -48,7 +48,9 @@ export class RingkvNode {
     this.random = rt.random ?? systemRandom;
     this.log = rt.log ?? createLogger({ nodeId: config.id });
     this.metrics = new Metrics(config.id);
-    this.store = rt.store ?? new LevelStore({ location: config.data, objectCacheBytes: config.objectCacheMb * 1024 * 1024 });
+    const store = rt.store ?? new LevelStore({ location: config.data, objectCacheBytes: config.objectCacheMb * 1024 * 1024 });
+    if (store instanceof SublevelStore) this.metrics.observeObjectCache(() => store.readCacheStats);
+    this.store = store;
   }
 
   /** The port the HTTP server listens on (useful with --listen port 0 in tests). */

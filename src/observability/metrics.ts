@@ -1,5 +1,13 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What a store with an object cache reports (SublevelStore.readCacheStats). */
+export interface ObjectCacheStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly misses: number;
+}
+
 /** Latency buckets in seconds, fine enough at the tail to read p99 and p999. */
 const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
@@ -125,6 +133,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Figures of the store's object cache, read at scrape time (see {@link observeObjectCache}). */
+  #objectCache: (() => ObjectCacheStats | undefined) | undefined;
+
+  readonly objectCacheHits = new Counter({
+    name: 'ringkv_object_cache_hits_total',
+    help: 'Object reads served from the in-memory object cache',
+    registers: [this.registry],
+    collect: () => this.#collectObjectCache(),
+  });
+
+  readonly objectCacheMisses = new Counter({
+    name: 'ringkv_object_cache_misses_total',
+    help: 'Object reads that went to LevelDB (not in the object cache)',
+    registers: [this.registry],
+  });
+
+  readonly objectCacheBytes = new Gauge({
+    name: 'ringkv_object_cache_bytes',
+    help: 'Bytes the object cache holds (keys, values and per-entry overhead)',
+    registers: [this.registry],
+  });
+
+  readonly objectCacheEntries = new Gauge({
+    name: 'ringkv_object_cache_entries',
+    help: 'Objects the object cache holds',
+    registers: [this.registry],
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
   }
@@ -135,6 +171,23 @@ export class Metrics {
    * open handles. Once per process: they describe the process, not a node, so the CLI calls
    * this and tests that run several nodes in one process do not.
    */
+  /** Export the object cache's figures, read from `stats` whenever the metrics are scraped. */
+  observeObjectCache(stats: () => ObjectCacheStats | undefined): void {
+    this.#objectCache = stats;
+  }
+
+  #collectObjectCache(): void {
+    const stats = this.#objectCache?.();
+    if (stats === undefined) return;
+    // The store counts; the counters here mirror its totals at each scrape.
+    this.objectCacheHits.reset();
+    this.objectCacheHits.inc(stats.hits);
+    this.objectCacheMisses.reset();
+    this.objectCacheMisses.inc(stats.misses);
+    this.objectCacheBytes.set(stats.bytes);
+    this.objectCacheEntries.set(stats.entries);
+  }
+
   collectProcessMetrics(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'ringkv_' });
   }

@@ -15,3 +15,4 @@ export { STORE_LAYOUT } from './layout.js';
 export type { LevelStoreInit, StoreOpenFailure } from './level-store.js';
 export { LEVEL_STORE_DEFAULTS, LevelStore, StoreOpenError } from './level-store.js';
 export { MemoryStore } from './memory-store.js';
+export { SublevelStore } from './sublevel-store.js';

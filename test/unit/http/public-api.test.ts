@@ -297,6 +297,33 @@ describe('a node started without a secret (in-process)', () => {
     expect(got.text()).toBe('genuine');
   });
 
+  it('exports the object cache: hits, misses, entries and bytes', async () => {
+    const port = await freePort();
+    const cached = new RingkvNode(parseNodeConfig(['--id', 'c1', '--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused']), {
+      store: new MemoryStore({ objectCacheBytes: 1 << 20 }),
+      log: silentLogger(),
+    });
+    await cached.start();
+    try {
+      const metric = async (name: string): Promise<number> => {
+        const text = (await call(cached, { method: 'GET', url: '/metrics' })).text();
+        const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(text);
+        if (!m) throw new Error(`${name} not exported`);
+        return Number(m[1]);
+      };
+      const before = await metric('ringkv_object_cache_hits_total');
+      const put = await call(cached, { method: 'PUT', url: kvPath('cached'), payload: 'v' });
+      expect(put.status).toBe(204);
+      expect((await call(cached, { method: 'GET', url: kvPath('cached') })).status).toBe(200);
+      expect(await metric('ringkv_object_cache_hits_total')).toBeGreaterThan(before);
+      expect(await metric('ringkv_object_cache_entries')).toBeGreaterThanOrEqual(1);
+      expect(await metric('ringkv_object_cache_bytes')).toBeGreaterThan(0);
+      expect(await metric('ringkv_object_cache_misses_total')).toBeGreaterThanOrEqual(0);
+    } finally {
+      await cached.stop();
+    }
+  });
+
   it('keeps its own metrics: one node’s requests do not show up in another’s /metrics', async () => {
     for (let i = 0; i < 3; i++) await call(open, { method: 'GET', url: kvPath('metrics-only-u2') });
     const m1 = (await call(node, { method: 'GET', url: '/metrics' })).text();
