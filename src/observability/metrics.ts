@@ -147,18 +147,21 @@ export class Metrics {
     name: 'ringkv_object_cache_misses_total',
     help: 'Object reads that went to LevelDB (not in the object cache)',
     registers: [this.registry],
+    collect: () => this.#collectObjectCache(),
   });
 
   readonly objectCacheBytes = new Gauge({
     name: 'ringkv_object_cache_bytes',
     help: 'Bytes the object cache holds (keys, values and per-entry overhead)',
     registers: [this.registry],
+    collect: () => this.#collectObjectCache(),
   });
 
   readonly objectCacheEntries = new Gauge({
     name: 'ringkv_object_cache_entries',
     help: 'Objects the object cache holds',
     registers: [this.registry],
+    collect: () => this.#collectObjectCache(),
   });
 
   constructor(nodeId: string) {
@@ -179,7 +182,8 @@ export class Metrics {
   #collectObjectCache(): void {
     const stats = this.#objectCache?.();
     if (stats === undefined) return;
-    // The store counts; the counters here mirror its totals at each scrape.
+    // The store counts; the counters here mirror its totals at each scrape. Every one of the
+    // four metrics collects all four, so each is current whichever is read.
     this.objectCacheHits.reset();
     this.objectCacheHits.inc(stats.hits);
     this.objectCacheMisses.reset();
