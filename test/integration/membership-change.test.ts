@@ -133,8 +133,20 @@ describe('membership changes under load (real processes)', () => {
 
       // ---- remove a dead node for good
       const n3 = c.nodes[2]!;
+      // Removal rewrites the member's record at the incarnation the removing node knows. So
+      // remove through n4, once it has seen the restarted n3 (a new incarnation; it saw the
+      // old one go down): a node that had not yet heard of the restart (n1 just restarted
+      // itself and judges nobody before hearing of them) would remove the old incarnation,
+      // be outranked by the newer record still spreading, and n3 would stay listed. That
+      // race between a restart and a removal is not what this step tests.
+      await waitFor(
+        'n4 sees the restarted n3 up',
+        async () => (await view(n4.url)).members.some((m) => m.id === 'n3' && m.status === 'up'),
+        30_000,
+        250,
+      );
       await n3.kill('SIGKILL');
-      const removed = await fetch(`${c.nodes[0]!.url}/v1/cluster/remove/n3`, { method: 'POST', headers: { authorization: `Bearer ${c.secret}` } });
+      const removed = await fetch(`${n4.url}/v1/cluster/remove/n3`, { method: 'POST', headers: { authorization: `Bearer ${c.secret}` } });
       expect(removed.status).toBe(202);
       await waitFor(
         'n3 gone from every ring',
