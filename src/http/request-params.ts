@@ -10,7 +10,6 @@ export const MAX_KEY_BYTES = 512;
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const MAX_TIMEOUT_MS = 600_000;
 
-
 /**
  * The key from a raw request URL `/v1/kv/<percent-encoded key>[?query]`. Decoding is done
  * here on the raw path (not by the router) so keys containing `/`, `?` or `%` round-trip.
