@@ -168,12 +168,6 @@ export class Metrics {
     this.registry.setDefaultLabels({ node: nodeId });
   }
 
-  /**
-   * Also export the process's own figures (prom-client's defaults, prefixed `ringkv_`):
-   * resident memory, V8 heap by space, event-loop delay percentiles (p50/p90/p99), GC time,
-   * open handles. Once per process: they describe the process, not a node, so the CLI calls
-   * this and tests that run several nodes in one process do not.
-   */
   /** Export the object cache's figures, read from `stats` whenever the metrics are scraped. */
   observeObjectCache(stats: () => ObjectCacheStats | undefined): void {
     this.#objectCache = stats;
@@ -192,6 +186,12 @@ export class Metrics {
     this.objectCacheEntries.set(stats.entries);
   }
 
+  /**
+   * Also export the process's own figures (prom-client's defaults, prefixed `ringkv_`):
+   * resident memory, V8 heap by space, event-loop delay percentiles (p50/p90/p99), GC time,
+   * open handles. Once per process: they describe the process, not a node, so the CLI calls
+   * this and tests that run several nodes in one process do not.
+   */
   collectProcessMetrics(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'ringkv_' });
   }

@@ -37,7 +37,7 @@ export interface LevelStoreInit {
    * off. Every replica write reads its key first, and on a loaded node a LevelDB read cost
    * ~5-8 µs of main-thread CPU (mostly the memtable's skip-list search), a hit well under 1.
    * 4 MiB holds ~6-7k objects of 256 B; it is resident memory, so it is kept small next to
-   * the 200 MB per-node budget (8 MiB measured 185-209 MiB at rest after 1M keys).
+   * the 200 MB per-node budget (with 8 MiB, nodes settled at 185-209 MiB after 1M keys).
    */
   readonly objectCacheBytes?: number;
 }

@@ -54,6 +54,11 @@ export class ReadCache {
     return this.#entries.size;
   }
 
+  /** Whether a value of this size would be kept: callers skip copying one that would not. */
+  accepts(byteLength: number): boolean {
+    return byteLength <= this.maxValueBytes;
+  }
+
   /** The cached value itself (not a copy: the caller must not mutate or keep it). */
   get(key: Uint8Array): Uint8Array | undefined {
     return this.#entries.size === 0 ? undefined : this.#entries.get(keyString(key));
@@ -66,7 +71,7 @@ export class ReadCache {
   set(key: Uint8Array, value: Uint8Array): void {
     const k = keyString(key);
     const old = this.#entries.get(k);
-    if (value.byteLength > this.maxValueBytes) {
+    if (!this.accepts(value.byteLength)) {
       if (old !== undefined) this.#drop(k, old);
       return;
     }

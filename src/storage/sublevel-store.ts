@@ -196,7 +196,9 @@ export class SublevelStore implements Store {
     // Fill only if the store is still open (a close() may have cleared the cache meanwhile)
     // and no write landed while an asynchronous read was out: it may have been this key's,
     // and the value read could be the one that write replaced.
-    if (this.#subs !== undefined && writes === this.#cacheWrites) cache.set(key, copyOf(value));
+    if (this.#subs !== undefined && writes === this.#cacheWrites && cache.accepts(value.byteLength)) {
+      cache.set(key, copyOf(value));
+    }
     return this.#init.ownOutput(value);
   }
 
@@ -326,19 +328,27 @@ export class SublevelStore implements Store {
     }
   }
 
-  /** The ops of a write that touch the cached namespace, values copied; undefined if none. */
+  /**
+   * The ops of a write that touch the cached namespace, undefined if none: a copy of each value
+   * the cache would keep, or undefined (a delete, or a value too large to cache, whose key
+   * must lose any older cached value all the same).
+   */
   #cachedWrites(ops: readonly LevelOp[]): [Uint8Array, Uint8Array | undefined][] | undefined {
-    if (this.#cache === undefined) return undefined;
+    const cache = this.#cache;
+    if (cache === undefined) return undefined;
     let out: [Uint8Array, Uint8Array | undefined][] | undefined;
     for (const op of ops) {
       if (op.ns !== this.#cacheNs) continue;
       if (out === undefined) out = [];
-      out.push([op.key, op.type === 'put' ? copyOf(op.value) : undefined]);
+      out.push([op.key, op.type === 'put' && cache.accepts(op.value.byteLength) ? copyOf(op.value) : undefined]);
     }
     return out;
   }
 
-  /** After a write landed: what it put replaces the cached value, what it deleted leaves. */
+  /**
+   * After a write landed: what it put replaces the cached value; what it deleted, or put too
+   * large to cache, leaves the cache.
+   */
   #refresh(writes: readonly [Uint8Array, Uint8Array | undefined][]): void {
     const cache = this.#cache as ReadCache;
     this.#cacheWrites++;

@@ -196,6 +196,18 @@ describe('LevelStore', () => {
       expect(text(await store.get('obj', s('k')))).toBe('v2');
     });
 
+    it('a value too large to cache replaces the key’s cached one (it is read from LevelDB after)', async () => {
+      const store = track(new LevelStore({ location: join(dir, 'db') }));
+      await store.open();
+      await store.put('obj', s('k'), s('small'));
+      expect(store.readCacheStats!.entries).toBe(1);
+      const big = new Uint8Array(4096).fill(7);
+      await store.put('obj', s('k'), big);
+      expect(store.readCacheStats!.entries).toBe(0);
+      expect(await store.get('obj', s('k'))).toEqual(big);
+      expect(store.readCacheStats!.entries).toBe(0);
+    });
+
     it('stays within its size, evicting the oldest entries', async () => {
       const store = track(new LevelStore({ location: join(dir, 'db'), objectCacheBytes: 4096 }));
       await store.open();

@@ -318,7 +318,9 @@ describe('a node started without a secret (in-process)', () => {
       expect(await metric('ringkv_object_cache_hits_total')).toBeGreaterThan(before);
       expect(await metric('ringkv_object_cache_entries')).toBeGreaterThanOrEqual(1);
       expect(await metric('ringkv_object_cache_bytes')).toBeGreaterThan(0);
-      expect(await metric('ringkv_object_cache_misses_total')).toBeGreaterThanOrEqual(0);
+      const misses = await metric('ringkv_object_cache_misses_total');
+      expect((await call(cached, { method: 'GET', url: kvPath('never-written') })).status).toBe(404);
+      expect(await metric('ringkv_object_cache_misses_total')).toBeGreaterThan(misses);
     } finally {
       await cached.stop();
     }
