@@ -12,13 +12,18 @@
  *   optional `readyToActivate` seam (ownership transfer) agrees.
  * - leave(): active -> leaving (a joining node owns nothing, so it goes straight to removed).
  * - Every own state change bumps the incarnation; every round bumps the heartbeat.
- * - remove(id), on any node, rewrites id's record as 'removed' at the same incarnation, which
- *   beats any record of that incarnation. The removed member itself accepts this when it
- *   hears it (it leaves the ring but keeps answering gossip). A removed node that restarts
- *   later gets a newer incarnation and comes back as a new member: removal is "drop this
- *   incarnation", not a ban.
- * - A record of itself with a greater incarnation (from an earlier life, if the wall clock
- *   went backwards) is refuted by jumping past it.
+ * - remove(id), on any node, rewrites id's record as 'removed' at incarnation max(the one
+ *   this node knows, its wall clock now). Incarnations are wall-clock starts, so the removal
+ *   outranks every life of the member that began before it, including a restart this node
+ *   has not heard of yet (with the known incarnation only, that restart's record would win
+ *   and the member would stay listed). The removed member itself accepts a removal at or
+ *   above its own incarnation when it hears it (it leaves the ring but keeps answering
+ *   gossip). A removed node that restarts later gets a newer incarnation and comes back as a
+ *   new member: removal is "drop every life begun before now", not a ban. This trusts the
+ *   clocks of the admin's node and the member to agree to within the time between a restart
+ *   and a removal issued after it; beyond that skew the restart wins, as it always did.
+ * - Any other record of itself with a greater incarnation (from an earlier life, if the wall
+ *   clock went backwards) is refuted by jumping past it.
  *
  * Liveness: each member's heartbeat increases, learned directly or through third parties,
  * feed a phi-accrual detector. isUp() asks the detector live; flips are noticed every round
@@ -401,15 +406,17 @@ export class Membership implements MembershipView {
 
   /**
    * Admin removal of a member (any node, any member, itself included): its record becomes
-   * 'removed' at the same incarnation and spreads by gossip. Returns false if the id is
-   * unknown or already removed. The member comes back only by restarting (new incarnation).
+   * 'removed' at incarnation max(known, wall clock now) and spreads by gossip, so it also
+   * outranks a restart this node has not heard of yet. Returns false if the id is unknown or
+   * already removed. The member comes back only by restarting later (new incarnation).
    */
   remove(id: string): boolean {
     const r = this.table.get(id);
     if (r === undefined || r.state === 'removed') return false;
-    this.table.set(id, { ...r, state: 'removed' });
+    const incarnation = Math.max(r.incarnation, this.wallMs());
+    this.table.set(id, { ...r, state: 'removed', incarnation });
     this.detector.forget(id);
-    this.log.info({ member: id, incarnation: r.incarnation }, 'member removed by admin');
+    this.log.info({ member: id, incarnation, known: r.incarnation }, 'member removed by admin');
     this.afterChange(true);
     return true;
   }
@@ -606,9 +613,10 @@ export class Membership implements MembershipView {
   private absorbSelf(r: MemberRecord): boolean {
     const me = this.me();
     if (me.state === 'removed' || compareRecords(r, me) <= 0) return false;
-    if (r.state === 'removed' && r.incarnation === me.incarnation) {
+    // A removal issued at or after this life began (see remove()).
+    if (r.state === 'removed' && r.incarnation >= me.incarnation) {
       this.log.warn({ incarnation: me.incarnation }, 'this node was removed by an admin; it leaves the ring');
-      this.table.set(this.self, { ...me, state: 'removed' });
+      this.table.set(this.self, { ...me, state: 'removed', incarnation: r.incarnation });
       return true;
     }
     // Someone holds a newer record of us than we do: a previous life's (the wall clock went

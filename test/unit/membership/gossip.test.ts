@@ -154,7 +154,8 @@ describe('Membership state changes', () => {
     expect(a.remove('b')).toBe(true);
     expect(a.remove('b')).toBe(false);
     expect(a.remove('nobody')).toBe(false);
-    expect(a.member('b')).toMatchObject({ state: 'removed', incarnation: inc });
+    // Removed at the admin node's wall clock (never below the incarnation it knew).
+    expect(a.member('b')).toMatchObject({ state: 'removed', incarnation: Math.max(inc, Math.floor(sim.time.now())) });
     expect(a.statuses().map((s) => s.id)).toEqual(['a']);
     expect(a.isUp('b')).toBe(false);
     await sim.runUntil(() => b.member('b')?.state === 'removed', 5 * INTERVAL);
@@ -168,6 +169,47 @@ describe('Membership state changes', () => {
     await sim.advance(100);
     await cluster.restart('b');
     await sim.runUntil(() => a.member('b')?.state === 'active' && a.isUp('b'), 5 * INTERVAL);
+    await cluster.stopAll();
+  });
+
+  it('remove(id) outranks a restart of that member the admin node has not heard of yet', async () => {
+    const sim = new Sim(7);
+    const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL });
+    await cluster.add({ id: 'a' });
+    await cluster.add({ id: 'b', seeds: [cluster.addressOf('a')] });
+    await cluster.add({ id: 'c', seeds: [cluster.addressOf('a')] });
+    await sim.runUntil(() => cluster.converged(), 10 * INTERVAL);
+    const a = cluster.node('a').membership;
+    const b = cluster.node('b').membership;
+    const oldInc = a.member('c')!.incarnation;
+    // c restarts while a is cut off from everyone, so a only knows c's previous life.
+    sim.net.cut(cluster.addressOf('a'), cluster.addressOf('b'));
+    sim.net.cut(cluster.addressOf('a'), cluster.addressOf('c'));
+    await cluster.crash('c');
+    await sim.advance(100);
+    const c = (await cluster.restart('c')).membership;
+    await sim.runUntil(() => b.member('c')!.incarnation > oldInc, 5 * INTERVAL);
+    const newInc = c.member('c')!.incarnation;
+    expect(newInc).toBeGreaterThan(oldInc);
+    expect(a.member('c')!.incarnation).toBe(oldInc);
+    // The admin removes c through a, after the restart.
+    await sim.advance(500);
+    expect(a.remove('c')).toBe(true);
+    expect(a.member('c')!.incarnation).toBeGreaterThan(newInc);
+    sim.net.heal();
+    await sim.runUntil(
+      () => [a, b, c].every((m) => m.member('c')?.state === 'removed' && !m.ring().members.some((x) => x.id === 'c')),
+      10 * INTERVAL,
+    );
+    expect(b.statuses().map((s) => s.id)).toEqual(['a', 'b']);
+    // It stays removed...
+    await sim.advance(10 * INTERVAL);
+    expect(b.member('c')?.state).toBe('removed');
+    // ...until a later restart, which brings it back as a new life.
+    await cluster.crash('c');
+    await sim.advance(100);
+    await cluster.restart('c');
+    await sim.runUntil(() => a.member('c')?.state === 'active' && b.isUp('c') && a.isUp('c'), 10 * INTERVAL);
     await cluster.stopAll();
   });
 
