@@ -54,4 +54,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # Runtime settings (measured in docs/benchmarks.md, and used by `npm run bench`): a 4 MiB
 # young generation (V8's default 16 MiB only holds more short-lived request garbage) and two
 # malloc arenas (MALLOC_ARENA_MAX above) keep each node's resident set 25-45 MiB smaller.
-ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli.js", "node"]
+# --expose-gc lets a node that goes quiet after a burst collect that burst's garbage at once
+# (src/runtime/idle-reclaim.ts; counted in ringkv_idle_collections_total).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--expose-gc", "dist/cli.js", "node"]

@@ -6,6 +6,7 @@
  * (VmHWM) as it goes, then once more after the writes settle. Only prints numbers.
  *
  *   node scripts/bench-rss.mjs [--keys 1000000] [--value 256] [--concurrency 64] [--every 100000]
+ *                              [--idle 10] [--keep]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +16,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanup, closePools, installCleanup, makePools, onCleanup, parseFlags, stopping } from './bench-lib.mjs';
 import { startRingkv } from './bench.mjs';
 
-const f = parseFlags(process.argv.slice(2), { keys: 'number', value: 'number', concurrency: 'number', every: 'number', keep: 'boolean' });
+const USAGE = `usage: node scripts/bench-rss.mjs [flags]
+  --keys K            distinct keys written (default 1000000)
+  --value B           value size in bytes (default 256)
+  --concurrency C     closed-loop clients (default 64)
+  --every K           report memory every K keys written (default 100000)
+  --idle S            after the writes settle, report every 10 s for S seconds (default 10)
+  --keep              keep the temp dir (data and process logs) and print its path`;
+const FLAGS = { keys: 'number', value: 'number', concurrency: 'number', every: 'number', idle: 'number', keep: 'boolean', help: 'boolean' };
+let f;
+try {
+  f = parseFlags(process.argv.slice(2), FLAGS);
+} catch (err) {
+  process.stderr.write(`bench-rss: ${err.message}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (f.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const keys = f.keys ?? 1_000_000;
 const valueSize = f.value ?? 256;
 const concurrency = f.concurrency ?? 64;
@@ -86,8 +105,11 @@ async function main() {
   say(`wrote ${Math.min(next, keys)} keys in ${secs.toFixed(0)} s (${Math.round(keys / secs)}/s), ${errors} errors`);
   await cluster.settle?.();
   report('settled');
-  await sleep(10_000);
-  report('after 10 s idle');
+  const idle = f.idle ?? 10;
+  for (let s = 10; s <= Math.max(idle, 10); s += 10) {
+    await sleep(10_000);
+    report(`after ${s} s idle`);
+  }
   await heapReport(cluster);
 }
 
@@ -107,6 +129,7 @@ async function heapReport(cluster) {
   const counts = {
     ringkv_hints_delivered_total: 'hints delivered',
     ringkv_antientropy_keys_repaired_total: 'AAE keys repaired',
+    ringkv_idle_collections_total: 'idle collections',
   };
   const parts = [];
   for (const [i, url] of cluster.urls.entries()) {

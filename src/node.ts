@@ -11,6 +11,7 @@ import { NodeCore } from './node-core.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { type Clock, systemClock } from './runtime/clock.js';
+import { IdleReclaimer, processProbes } from './runtime/idle-reclaim.js';
 import { type Random, systemRandom } from './runtime/random.js';
 import { systemTimers, type Timers } from './runtime/timers.js';
 import { LevelStore, type Store, SublevelStore } from './storage/index.js';
@@ -37,6 +38,7 @@ export class RingkvNode {
   private transport: Transport | undefined;
   private core: NodeCore | undefined;
   private app: FastifyInstance | undefined;
+  private reclaimer: IdleReclaimer | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   /** Called when the node decides to shut itself down (after leaving the cluster). */
   onShutdownRequest: (() => void) | undefined;
@@ -148,13 +150,38 @@ export class RingkvNode {
 
     await this.app.listen({ host: cfg.listen.host, port: cfg.listen.port });
     await core.start();
+    this.startReclaimer();
     this.state = 'running';
     log.info({ listen: formatHostPort(cfg.listen), advertise: formatHostPort(cfg.advertise), actor: core.actor }, 'ringkv node started');
+  }
+
+  /**
+   * Collect the garbage of a burst once the node goes quiet (see IdleReclaimer). Needs node's
+   * --expose-gc (the Docker image and `npm run bench` run nodes with it); without it V8's own
+   * heuristics decide, as in any Node process.
+   */
+  private startReclaimer(): void {
+    const probes = processProbes();
+    if (probes === undefined) {
+      this.log.info('idle memory reclaim is off: node was started without --expose-gc');
+      return;
+    }
+    this.reclaimer = new IdleReclaimer({
+      ...probes,
+      timers: this.timers,
+      monotonicMs: () => this.clock.monotonic(),
+      onCollected: (before, after) => {
+        this.metrics.idleCollections.inc();
+        this.log.debug({ heapUsedBefore: before, heapUsedAfter: after }, 'node went quiet: collected garbage');
+      },
+    });
+    this.reclaimer.start();
   }
 
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
+    this.reclaimer?.stop();
     // Refuse new public requests first (503 UNAVAILABLE, connection closed), and give clients
     // a moment to move to other nodes before the sockets go away.
     if (this.app) await this.timers.sleep(300);

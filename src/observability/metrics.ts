@@ -96,6 +96,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly idleCollections = new Counter({
+    name: 'ringkv_idle_collections_total',
+    help: 'Full garbage collections run because the node went quiet holding a burst of garbage',
+    registers: [this.registry],
+  });
+
   readonly aaeExchanges = new Counter({
     name: 'ringkv_antientropy_exchanges_total',
     help: 'Anti-entropy exchanges with a co-replica, by outcome',

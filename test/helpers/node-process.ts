@@ -15,6 +15,8 @@ export interface SpawnOptions {
   /** Extra env vars (merged over a copy of process.env without any RINGKV_* vars). */
   readonly env?: Record<string, string>;
   readonly cwd?: string;
+  /** Flags for node itself, before the script (e.g. the image's runtime flags). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /** process.env minus RINGKV_*, so the caller's environment cannot change a test. */
@@ -32,7 +34,7 @@ export class NodeProcess {
   private exit: Exit | undefined;
 
   constructor(argv: readonly string[], opts: SpawnOptions = {}) {
-    this.proc = spawn(process.execPath, [CLI, 'node', ...argv], {
+    this.proc = spawn(process.execPath, [...(opts.nodeFlags ?? []), CLI, 'node', ...argv], {
       env: cleanEnv(opts.env),
       cwd: opts.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,14 +4,16 @@
  * cannot open, graceful shutdown on SIGINT/SIGTERM, and restart after kill -9 with every
  * acknowledged write intact.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { binaryValue } from '../helpers/api-cases.js';
-import { type NodeProcess as NodeProcessType, NodeProcess, runNodeToExit } from '../helpers/node-process.js';
+import { type NodeProcess as NodeProcessType, NodeProcess, runNodeToExit, type SpawnOptions } from '../helpers/node-process.js';
 import { freePort, waitFor } from '../helpers/ports.js';
+import { parseExposition } from '../helpers/prometheus.js';
 import { errorOf, errorShape, kvPath, type RawResponse, raw } from '../helpers/raw-http.js';
 
 /** Every flag of SPEC §1's table. */
@@ -60,13 +62,13 @@ async function freshDir(name: string): Promise<string> {
 }
 
 /** Start a node that is cleaned up after the test. */
-function start(argv: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): NodeProcessType {
+function start(argv: string[], opts: SpawnOptions = {}): NodeProcessType {
   const p = new NodeProcess(argv, opts);
   live.add(p);
   return p;
 }
 
-async function startHealthy(argv: string[], url: string, opts: { env?: Record<string, string>; cwd?: string } = {}) {
+async function startHealthy(argv: string[], url: string, opts: SpawnOptions = {}) {
   const p = start(argv, opts);
   await p.waitHealthy(url);
   return p;
@@ -274,6 +276,58 @@ describe('a data directory that cannot be opened: exit non-zero with a clear mes
     const port2 = await freePort();
     const url2 = `http://127.0.0.1:${port2}`;
     await startHealthy(['--id', 'p1', '--listen', `127.0.0.1:${port2}`, '--data', data], url2);
+  });
+});
+
+describe('idle memory reclaim (needs --expose-gc, which the image and the bench pass)', () => {
+  const runtime = JSON.parse(readFileSync(join(import.meta.dirname, '../../scripts/runtime.json'), 'utf8')) as { nodeFlags: string[] };
+  const idleCollections = async (url: string): Promise<number> => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sample = parseExposition(text).samples.find((x) => x.name === 'ringkv_idle_collections_total');
+    if (sample === undefined) throw new Error('ringkv_idle_collections_total is not exported');
+    return sample.value;
+  };
+
+  it('with the runtime flags, a node that goes quiet after a burst of writes collects its garbage once', async () => {
+    expect(runtime.nodeFlags).toContain('--expose-gc');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = await startHealthy(['--id', 'gc1', '--listen', `127.0.0.1:${port}`, '--data', join(await freshDir('gc'), 'd')], url, {
+      nodeFlags: runtime.nodeFlags,
+    });
+    expect(p.output()).not.toContain('idle memory reclaim is off');
+    expect(await idleCollections(url)).toBe(0);
+    // Bursts of writes (each request leaves garbage on the heap), each followed by a quiet
+    // spell longer than two checks, until the node has collected.
+    const value = 'v'.repeat(2048);
+    let round = 0;
+    await waitFor(
+      'an idle collection after a burst',
+      async () => {
+        round++;
+        let next = 0;
+        const worker = async () => {
+          while (next < 3000) await putOk(url, `burst-${round}-${next++}`, value);
+        };
+        await Promise.all(Array.from({ length: 32 }, worker));
+        await new Promise((r) => setTimeout(r, 5000));
+        return (await idleCollections(url)) >= 1;
+      },
+      90_000,
+      0,
+    );
+    // Quiet from here on: no further collections without a new burst.
+    const after = await idleCollections(url);
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(await idleCollections(url)).toBe(after);
+  }, 120_000);
+
+  it('without --expose-gc the node says the reclaim is off, and exports the counter at 0', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = await startHealthy(['--id', 'gc2', '--listen', `127.0.0.1:${port}`, '--data', join(await freshDir('nogc'), 'd')], url);
+    await waitFor('the startup log line', async () => p.output().includes('idle memory reclaim is off'), 10_000);
+    expect(await idleCollections(url)).toBe(0);
   });
 });
 

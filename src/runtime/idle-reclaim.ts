@@ -1,0 +1,122 @@
+/**
+ * Gives memory back once a burst is over.
+ *
+ * V8 runs a full collection when the old generation has grown past a limit it sets from the
+ * previous live size, not when a process goes quiet. So a node that has just served a burst
+ * of requests rests holding that burst's garbage (tens of MiB of resident memory) until V8's
+ * memory reducer notices a low allocation rate, which on a node that keeps gossiping and
+ * running anti-entropy took 10-30 s in bench-rss and is not guaranteed at all.
+ *
+ * The reclaimer checks every `checkMs`: when the event loop was busy for only a small share
+ * of the time since the last check (the node is quiet: background threads such as LevelDB's
+ * compaction do not count) and the heap holds at least `minGarbageBytes` more than the smallest heap seen
+ * since the last collection (a low-water mark that V8's own collections also reset), it runs
+ * one full collection. One burst costs at most one pause, taken when nobody is waiting on the
+ * node; a busy node is never interrupted.
+ */
+import type { TimerHandle, Timers } from './timers.js';
+
+export interface IdleReclaimDeps {
+  readonly timers: Timers;
+  /** Monotonic milliseconds. */
+  readonly monotonicMs: () => number;
+  /** Milliseconds the event loop has spent busy so far (not idle, waiting for I/O). */
+  readonly busyMs: () => number;
+  /** Bytes of V8 heap in use now. */
+  readonly heapUsed: () => number;
+  /** Runs a full garbage collection. */
+  readonly collect: () => void;
+  /** Told after each collection (heap used before and after). */
+  readonly onCollected?: (before: number, after: number) => void;
+}
+
+export interface IdleReclaimOptions {
+  /** How often to check. */
+  readonly checkMs: number;
+  /** Quiet means the event loop was busy at most this share of the time since the last check (0..1). */
+  readonly quietShare: number;
+  /** Collect only when the heap has grown by at least this much since its low-water mark. */
+  readonly minGarbageBytes: number;
+}
+
+export const IDLE_RECLAIM_DEFAULTS: IdleReclaimOptions = Object.freeze({
+  checkMs: 2000,
+  quietShare: 0.1,
+  minGarbageBytes: 16 * 1024 * 1024,
+});
+
+export class IdleReclaimer {
+  private timer: TimerHandle | undefined;
+  private lastAt = 0;
+  private lastBusy = 0;
+  private lowWater = Number.POSITIVE_INFINITY;
+  private collections = 0;
+
+  constructor(
+    private readonly deps: IdleReclaimDeps,
+    private readonly opts: IdleReclaimOptions = IDLE_RECLAIM_DEFAULTS,
+  ) {}
+
+  /** Collections run so far. */
+  get count(): number {
+    return this.collections;
+  }
+
+  /** Starts checking. Idempotent. */
+  start(): void {
+    if (this.timer) return;
+    this.lastAt = this.deps.monotonicMs();
+    this.lastBusy = this.deps.busyMs();
+    this.lowWater = this.deps.heapUsed();
+    this.schedule();
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /** One check (the timer calls this; exposed for tests). Returns true if it collected. */
+  check(): boolean {
+    const now = this.deps.monotonicMs();
+    const busy = this.deps.busyMs();
+    const elapsedMs = now - this.lastAt;
+    const share = elapsedMs > 0 ? (busy - this.lastBusy) / elapsedMs : 1;
+    this.lastAt = now;
+    this.lastBusy = busy;
+    const used = this.deps.heapUsed();
+    this.lowWater = Math.min(this.lowWater, used);
+    if (share > this.opts.quietShare || used - this.lowWater < this.opts.minGarbageBytes) return false;
+    this.deps.collect();
+    const after = this.deps.heapUsed();
+    this.lowWater = after;
+    this.collections++;
+    // The collection's own time is not the node's load: do not let it hide the next check.
+    this.lastBusy = this.deps.busyMs();
+    this.lastAt = this.deps.monotonicMs();
+    this.deps.onCollected?.(used, after);
+    return true;
+  }
+
+  private schedule(): void {
+    this.timer = this.deps.timers.setTimeout(() => {
+      if (!this.timer) return;
+      this.check();
+      this.schedule();
+    }, this.opts.checkMs);
+  }
+}
+
+/**
+ * This process's probes for the reclaimer: event-loop busy time, heap in use, and V8's full
+ * collection, which node exposes only when started with --expose-gc (undefined otherwise).
+ */
+export function processProbes(): Pick<IdleReclaimDeps, 'busyMs' | 'heapUsed' | 'collect'> | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== 'function') return undefined;
+  return {
+    busyMs: () => performance.eventLoopUtilization().active,
+    heapUsed: () => process.memoryUsage().heapUsed,
+    collect: () => gc(),
+  };
+}
