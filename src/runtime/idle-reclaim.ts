@@ -117,6 +117,13 @@ export function processProbes(): Pick<IdleReclaimDeps, 'busyMs' | 'heapUsed' | '
   return {
     busyMs: () => performance.eventLoopUtilization().active,
     heapUsed: () => process.memoryUsage().heapUsed,
-    collect: () => gc(),
+    // Twice: the first full collection frees the garbage but keeps the pages it leaves
+    // fragmented; the second one compacts them and returns them to the OS. Measured on a
+    // 150 MiB heap of mostly garbage (node 20): one gc() left 52 MiB committed and RSS at 96
+    // MiB; two left 16 MiB and RSS at 59 MiB, in ~90 ms.
+    collect: () => {
+      gc();
+      gc();
+    },
   };
 }
