@@ -8,11 +8,14 @@
  * running anti-entropy took 10-30 s in bench-rss and is not guaranteed at all.
  *
  * The reclaimer checks every `checkMs`: when the event loop was busy for only a small share
- * of the time since the last check (the node is quiet: background threads such as LevelDB's
- * compaction do not count) and the heap holds at least `minGarbageBytes` more than the smallest heap seen
- * since the last collection (a low-water mark that V8's own collections also reset), it runs
- * one full collection. One burst costs at most one pause, taken when nobody is waiting on the
- * node; a busy node is never interrupted.
+ * of the time since the last check (the node is quiet; background threads such as LevelDB's
+ * compaction do not count) and the heap holds at least `minGarbageBytes` more than the
+ * smallest heap seen since the last collection (a low-water mark that V8's own collections
+ * also reset), it collects (`collect`: two full collections back to back in a real process,
+ * see processProbes). One burst costs at most one pause, taken when nobody is waiting on the
+ * node; a busy node is never interrupted. A node serving a light but steady load (busy under
+ * `quietShare`) may pause once per `minGarbageBytes` of garbage, where V8 would have run an
+ * incremental collection instead.
  */
 import type { TimerHandle, Timers } from './timers.js';
 
@@ -24,7 +27,7 @@ export interface IdleReclaimDeps {
   readonly busyMs: () => number;
   /** Bytes of V8 heap in use now. */
   readonly heapUsed: () => number;
-  /** Runs a full garbage collection. */
+  /** Collects the heap's garbage (a full, compacting collection). */
   readonly collect: () => void;
   /** Told after each collection (heap used before and after). */
   readonly onCollected?: (before: number, after: number) => void;
@@ -41,7 +44,7 @@ export interface IdleReclaimOptions {
 
 export const IDLE_RECLAIM_DEFAULTS: IdleReclaimOptions = Object.freeze({
   checkMs: 2000,
-  quietShare: 0.1,
+  quietShare: 0.05,
   minGarbageBytes: 16 * 1024 * 1024,
 });
 
@@ -76,7 +79,7 @@ export class IdleReclaimer {
     this.timer = undefined;
   }
 
-  /** One check (the timer calls this; exposed for tests). Returns true if it collected. */
+  /** One check (the timer calls this every `checkMs`). Returns true if it collected. */
   check(): boolean {
     const now = this.deps.monotonicMs();
     const busy = this.deps.busyMs();
