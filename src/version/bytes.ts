@@ -21,6 +21,26 @@ export function compareStrings(a: string, b: string): number {
 }
 
 /**
+ * Sorts `strings` in place in code-unit order (as {@link compareStrings}) and returns it. A
+ * clock has a handful of actors, and Array#sort copies its input into a scratch array first:
+ * sorting clocks that way was ~6 % of all bytes a node allocated under write load (the
+ * anti-entropy digest sorts two clocks per write). Short arrays get an insertion sort in place.
+ */
+export function sortStrings(strings: string[]): string[] {
+  if (strings.length > 16) return strings.sort(compareStrings);
+  for (let i = 1; i < strings.length; i++) {
+    const s = strings[i] as string;
+    let j = i - 1;
+    while (j >= 0 && (strings[j] as string) > s) {
+      strings[j + 1] = strings[j] as string;
+      j--;
+    }
+    strings[j + 1] = s;
+  }
+  return strings;
+}
+
+/**
  * A clock from (actor, counter) pairs, as a null-prototype object. Why not a plain object:
  * V8 gives every plain object a hidden class built from its property names, and a clock's
  * names are actors, which are unique per key for keys first written on a replica that held
@@ -150,7 +170,8 @@ export class ByteReader {
     this.pos += len;
     // TextDecoder measured as fast as hand-rolled ASCII paths even for short strings.
     try {
-      return utf8Decoder.decode(this.bytes.subarray(start, start + len));
+      // A plain view, not subarray(): on a Buffer that goes through Buffer's own subarray.
+      return utf8Decoder.decode(new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, len));
     } catch {
       return this.fail(`invalid UTF-8 (${field})`);
     }
@@ -162,7 +183,7 @@ export class ByteReader {
  * strings with counters in 1..2^53-1. Throws INTERNAL: a bad clock here is a bug upstream.
  */
 export function sortedClockEntries(clock: VersionVector): [actor: string, counter: number, utf8Length: number][] {
-  const actors = Object.keys(clock).sort(compareStrings);
+  const actors = sortStrings(Object.keys(clock));
   const out: [string, number, number][] = [];
   for (const actor of actors) {
     const counter = clock[actor];

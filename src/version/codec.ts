@@ -30,6 +30,7 @@ import {
   compareStrings,
   isCounter,
   readClock,
+  sortStrings,
   varintSize,
   writeClock,
   writeVarint,
@@ -84,7 +85,7 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
 
   const actorSet = new Set(Object.keys(clock));
   for (const s of siblings) actorSet.add(s.dot.actor);
-  const actors = [...actorSet].sort(compareStrings);
+  const actors = sortStrings([...actorSet]);
   const index = new Map<string, number>();
   const actorLengths: number[] = [];
   let size = 1 + varintSize(actors.length);

@@ -12,7 +12,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
-import { clockFromEntries, compareStrings } from './bytes.js';
+import { clockFromEntries, compareStrings, sortStrings } from './bytes.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionVector, WriteValue } from './types.js';
 
 /**
@@ -349,7 +349,7 @@ function fmix32(h: number): number {
  * memory layout. Contents are not hashed: a dot identifies its write. Unsigned, 0..2^32-1.
  */
 export function versionDigest(obj: VersionedObject): number {
-  const actors = Object.keys(obj.clock).sort(compareStrings);
+  const actors = sortStrings(Object.keys(obj.clock));
   let h = fnvUint32(FNV_OFFSET, actors.length);
   for (const actor of actors) {
     h = fnvString(h, actor);
