@@ -37,9 +37,10 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /** `partition` as 2 bytes, big-endian, followed by the UTF-8 bytes of `key`. */
 export function objectKey(partition: number, key: string): Uint8Array {
   checkPartition(partition);
-  checkWellFormed(key, 'key');
-  // Measured and written in place: no intermediate array (see src/utf8.ts).
+  // Measured and written in place: no intermediate array (see src/utf8.ts). Measuring also
+  // finds lone surrogates, so the key is scanned once.
   const n = utf8Length(key);
+  if (n < 0) throw notWellFormed('key');
   const out = new Uint8Array(2 + n);
   out[0] = partition >>> 8;
   out[1] = partition & 0xff;
@@ -121,5 +122,9 @@ function checkPartition(partition: number): void {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 function checkWellFormed(text: string, what: string): void {
-  if (LONE_SURROGATE.test(text)) throw new TypeError(`${what} is not well-formed UTF-16 (lone surrogate)`);
+  if (LONE_SURROGATE.test(text)) throw notWellFormed(what);
+}
+
+function notWellFormed(what: string): TypeError {
+  return new TypeError(`${what} is not well-formed UTF-16 (lone surrogate)`);
 }

@@ -89,7 +89,7 @@ interface Peer {
   queue: Item[];
   queuedBytes: number;
   inFlight: number;
-  /** A microtask flush is scheduled. */
+  /** A flush is scheduled (see `defer`). */
   flushing: boolean;
   /** The peer does not serve the batch route (an older version): send items one by one. */
   legacy: boolean;
