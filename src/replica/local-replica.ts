@@ -72,7 +72,8 @@ export class LocalReplica {
 
   /** The stored object for a key, or undefined. */
   async read(partition: number, key: string): Promise<VersionedObject | undefined> {
-    const bytes = await this.components.store.get('obj', objectKey(partition, key));
+    // Shared: decoding never mutates its input (sibling values become views of it).
+    const bytes = await this.components.store.getShared('obj', objectKey(partition, key));
     return bytes ? decodeObject(bytes) : undefined;
   }
 

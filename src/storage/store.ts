@@ -38,7 +38,14 @@ export interface Store {
   open(): Promise<void>;
   /** Close; idempotent. */
   close(): Promise<void>;
+  /** The value of `key`, or undefined. The caller owns the result and may mutate it. */
   get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /**
+   * Like {@link get}, but the result may be bytes the store keeps (its read cache): the caller
+   * must never mutate them. It may keep them as long as it likes (a later write replaces the
+   * store's bytes, it never rewrites them). For readers that only decode: it saves a copy.
+   */
+  getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(ns: Namespace, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   put(ns: Namespace, key: Uint8Array, value: Uint8Array): Promise<void>;
   del(ns: Namespace, key: Uint8Array): Promise<void>;

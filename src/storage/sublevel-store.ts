@@ -170,36 +170,51 @@ export class SublevelStore implements Store {
    * loop instead; for a store whose working set is in the page cache that is the better trade.
    */
   async get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
-    const sub = this.#sub(ns, 'get');
+    return this.#get(ns, key, false, 'get');
+  }
+
+  async getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.#get(ns, key, true, 'getShared');
+  }
+
+  async #get(ns: Namespace, key: Uint8Array, shared: boolean, op: string): Promise<Uint8Array | undefined> {
+    const sub = this.#sub(ns, op);
     checkBytes(key, 'key');
     try {
-      if (ns === this.#cacheNs) return await this.#getCached(sub, key);
+      if (ns === this.#cacheNs) return await this.#getCached(sub, key, shared);
       const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
       return value === undefined ? undefined : this.#init.ownOutput(value);
     } catch (err) {
-      throw this.#failed(err, 'get');
+      throw this.#failed(err, op);
     }
   }
 
-  async #getCached(sub: Sublevel, key: Uint8Array): Promise<Uint8Array | undefined> {
+  /**
+   * `shared`: the caller promises not to mutate the result, so a hit hands out the cached bytes
+   * themselves and a miss caches the very bytes it returns (a fresh buffer from the database,
+   * or memory-level's copy). Otherwise the caller may mutate what it gets, and the cached
+   * bytes stay private: a hit is copied out, a miss copied in. A copy is a malloc'd backing
+   * store per value (~1 µs of allocation and GC bookkeeping for 400 bytes on a loaded node).
+   */
+  async #getCached(sub: Sublevel, key: Uint8Array, shared: boolean): Promise<Uint8Array | undefined> {
     const cache = this.#cache as ReadCache;
     const hit = cache.get(key);
-    // The caller may mutate what it gets: hand out a copy, keep the cached bytes private.
     if (hit !== undefined) {
       this.#cacheHits++;
-      return copyOf(hit);
+      return shared ? hit : copyOf(hit);
     }
     this.#cacheMisses++;
     const writes = this.#cacheWrites;
-    const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
-    if (value === undefined) return undefined;
+    const read = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
+    if (read === undefined) return undefined;
+    const value = this.#init.ownOutput(read);
     // Fill only if the store is still open (a close() may have cleared the cache meanwhile)
     // and no write landed while an asynchronous read was out: it may have been this key's,
     // and the value read could be the one that write replaced.
     if (this.#subs !== undefined && writes === this.#cacheWrites && cache.accepts(value.byteLength)) {
-      cache.set(key, copyOf(value));
+      cache.set(key, shared ? value : copyOf(value));
     }
-    return this.#init.ownOutput(value);
+    return value;
   }
 
   #getSync(sub: Sublevel, key: Uint8Array): Uint8Array | undefined {

@@ -117,6 +117,33 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
         expect((await collect(store.keys('obj'))).map(hex)).toEqual([hex(s('k'))]);
       });
 
+      it('getShared reads what get reads, and what it returned stays as it was after later writes', async () => {
+        expect(await store.getShared('obj', s('k'))).toBeUndefined();
+        await store.put('obj', s('k'), s('one'));
+        const first = await store.getShared('obj', s('k'));
+        const again = await store.getShared('obj', s('k'));
+        expect(hex(first)).toBe(hex(s('one')));
+        expect(hex(again)).toBe(hex(s('one')));
+        await store.put('obj', s('k'), s('two'));
+        expect(hex(await store.getShared('obj', s('k')))).toBe(hex(s('two')));
+        await store.del('obj', s('k'));
+        expect(await store.getShared('obj', s('k'))).toBeUndefined();
+        // Bytes handed out earlier are never rewritten by the store.
+        expect(hex(first)).toBe(hex(s('one')));
+        expect(hex(again)).toBe(hex(s('one')));
+        await store.put('meta', s('m'), s('meta'));
+        expect(hex(await store.getShared('meta', s('m')))).toBe(hex(s('meta')));
+      });
+
+      it('a value from get stays private even after getShared cached the key', async () => {
+        await store.put('obj', s('k'), s('abc'));
+        await store.getShared('obj', s('k'));
+        const mine = await store.get('obj', s('k'));
+        mine![0] = 0x7a;
+        expect(hex(await store.getShared('obj', s('k')))).toBe(hex(s('abc')));
+        expect(hex(await store.get('obj', s('k')))).toBe(hex(s('abc')));
+      });
+
       it('mutating a batched value after batch() does not change the store', async () => {
         const value = s('abc');
         await store.batch([{ type: 'put', ns: 'obj', key: s('k'), value }]);
@@ -425,6 +452,7 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
         await store.put('obj', s('k'), s('v'));
         await store.close();
         await expect(store.get('obj', s('k'))).rejects.toThrow(closedMessage);
+        await expect(store.getShared('obj', s('k'))).rejects.toThrow(closedMessage);
         await expect(store.getMany('obj', [s('k')])).rejects.toThrow(closedMessage);
         await expect(store.put('obj', s('k'), s('v'))).rejects.toThrow(closedMessage);
         await expect(store.del('obj', s('k'))).rejects.toThrow(closedMessage);

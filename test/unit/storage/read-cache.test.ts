@@ -52,6 +52,48 @@ describe('ReadCache', () => {
     expect(c.bytes).toBeLessThanOrEqual(3 * one);
   });
 
+  it('keeps first-in first-out order over many evictions, deletes, rewrites and clears (model check)', () => {
+    // A model of the intended order: an array of keys, oldest first. Eviction resumes where it
+    // stopped, so this also covers the cache's running iterator going past deleted entries,
+    // finishing, and starting over.
+    const size = 8;
+    const one = cost('k00', 20);
+    const c = new ReadCache(size * one);
+    const order: string[] = [];
+    const values = new Map<string, number>();
+    let seed = 7;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let step = 0; step < 5000; step++) {
+      const name = `k${String(next(20)).padStart(2, '0')}`;
+      const roll = next(100);
+      if (roll < 70) {
+        const fill = next(250) + 1;
+        c.set(k(name), v(20, fill));
+        if (!values.has(name)) order.push(name);
+        values.set(name, fill);
+        while (order.length > size) values.delete(order.shift() as string);
+      } else if (roll < 95) {
+        c.delete(k(name));
+        if (values.delete(name)) order.splice(order.indexOf(name), 1);
+      } else if (roll < 96) {
+        c.clear();
+        order.length = 0;
+        values.clear();
+      } else {
+        for (const key of order) expect(c.get(k(key))).toEqual(v(20, values.get(key)));
+      }
+      expect(c.size).toBe(order.length);
+      expect(c.bytes).toBe(order.length * one);
+    }
+    for (let i = 0; i < 20; i++) {
+      const name = `k${String(i).padStart(2, '0')}`;
+      expect(c.get(k(name))).toEqual(values.has(name) ? v(20, values.get(name)) : undefined);
+    }
+  });
+
   it("keeps no value over MAX_VALUE_BYTES or a sixteenth of its size, and drops the key's old one", () => {
     const c = new ReadCache(16 * 1024, 4096);
     c.set(k('a'), v(10));
