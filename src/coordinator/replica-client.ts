@@ -17,6 +17,7 @@ import {
   encodeString,
   ROUTES,
 } from './messages.js';
+import { settleAll } from '../settle.js';
 
 export interface ReplicaClientComponents {
   readonly transport: Transport;
@@ -88,11 +89,17 @@ export class ReplicaClient {
     return new Uint8Array(0);
   }
 
+  /**
+   * Items are merged concurrently: the replica's per-key lock still orders two items for one
+   * key (merging is commutative anyway), and items for different keys share the store's group
+   * commit, so a batch of hints or transferred keys costs one database write, not one each
+   * in turn. The reply waits for every item; any failure fails the batch (the sender retries
+   * it whole: merges are idempotent).
+   */
   private async onReplicaWriteBatch(body: Uint8Array): Promise<Uint8Array> {
     const ring = this.c.membership.ring();
-    for (const item of decodeWriteBatch(body)) {
-      await this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object);
-    }
+    const items = decodeWriteBatch(body);
+    await settleAll(items.map((item) => this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object)));
     return new Uint8Array(0);
   }
 

@@ -13,6 +13,7 @@ import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
 import type { Transport } from '../transport/transport.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
+import { settleAll } from '../settle.js';
 
 export interface HintDeliveryInit {
   /** Pause between delivery passes. */
@@ -177,8 +178,10 @@ export class HintDelivery {
         this.c.log.info({ owner, err: String(err) }, 'hint delivery interrupted; will retry');
         break;
       }
+      // Concurrently: hints of different keys then share one database write.
+      const outcomes = await settleAll(hints.map((h) => this.c.replica.clearHint(owner, h.partition, h.key, h.seq)));
       let cleared = 0;
-      for (const h of hints) if (await this.c.replica.clearHint(owner, h.partition, h.key, h.seq)) cleared++;
+      for (const ok of outcomes) if (ok) cleared++;
       total += cleared;
       this.c.metrics.hintsDelivered.inc(cleared);
       this.c.metrics.hintsPending.set(this.c.replica.pendingHints);

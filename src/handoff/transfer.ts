@@ -19,6 +19,7 @@ import type { InternalHandler, Transport } from '../transport/transport.js';
 import { decodeObject, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
+import { settleAll } from '../settle.js';
 import { hasBit, planId, receivePlan, receivers, toBitmap } from './transfer-plan.js';
 
 export const TRANSFER_ROUTES = {
@@ -424,11 +425,14 @@ export class StrayCleaner {
         failed.add(owner);
       }
     }
+    // Concurrently: copies of different keys then leave in one database write.
+    const drops = await settleAll(
+      strays
+        .filter((s) => !ring.preferenceList(s.partition).some((o) => failed.has(o)))
+        .map((s) => this.c.replica.dropIfSame(s.partition, s.key, s.object)),
+    );
     let dropped = 0;
-    for (const s of strays) {
-      if (ring.preferenceList(s.partition).some((o) => failed.has(o))) continue;
-      if (await this.c.replica.dropIfSame(s.partition, s.key, s.object)) dropped++;
-    }
+    for (const ok of drops) if (ok) dropped++;
     if (dropped > 0) this.c.log.info({ dropped }, 'handed off and dropped copies this node no longer owns');
     return dropped;
   }

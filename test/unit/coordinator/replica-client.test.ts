@@ -1,0 +1,87 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeWriteBatch, ROUTES } from '../../../src/coordinator/messages.js';
+import { ReplicaClient } from '../../../src/coordinator/replica-client.js';
+import type { MembershipView } from '../../../src/membership/types.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { LocalReplica } from '../../../src/replica/local-replica.js';
+import { seededRandom } from '../../../src/runtime/index.js';
+import { MemoryStore } from '../../../src/storage/index.js';
+import type { BatchOp } from '../../../src/storage/store.js';
+import type { Transport } from '../../../src/transport/transport.js';
+import { encodeObject, type VersionedObject } from '../../../src/version/index.js';
+
+const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
+const text = (obj: VersionedObject | undefined): string[] =>
+  (obj?.siblings ?? []).map((s) => new TextDecoder().decode(s.value)).sort();
+
+/** A memory store that fails the write of one chosen key (a disk error), once. */
+class FlakyStore extends MemoryStore {
+  failKey: string | undefined;
+  override async batch(ops: readonly BatchOp[]): Promise<void> {
+    const fail = this.failKey;
+    if (fail !== undefined && ops.some((op) => new TextDecoder().decode(op.key).endsWith(fail))) {
+      this.failKey = undefined;
+      throw new Error('disk error');
+    }
+    return super.batch(ops);
+  }
+}
+
+describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () => {
+  const stores: MemoryStore[] = [];
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  async function replica(actor: string): Promise<{ r: LocalReplica; store: FlakyStore }> {
+    const store = new FlakyStore();
+    stores.push(store);
+    await store.open();
+    const r = new LocalReplica({ store, random: seededRandom(actor.length), log: silentLogger() }, { actor });
+    await r.start();
+    return { r, store };
+  }
+
+  function handlerOf(r: LocalReplica): (body: Uint8Array) => Promise<Uint8Array> {
+    const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
+    const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
+    const handler = client.handlers().get(ROUTES.replicaWriteBatch);
+    if (!handler) throw new Error('no batch handler');
+    return (body) => handler(body, undefined);
+  }
+
+  it('merges every item, two concurrent versions of one key included, before it answers', async () => {
+    const a = await replica('na');
+    const b = await replica('nb');
+    const target = await replica('nt');
+    const x1 = (await a.r.coordinate(3, 'x', {}, write('x from a'), 1)).object;
+    const x2 = (await b.r.coordinate(3, 'x', {}, write('x from b'), 2)).object;
+    const items = [{ key: 'x', object: encodeObject(x1) }];
+    for (let i = 0; i < 20; i++) {
+      const o = (await a.r.coordinate(3, `k${i}`, {}, write(`v${i}`), 3)).object;
+      items.push({ key: `k${i}`, object: encodeObject(o) });
+    }
+    items.push({ key: 'x', object: encodeObject(x2) });
+    await handlerOf(target.r)(encodeWriteBatch(items));
+    expect(text(await target.r.read(3, 'x'))).toEqual(['x from a', 'x from b']);
+    for (let i = 0; i < 20; i++) expect(text(await target.r.read(3, `k${i}`))).toEqual([`v${i}`]);
+  });
+
+  it('fails the batch when one item cannot be stored, after the others landed; a resend completes it', async () => {
+    const a = await replica('na');
+    const target = await replica('nt');
+    const items = [];
+    for (const key of ['p', 'q', 'r']) {
+      const o = (await a.r.coordinate(3, key, {}, write(key), 1)).object;
+      items.push({ key, object: encodeObject(o) });
+    }
+    const body = encodeWriteBatch(items);
+    target.store.failKey = 'q';
+    await expect(handlerOf(target.r)(body)).rejects.toThrow('disk error');
+    expect(text(await target.r.read(3, 'p'))).toEqual(['p']);
+    expect(await target.r.read(3, 'q')).toBeUndefined();
+    expect(text(await target.r.read(3, 'r'))).toEqual(['r']);
+    await handlerOf(target.r)(body);
+    for (const key of ['p', 'q', 'r']) expect(text(await target.r.read(3, key))).toEqual([key]);
+  });
+});
