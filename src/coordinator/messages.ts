@@ -88,9 +88,12 @@ export function decodeWriteBatch(b: Uint8Array): { key: string; object: Versione
   return out;
 }
 
-export function encodeReadReply(object: VersionedObject | undefined): Uint8Array {
-  if (!object) return new Uint8Array([0]);
-  const enc = encodeObject(object);
+/**
+ * A read reply from an object's stored bytes (encodeObject's output) as they are, without
+ * decoding them first: the reader's decodeReadReply verifies them (checksum and all) anyway.
+ */
+export function encodeStoredReadReply(enc: Uint8Array | undefined): Uint8Array {
+  if (enc === undefined) return new Uint8Array([0]);
   const out = allocBytes(enc.length + 1);
   out[0] = 1;
   out.set(enc, 1);

@@ -12,7 +12,7 @@ import {
   decodeReplicaWrite,
   decodeString,
   decodeWriteBatch,
-  encodeReadReply,
+  encodeStoredReadReply,
   encodeReplicaWrite,
   encodeString,
   ROUTES,
@@ -106,6 +106,6 @@ export class ReplicaClient {
   private async onReplicaRead(body: Uint8Array): Promise<Uint8Array> {
     const key = decodeString(body);
     const partition = this.c.membership.ring().partitionOf(key);
-    return encodeReadReply(await this.c.replica.read(partition, key));
+    return encodeStoredReadReply(await this.c.replica.readStored(partition, key));
   }
 }

@@ -78,6 +78,16 @@ export class LocalReplica {
   }
 
   /**
+   * The stored bytes of a key (encodeObject's format), not decoded or verified, or undefined;
+   * the caller must not mutate them. For a peer's read: it decodes (and verifies) them itself,
+   * so decoding here too would only be thrown away. A corrupt copy then fails the read at the
+   * reader, which counts this replica as failed, as when the replica refused it.
+   */
+  async readStored(partition: number, key: string): Promise<Uint8Array | undefined> {
+    return this.components.store.getShared('obj', objectKey(partition, key));
+  }
+
+  /**
    * Mint a new version as the coordinating replica. When this replica holds nothing for the
    * key it cannot prove it has seen all of its own earlier dots for it (data may have been
    * handed off or lost), so it mints under a fresh, never-used actor id: its new dot can then

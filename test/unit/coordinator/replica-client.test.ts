@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeWriteBatch, ROUTES } from '../../../src/coordinator/messages.js';
+import { decodeReadReply, encodeString, encodeWriteBatch, ROUTES } from '../../../src/coordinator/messages.js';
 import { ReplicaClient } from '../../../src/coordinator/replica-client.js';
 import type { MembershipView } from '../../../src/membership/types.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
-import { MemoryStore } from '../../../src/storage/index.js';
+import { MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp } from '../../../src/storage/store.js';
 import type { Transport } from '../../../src/transport/transport.js';
 import { encodeObject, type VersionedObject } from '../../../src/version/index.js';
@@ -42,10 +42,10 @@ describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () 
     return { r, store };
   }
 
-  function handlerOf(r: LocalReplica): (body: Uint8Array) => Promise<Uint8Array> {
+  function handlerOf(r: LocalReplica, route: string = ROUTES.replicaWriteBatch): (body: Uint8Array) => Promise<Uint8Array> {
     const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
     const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
-    const handler = client.handlers().get(ROUTES.replicaWriteBatch);
+    const handler = client.handlers().get(route);
     if (!handler) throw new Error('no batch handler');
     return (body) => handler(body, undefined);
   }
@@ -83,5 +83,50 @@ describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () 
     expect(text(await target.r.read(3, 'r'))).toEqual(['r']);
     await handlerOf(target.r)(body);
     for (const key of ['p', 'q', 'r']) expect(text(await target.r.read(3, key))).toEqual([key]);
+  });
+});
+
+describe('ReplicaClient, replica-read (a peer serves its stored bytes undecoded)', () => {
+  const stores: MemoryStore[] = [];
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  async function replica(): Promise<{ r: LocalReplica; store: MemoryStore }> {
+    const store = new MemoryStore({ objectCacheBytes: 1 << 20 });
+    stores.push(store);
+    await store.open();
+    const r = new LocalReplica({ store, random: seededRandom(5), log: silentLogger() }, { actor: 'nr' });
+    await r.start();
+    return { r, store };
+  }
+
+  function readHandler(r: LocalReplica): (key: string) => Promise<VersionedObject | undefined> {
+    const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
+    const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
+    const handler = client.handlers().get(ROUTES.replicaRead);
+    if (!handler) throw new Error('no read handler');
+    return async (key) => decodeReadReply(await handler(encodeString(key), undefined));
+  }
+
+  it('answers the stored version, twice (from the cache the second time), and undefined for a missing key', async () => {
+    const { r } = await replica();
+    const read = readHandler(r);
+    const stored = (await r.coordinate(3, 'k', {}, write('value'), 1)).object;
+    for (let i = 0; i < 2; i++) {
+      const got = await read('k');
+      expect(text(got)).toEqual(['value']);
+      expect(got?.clock).toEqual(stored.clock);
+    }
+    expect(await read('missing')).toBeUndefined();
+  });
+
+  it('a corrupt stored copy fails the read at the reader, with the checksum named', async () => {
+    const { r, store } = await replica();
+    const good = encodeObject((await r.coordinate(3, 'k', {}, write('value'), 1)).object);
+    const bad = good.slice();
+    bad[bad.length - 6] = (bad[bad.length - 6] as number) ^ 0xff;
+    await store.put('obj', objectKey(3, 'k'), bad);
+    await expect(readHandler(r)('k')).rejects.toThrow(/corrupt object.*checksum/);
   });
 });
