@@ -27,29 +27,37 @@ class FlakyStore extends MemoryStore {
   }
 }
 
+const stores: MemoryStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+/** A replica over a fresh memory store (with an object cache, as LevelStore has by default). */
+async function replica(actor: string): Promise<{ r: LocalReplica; store: FlakyStore }> {
+  const store = new FlakyStore({ objectCacheBytes: 1 << 20 });
+  stores.push(store);
+  await store.open();
+  const r = new LocalReplica({ store, random: seededRandom(actor.length), log: silentLogger() }, { actor });
+  await r.start();
+  return { r, store };
+}
+
+/** The server-side handler of `route` on a node whose ring puts every key in partition 3. */
+function handlerOf(r: LocalReplica, route: string): (body: Uint8Array) => Promise<Uint8Array> {
+  const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
+  const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
+  const handler = client.handlers().get(route);
+  if (!handler) throw new Error(`no handler for ${route}`);
+  return (body) => handler(body, undefined);
+}
+
+const writeBatch = (r: LocalReplica) => handlerOf(r, ROUTES.replicaWriteBatch);
+const readFrom =
+  (r: LocalReplica) =>
+  async (key: string): Promise<VersionedObject | undefined> =>
+    decodeReadReply(await handlerOf(r, ROUTES.replicaRead)(encodeString(key)));
+
 describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () => {
-  const stores: MemoryStore[] = [];
-  afterEach(async () => {
-    for (const s of stores.splice(0)) await s.close();
-  });
-
-  async function replica(actor: string): Promise<{ r: LocalReplica; store: FlakyStore }> {
-    const store = new FlakyStore();
-    stores.push(store);
-    await store.open();
-    const r = new LocalReplica({ store, random: seededRandom(actor.length), log: silentLogger() }, { actor });
-    await r.start();
-    return { r, store };
-  }
-
-  function handlerOf(r: LocalReplica, route: string = ROUTES.replicaWriteBatch): (body: Uint8Array) => Promise<Uint8Array> {
-    const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
-    const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
-    const handler = client.handlers().get(route);
-    if (!handler) throw new Error('no batch handler');
-    return (body) => handler(body, undefined);
-  }
-
   it('merges every item, two concurrent versions of one key included, before it answers', async () => {
     const a = await replica('na');
     const b = await replica('nb');
@@ -62,7 +70,7 @@ describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () 
       items.push({ key: `k${i}`, object: encodeObject(o) });
     }
     items.push({ key: 'x', object: encodeObject(x2) });
-    await handlerOf(target.r)(encodeWriteBatch(items));
+    await writeBatch(target.r)(encodeWriteBatch(items));
     expect(text(await target.r.read(3, 'x'))).toEqual(['x from a', 'x from b']);
     for (let i = 0; i < 20; i++) expect(text(await target.r.read(3, `k${i}`))).toEqual([`v${i}`]);
   });
@@ -77,41 +85,19 @@ describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () 
     }
     const body = encodeWriteBatch(items);
     target.store.failKey = 'q';
-    await expect(handlerOf(target.r)(body)).rejects.toThrow('disk error');
+    await expect(writeBatch(target.r)(body)).rejects.toThrow('disk error');
     expect(text(await target.r.read(3, 'p'))).toEqual(['p']);
     expect(await target.r.read(3, 'q')).toBeUndefined();
     expect(text(await target.r.read(3, 'r'))).toEqual(['r']);
-    await handlerOf(target.r)(body);
+    await writeBatch(target.r)(body);
     for (const key of ['p', 'q', 'r']) expect(text(await target.r.read(3, key))).toEqual([key]);
   });
 });
 
 describe('ReplicaClient, replica-read (a peer serves its stored bytes undecoded)', () => {
-  const stores: MemoryStore[] = [];
-  afterEach(async () => {
-    for (const s of stores.splice(0)) await s.close();
-  });
-
-  async function replica(): Promise<{ r: LocalReplica; store: MemoryStore }> {
-    const store = new MemoryStore({ objectCacheBytes: 1 << 20 });
-    stores.push(store);
-    await store.open();
-    const r = new LocalReplica({ store, random: seededRandom(5), log: silentLogger() }, { actor: 'nr' });
-    await r.start();
-    return { r, store };
-  }
-
-  function readHandler(r: LocalReplica): (key: string) => Promise<VersionedObject | undefined> {
-    const membership = { self: 'n9', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
-    const client = new ReplicaClient({ transport: {} as Transport, replica: r, membership }, { hintedHandoff: true });
-    const handler = client.handlers().get(ROUTES.replicaRead);
-    if (!handler) throw new Error('no read handler');
-    return async (key) => decodeReadReply(await handler(encodeString(key), undefined));
-  }
-
   it('answers the stored version, twice (from the cache the second time), and undefined for a missing key', async () => {
-    const { r } = await replica();
-    const read = readHandler(r);
+    const { r } = await replica('nr');
+    const read = readFrom(r);
     const stored = (await r.coordinate(3, 'k', {}, write('value'), 1)).object;
     for (let i = 0; i < 2; i++) {
       const got = await read('k');
@@ -122,11 +108,11 @@ describe('ReplicaClient, replica-read (a peer serves its stored bytes undecoded)
   });
 
   it('a corrupt stored copy fails the read at the reader, with the checksum named', async () => {
-    const { r, store } = await replica();
+    const { r, store } = await replica('nr');
     const good = encodeObject((await r.coordinate(3, 'k', {}, write('value'), 1)).object);
     const bad = good.slice();
     bad[bad.length - 6] = (bad[bad.length - 6] as number) ^ 0xff;
     await store.put('obj', objectKey(3, 'k'), bad);
-    await expect(readHandler(r)('k')).rejects.toThrow(/corrupt object.*checksum/);
+    await expect(readFrom(r)('k')).rejects.toThrow(/corrupt object.*checksum/);
   });
 });
