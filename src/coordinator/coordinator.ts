@@ -371,7 +371,13 @@ export class Coordinator {
             if (round.state !== 'pending') resolveQuorum();
           },
           (err: unknown) => {
-            this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
+            if (slot.target !== this.c.membership.self)
+              this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'error' });
+            // A peer sends its stored bytes undecoded, so a corrupt copy shows up here, at the
+            // reader: name it loudly (the peer itself logs nothing), and ask another replica.
+            if (err instanceof RingkvError && err.code === 'INTERNAL')
+              this.c.log.error({ peer: slot.target, key, err: err.message }, 'replica answered a corrupt copy');
+            else this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
             round.fail();
             if (round.state !== 'pending') resolveQuorum();
             else ask();

@@ -29,6 +29,9 @@ export interface ReplicaClientInit {
   readonly hintedHandoff: boolean;
 }
 
+/** Items of one replica-write-batch merged at a time (see onReplicaWriteBatch). */
+const BATCH_APPLY_CHUNK = 256;
+
 export class ReplicaClient {
   /**
    * The last replica-write message without hints, by the object bytes it carries: the
@@ -99,7 +102,12 @@ export class ReplicaClient {
   private async onReplicaWriteBatch(body: Uint8Array): Promise<Uint8Array> {
     const ring = this.c.membership.ring();
     const items = decodeWriteBatch(body);
-    await settleAll(items.map((item) => this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object)));
+    // In chunks: a sender may pack more than our own senders do (they send up to 256), and
+    // one huge group commit would hold up, and on failure fail, unrelated writes that join it.
+    for (let i = 0; i < items.length; i += BATCH_APPLY_CHUNK) {
+      const chunk = items.slice(i, i + BATCH_APPLY_CHUNK);
+      await settleAll(chunk.map((item) => this.c.replica.apply(ring.partitionOf(item.key), item.key, item.object)));
+    }
     return new Uint8Array(0);
   }
 

@@ -44,6 +44,8 @@ export class ReadCache {
    * 0.85 µs without. A live Map iterator follows deletions, additions and rehashes.
    */
   #oldest: MapIterator<[string, Uint8Array]> | undefined;
+  /** Most entries held since #oldest was opened (see #drop). */
+  #oldestPeak = 0;
 
   constructor(maxBytes: number, maxValueBytes = MAX_VALUE_BYTES) {
     if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
@@ -86,6 +88,7 @@ export class ReadCache {
     // A key already held keeps its place in line (a Map replaces values in place): cheaper
     // than moving it to the back, and the order only matters once the cache is full.
     this.#entries.set(k, value);
+    if (this.#entries.size > this.#oldestPeak) this.#oldestPeak = this.#entries.size;
     this.#bytes += charge(k, value) - (old === undefined ? 0 : charge(k, old));
     if (this.#bytes > this.maxBytes) this.#evict();
   }
@@ -106,11 +109,20 @@ export class ReadCache {
   #drop(k: string, old: Uint8Array): void {
     this.#entries.delete(k);
     this.#bytes -= charge(k, old);
+    // Deletes outside eviction can shrink the Map into a new table, and a live iterator keeps
+    // the old one, with the values it still references, until it next moves: after a wave of
+    // deletes (a ring change, a reap) that would pin what the cache no longer counts. Let go of
+    // it once the Map holds under half its peak (V8 shrinks a table below a quarter of its
+    // capacity, which is under twice the peak); the next eviction opens a new one.
+    if (this.#oldest !== undefined && this.#entries.size * 2 < this.#oldestPeak) this.#oldest = undefined;
   }
 
   #evict(): void {
     while (this.#bytes > this.maxBytes) {
-      this.#oldest ??= this.#entries.entries();
+      if (this.#oldest === undefined) {
+        this.#oldest = this.#entries.entries();
+        this.#oldestPeak = this.#entries.size;
+      }
       const next = this.#oldest.next();
       // Not reached while over budget (every value is under a sixteenth of it); a finished
       // iterator stays finished, so drop it and let the next eviction start a fresh one.

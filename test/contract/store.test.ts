@@ -75,6 +75,70 @@ describe('object cache with asynchronous reads', () => {
   });
 });
 
+describe('object cache, values read on a miss', () => {
+  // put() fills the cache; close() + open() empties it and keeps the data, so the reads below
+  // miss and go to the database, and the cache is filled from what they read.
+  const cached: [string, () => Promise<{ store: MemoryStore | LevelStore; done: () => Promise<void> }>][] = [
+    ['MemoryStore', async () => ({ store: new MemoryStore({ objectCacheBytes: 1 << 20 }), done: async () => {} })],
+    [
+      'LevelStore',
+      async () => {
+        const dir = await tempDir();
+        return { store: new LevelStore({ location: join(dir, 'db') }), done: () => rm(dir, { recursive: true, force: true }) };
+      },
+    ],
+  ];
+  /** An open store holding k = 'abc' with nothing in its cache. */
+  async function withKeyNotCached(make: (typeof cached)[number][1]): Promise<Awaited<ReturnType<typeof make>>> {
+    const made = await make();
+    try {
+      await made.store.open();
+      await made.store.put('obj', s('k'), s('abc'));
+      await made.store.close();
+      await made.store.open();
+      return made;
+    } catch (err) {
+      await made.store.close();
+      await made.done();
+      throw err;
+    }
+  }
+
+  for (const [name, make] of cached) {
+    it(`${name}: a value from get() on a miss is the caller's own; what the cache keeps is not it`, async () => {
+      const { store, done } = await withKeyNotCached(make);
+      try {
+        const mine = await store.get('obj', s('k')); // miss: fills the cache
+        expect(store.readCacheStats?.misses).toBe(1);
+        mine!.fill(0x7a);
+        expect(text(await store.getShared('obj', s('k')))).toBe('abc'); // hit
+        expect(text(await store.get('obj', s('k')))).toBe('abc');
+        expect(store.readCacheStats?.hits).toBe(2);
+      } finally {
+        await store.close();
+        await done();
+      }
+    });
+
+    it(`${name}: getShared() on a miss caches what it returns; get() after it still copies`, async () => {
+      const { store, done } = await withKeyNotCached(make);
+      try {
+        const shared = await store.getShared('obj', s('k')); // miss: caches these very bytes
+        expect(store.readCacheStats?.misses).toBe(1);
+        expect(await store.getShared('obj', s('k'))).toBe(shared); // hit: the same bytes
+        const mine = await store.get('obj', s('k')); // hit: a copy
+        expect(mine).not.toBe(shared);
+        mine!.fill(0x7a);
+        expect(text(await store.getShared('obj', s('k')))).toBe('abc');
+        expect(text(shared)).toBe('abc');
+      } finally {
+        await store.close();
+        await done();
+      }
+    });
+  }
+});
+
 describe('LevelStore', () => {
   let dir: string;
   const opened: LevelStore[] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
+import { objectKey } from '../../src/storage/index.js';
 import { SimCluster } from './cluster-sim.js';
 import { simSeeds } from './harness.js';
 
@@ -142,6 +143,25 @@ describe('reads ask R replicas, not N', () => {
       expect((await remoteReads(c, 'n1')) - before).toBe(4);
       await c.get('n1', 'k', { r: 3 });
       expect((await remoteReads(c, 'n1')) - before).toBe(6);
+    });
+  });
+
+  it('a replica whose stored copy is corrupt counts as a failed read: the next replica is asked and the read succeeds', async () => {
+    await withCluster({ seed: 23, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      const stored = objectKey(c.node('n2').c.membership.ring().partitionOf('k'), 'k');
+      const good = await c.node('n2').store.get('obj', stored);
+      const bad = (good as Uint8Array).slice();
+      bad[bad.length - 6] = (bad[bad.length - 6] as number) ^ 0xff;
+      await c.node('n2').store.put('obj', stored, bad);
+      const failedReads = async (): Promise<number> =>
+        (await c.node('n1').metrics.replicaRequests.get()).values
+          .filter((v) => v.labels.route === 'replica-read' && v.labels.outcome === 'error')
+          .reduce((a, v) => a + v.value, 0);
+      // Two reads at r=2 through n1: one asks n2 first (the rotation), gets the corrupt copy
+      // (n2 sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
+      for (let i = 0; i < 2; i++) expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      expect(await failedReads()).toBe(1);
     });
   });
 

@@ -58,21 +58,22 @@ const readFrom =
     decodeReadReply(await handlerOf(r, ROUTES.replicaRead)(encodeString(key)));
 
 describe('ReplicaClient, replica-write-batch (hint delivery and transfers)', () => {
-  it('merges every item, two concurrent versions of one key included, before it answers', async () => {
+  it('merges every item, two concurrent versions of one key included, before it answers (600 items)', async () => {
     const a = await replica('na');
     const b = await replica('nb');
     const target = await replica('nt');
     const x1 = (await a.r.coordinate(3, 'x', {}, write('x from a'), 1)).object;
     const x2 = (await b.r.coordinate(3, 'x', {}, write('x from b'), 2)).object;
     const items = [{ key: 'x', object: encodeObject(x1) }];
-    for (let i = 0; i < 20; i++) {
+    // More items than one chunk of concurrent merges (256).
+    for (let i = 0; i < 600; i++) {
       const o = (await a.r.coordinate(3, `k${i}`, {}, write(`v${i}`), 3)).object;
       items.push({ key: `k${i}`, object: encodeObject(o) });
     }
     items.push({ key: 'x', object: encodeObject(x2) });
     await writeBatch(target.r)(encodeWriteBatch(items));
     expect(text(await target.r.read(3, 'x'))).toEqual(['x from a', 'x from b']);
-    for (let i = 0; i < 20; i++) expect(text(await target.r.read(3, `k${i}`))).toEqual([`v${i}`]);
+    for (let i = 0; i < 600; i++) expect(text(await target.r.read(3, `k${i}`))).toEqual([`v${i}`]);
   });
 
   it('fails the batch when one item cannot be stored, after the others landed; a resend completes it', async () => {

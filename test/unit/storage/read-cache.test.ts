@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ENTRY_OVERHEAD, MAX_VALUE_BYTES, ReadCache } from '../../../src/storage/read-cache.js';
 
@@ -92,6 +94,39 @@ describe('ReadCache', () => {
       const name = `k${String(i).padStart(2, '0')}`;
       expect(c.get(k(name))).toEqual(values.has(name) ? v(20, values.get(name)) : undefined);
     }
+  });
+
+  it('keeps nothing it dropped reachable: a wave of deletes after evictions frees the values', async () => {
+    // A full collection on demand, without starting the test process with --expose-gc.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // In a plain function: an async function's suspended frame could keep its last value alive.
+    const churn = (): WeakRef<Uint8Array>[] => {
+      const one = cost('k0000', 200);
+      const c = new ReadCache(500 * one);
+      const refs: WeakRef<Uint8Array>[] = [];
+      // 2000 inserts through a 500-entry cache: eviction runs (and keeps its iterator) all along.
+      for (let i = 0; i < 2000; i++) {
+        const value = v(200, i % 251);
+        refs.push(new WeakRef(value));
+        c.set(k(`k${String(i).padStart(4, '0')}`), value);
+      }
+      expect(c.size).toBe(500);
+      // Then everything goes through delete(), which shrinks the Map into smaller tables.
+      for (let i = 1500; i < 2000; i++) c.delete(k(`k${String(i).padStart(4, '0')}`));
+      expect(c.size).toBe(0);
+      kept.push(c);
+      return refs;
+    };
+    const kept: ReadCache[] = []; // the emptied cache itself stays alive
+    const refs = churn();
+    // WeakRefs read in this turn stay alive until it ends: collect in a later one.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(refs.map((r, i) => (r.deref() === undefined ? -1 : i)).filter((i) => i >= 0)).toEqual([]);
+    expect(kept[0]?.size).toBe(0);
   });
 
   it("keeps no value over MAX_VALUE_BYTES or a sixteenth of its size, and drops the key's old one", () => {
