@@ -72,8 +72,9 @@ export class LocalReplica {
 
   /** The stored object for a key, or undefined. */
   async read(partition: number, key: string): Promise<VersionedObject | undefined> {
-    // Shared: decoding never mutates its input (sibling values become views of it).
-    const bytes = await this.components.store.getShared('obj', objectKey(partition, key));
+    // Decoding never mutates its input (sibling values become views of it), so the store's
+    // shared bytes will do.
+    const bytes = await this.readStored(partition, key);
     return bytes ? decodeObject(bytes) : undefined;
   }
 
