@@ -1,7 +1,8 @@
 import { buildConnector, Pool } from 'undici';
 import type { Clock } from '../runtime/clock.js';
-import type { Timers } from '../runtime/timers.js';
-import { type Deadline, type DeadlineCause, deadlineError, startDeadline } from './deadline.js';
+import type { TimerHandle, Timers } from '../runtime/timers.js';
+import type { Dispatcher } from 'undici';
+import { type DeadlineCause, deadlineError } from './deadline.js';
 import { type PeerAddress, type SendOptions, type Transport, TransportError } from './transport.js';
 
 /** The few logger methods the transport uses; a pino Logger fits. */
@@ -50,9 +51,6 @@ const CONNECT_CODES = new Set([
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** Larger delays overflow Node's timers; our own deadline still holds the real budget. */
-const MAX_UNDICI_TIMEOUT_MS = 2 ** 31 - 1;
-
 /**
  * Node-to-node calls over HTTP/1.1 with undici: one keep-alive Pool per peer, created on the
  * first send and destroyed by close(). Every send is `POST /internal/<route>` with an
@@ -60,16 +58,16 @@ const MAX_UNDICI_TIMEOUT_MS = 2 ** 31 - 1;
  * tells the caller what it may assume about the peer (see TransportErrorKind).
  */
 export class HttpTransport implements Transport {
-  private readonly timers: Timers;
-  private readonly clock: Clock;
-  private readonly log: TransportLog | undefined;
+  readonly timers: Timers;
+  readonly clock: Clock;
+  readonly log: TransportLog | undefined;
   private readonly pools = new Map<PeerAddress, Pool>();
-  private readonly headers: Record<string, string>;
+  readonly headers: Record<string, string>;
   private readonly poolOptions: Pool.Options;
   /** Errors raised while connecting: the request cannot have been written. */
   private readonly connectErrors = new WeakSet<object>();
-  /** Deadlines of sends in flight, ended by close(). */
-  private readonly inflight = new Set<Deadline>();
+  /** Sends in flight (each HttpCall adds and removes itself), ended by close(). */
+  readonly inflight = new Set<HttpCall>();
   private closed: Promise<void> | undefined;
 
   constructor(components: HttpTransportComponents, init: HttpTransportInit) {
@@ -101,46 +99,23 @@ export class HttpTransport implements Transport {
     };
   }
 
-  async send(to: PeerAddress, route: string, body: Uint8Array, opts: SendOptions): Promise<Uint8Array> {
-    if (this.closed) throw new TransportError('unreachable', to, 'transport closed');
-    const started = this.clock.monotonic();
-    const deadline = startDeadline(this.timers, opts.timeoutMs, opts.signal);
-    this.inflight.add(deadline);
+  send(to: PeerAddress, route: string, body: Uint8Array, opts: SendOptions): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new TransportError('unreachable', to, 'transport closed'));
+    let pool: Pool;
     try {
-      if (deadline.cause !== undefined) throw deadlineError(deadline.cause, to, opts.timeoutMs);
-      const res = await this.pool(to).request({
-        method: 'POST',
-        path: `/internal/${encodeURIComponent(route)}`,
-        headers: this.headers,
-        body,
-        signal: deadline.signal,
-        // undici's own timers are a second line: they also end a call whose socket stalls.
-        headersTimeout: Math.min(opts.timeoutMs, MAX_UNDICI_TIMEOUT_MS),
-        bodyTimeout: Math.min(opts.timeoutMs, MAX_UNDICI_TIMEOUT_MS),
-      });
-      const bytes = await res.body.bytes();
-      if (res.statusCode >= 200 && res.statusCode < 300) return bytes;
-      throw new TransportError('remote', to, remoteMessage(to, route, res.statusCode, bytes), {
-        status: res.statusCode,
-        body: bytes,
-      });
+      pool = this.pool(to);
     } catch (err) {
-      const error = this.classify(err, to, opts, deadline.cause);
-      this.log?.debug(
-        { peer: to, route, kind: error.kind, status: error.status, ms: this.clock.monotonic() - started },
-        'internal call failed',
-      );
-      throw error;
-    } finally {
-      deadline.dispose();
-      this.inflight.delete(deadline);
+      return Promise.reject(err);
     }
+    return new Promise<Uint8Array>((resolve, reject) => {
+      new HttpCall(this, to, route, opts, resolve, reject).start(pool, body);
+    });
   }
 
   /** Destroys every pool; in-flight sends fail with kind 'aborted'. Idempotent. */
   close(): Promise<void> {
     if (!this.closed) {
-      for (const deadline of this.inflight) deadline.end('closed');
+      for (const call of this.inflight) call.end('closed');
       const pools = [...this.pools.values()];
       this.pools.clear();
       this.closed = Promise.all(pools.map((p) => p.destroy())).then(() => undefined);
@@ -161,7 +136,7 @@ export class HttpTransport implements Transport {
     return pool;
   }
 
-  private classify(err: unknown, to: PeerAddress, opts: SendOptions, cause: DeadlineCause | undefined): TransportError {
+  classify(err: unknown, to: PeerAddress, opts: SendOptions, cause: DeadlineCause | undefined): TransportError {
     // Our own deadline first: whatever undici threw while being aborted is a consequence.
     if (cause !== undefined) return deadlineError(cause, to, opts.timeoutMs, err);
     if (err instanceof TransportError) return err;
@@ -177,6 +152,141 @@ export class HttpTransport implements Transport {
     return new TransportError('timeout', to, `request to ${to} failed, outcome unknown: ${describe(err)}`, {
       cause: err,
     });
+  }
+}
+
+/** Node clamps larger delays to 1 ms; a longer budget is treated as this one. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * One send, as an undici dispatch handler: the reply body is collected from the socket's own
+ * chunks, without the Readable stream, AbortController and promises of `request()` (the
+ * internal exchange is the node's most frequent call; see docs/benchmarks.md). The call
+ * settles exactly once: with the reply, with the peer's error status, with undici's error
+ * (classified), or at its deadline, the caller's abort or close(), whichever comes first.
+ * A deadline that fires before undici started the request aborts it as soon as it starts.
+ */
+class HttpCall implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private cause: DeadlineCause | undefined;
+  private timer: TimerHandle | undefined;
+  private settled = false;
+  private status = 0;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private readonly started: number;
+  private readonly onCallerAbort = (): void => this.end('aborted');
+
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly to: PeerAddress,
+    private readonly route: string,
+    private readonly opts: SendOptions,
+    private readonly resolve: (reply: Uint8Array) => void,
+    private readonly reject: (err: TransportError) => void,
+  ) {
+    this.started = transport.clock.monotonic();
+  }
+
+  start(pool: Pool, body: Uint8Array): void {
+    const { opts } = this;
+    const caller = opts.signal;
+    if (caller?.aborted) {
+      this.end('aborted');
+      return;
+    }
+    // A zero, negative or NaN budget is already spent: fail now rather than send.
+    if (!(opts.timeoutMs > 0)) {
+      this.end('timeout');
+      return;
+    }
+    caller?.addEventListener('abort', this.onCallerAbort, { once: true });
+    const ms = Math.min(opts.timeoutMs, MAX_TIMER_MS);
+    this.timer = this.transport.timers.setTimeout(() => this.end('timeout'), ms);
+    this.transport.inflight.add(this);
+    pool.dispatch(
+      {
+        method: 'POST',
+        path: `/internal/${encodeURIComponent(this.route)}`,
+        headers: this.transport.headers,
+        body,
+        // undici's own timers are a second line: they also end a call whose socket stalls.
+        headersTimeout: ms,
+        bodyTimeout: ms,
+      },
+      this,
+    );
+  }
+
+  /** Fail the call now with this cause (a no-op once settled) and abort undici's request. */
+  end(cause: DeadlineCause): void {
+    if (this.settled) return;
+    this.cause = cause;
+    this.fail(deadlineError(cause, this.to, this.opts.timeoutMs));
+    this.controller?.abort(new Error(`ringkv call ended: ${cause}`));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) controller.abort(new Error(`ringkv call ended: ${this.cause ?? 'settled'}`));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    // An informational (1xx) head is followed by the real one: keep nothing from it.
+    this.status = statusCode;
+    this.chunks = [];
+    this.size = 0;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    const { chunks, size } = this;
+    // undici hands over the socket's own chunks (never reused): a single one is used as is.
+    const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (this.status >= 200 && this.status < 300) {
+      this.settle();
+      this.resolve(bytes);
+      return;
+    }
+    this.fail(
+      new TransportError('remote', this.to, remoteMessage(this.to, this.route, this.status, bytes), {
+        status: this.status,
+        body: bytes,
+      }),
+    );
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.settled) return;
+    this.fail(this.transport.classify(err, this.to, this.opts, this.cause));
+  }
+
+  private settle(): void {
+    this.settled = true;
+    this.timer?.cancel();
+    this.opts.signal?.removeEventListener('abort', this.onCallerAbort);
+    this.transport.inflight.delete(this);
+  }
+
+  private fail(error: TransportError): void {
+    this.settle();
+    this.transport.log?.debug(
+      {
+        peer: this.to,
+        route: this.route,
+        kind: error.kind,
+        status: error.status,
+        ms: this.transport.clock.monotonic() - this.started,
+      },
+      'internal call failed',
+    );
+    this.reject(error);
   }
 }
 

@@ -205,6 +205,44 @@ describe('HttpTransport', () => {
     expect(time.pending()).toBe(0); // the deadline timer is gone
   });
 
+  it('fails a call still queued behind others at its own deadline, and never sends it', async () => {
+    const pending: Array<() => void> = [];
+    const srv = await rawHttp((_q, res, body) => pending.push(() => res.end(body)));
+    const time = new ManualTime();
+    const t = transport({ connectionsPerPeer: 1 }, time);
+    const first = t.send(srv.peer, 'r', Uint8Array.from([1]), { timeoutMs: 60_000 });
+    await until(() => pending.length === 1); // the only connection is busy with `first`
+    let queued: TransportError | undefined;
+    const second = t.send(srv.peer, 'r', Uint8Array.from([2]), { timeoutMs: 1_000 }).catch((e: unknown) => {
+      queued = e as TransportError;
+    });
+    await time.advance(1_000);
+    await second;
+    expect(queued?.kind).toBe('timeout');
+    expect(queued?.message).toContain('1000 ms');
+    (pending.shift() as () => void)();
+    expect([...(await first)]).toEqual([1]);
+    // The connection is free again; the timed-out call must not go out on it.
+    const third = t.send(srv.peer, 'r', Uint8Array.from([3]), { timeoutMs: 60_000 });
+    await until(() => pending.length === 1);
+    (pending.shift() as () => void)();
+    expect([...(await third)]).toEqual([3]);
+    expect(srv.seen.map((x) => [...x.body])).toEqual([[1], [3]]);
+  });
+
+  it('assembles a reply that arrives in many chunks', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    const srv = await rawHttp((_q, res) => {
+      // Written in pieces, with a pause, so the client reads it in several socket chunks.
+      res.write(big.subarray(0, 1024));
+      setTimeout(() => res.end(big.subarray(1024)), 20);
+    });
+    const reply = await transport().send(srv.peer, 'r', new Uint8Array(0), { timeoutMs: 5_000 });
+    expect(reply.byteLength).toBe(big.length);
+    expect(Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).equals(big)).toBe(true);
+  });
+
   it('undici headersTimeout also bounds a call (second line of defence)', async () => {
     const hole = await blackHole();
     const time = new ManualTime(); // never advanced: only undici's own timer can fire
