@@ -88,6 +88,7 @@ export class RingkvNode {
         ...(isIP(cfg.advertise.host) !== 0 ? { localAddress: cfg.advertise.host } : {}),
         onBreakerStateChange: (peer, st) =>
           metrics.breakerState.set({ peer }, st === 'closed' ? 0 : st === 'half-open' ? 1 : 2),
+        onBatch: (items) => metrics.replicaBatchItems.observe(items),
       },
     );
     this.transport = transport;

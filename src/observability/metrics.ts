@@ -50,6 +50,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly replicaBatchItems = new Histogram({
+    name: 'ringkv_replica_batch_items',
+    help: 'Replica reads and writes per node-to-node batch this node sent (one HTTP exchange each)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
   readonly members = new Gauge({
     name: 'ringkv_members',
     help: 'Cluster members by status, as this node sees them',

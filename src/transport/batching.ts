@@ -44,6 +44,8 @@ export interface BatchingComponents {
    * loop's I/O round: then the sends of every request read in that round share a batch.
    */
   readonly defer?: (flush: () => void) => void;
+  /** Called with the number of items in each batch as it is sent (the node's metrics). */
+  readonly onBatch?: (items: number) => void;
 }
 
 export interface BatchingInit {
@@ -179,6 +181,7 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
       const items = take(peer);
       if (items.length === 0) return;
       peer.inFlight++;
+      components.onBatch?.(items.length);
       void sendBatch(peer, items).finally(() => {
         peer.inFlight--;
         if (peer.queue.length > 0) schedule(peer);

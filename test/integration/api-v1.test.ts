@@ -630,6 +630,20 @@ describe('HTTP API v1 on a real 3-node cluster (zones a, b, c)', () => {
     }
   });
 
+  it('counts the replica batches a coordinator sends in ringkv_replica_batch_items', async () => {
+    const batches = async (): Promise<{ count: number; sum: number }> => {
+      const e = parseExposition((await raw(url(0), 'GET', '/metrics')).text());
+      const one = (name: string): number => e.samples.find((x) => x.name === name)?.value ?? Number.NaN;
+      return { count: one('ringkv_replica_batch_items_count'), sum: one('ringkv_replica_batch_items_sum') };
+    };
+    const before = await batches();
+    // n1 coordinates: its replica writes to n2 and n3 leave in batches of at least one item.
+    await putOk(url(0), fresh('batch-metric'), 'b', { query: 'w=all' });
+    const after = await batches();
+    expect(after.count).toBeGreaterThanOrEqual(before.count + 1);
+    expect(after.sum).toBeGreaterThanOrEqual(before.sum + 2);
+  });
+
   it('any node gives the same answers: written via n1, read via n2 and n3 with r=all', async () => {
     const key = fresh('any-node');
     const value = binaryValue(2000);

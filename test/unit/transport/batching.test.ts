@@ -170,12 +170,21 @@ describe('withBatching', () => {
     await Promise.all([inflight, ...queued]);
   });
 
-  it('caps items per batch', async () => {
+  it('caps items per batch, and reports the size of each batch it sends', async () => {
     const time = new ManualTime();
     const peer = fakePeer(new Map([['echo', echo]]));
-    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1, maxItems: 3 });
+    const sizes: number[] = [];
+    const t = withBatching(
+      peer.inner,
+      { clock: time, timers: time, onBatch: (n) => sizes.push(n) },
+      { routes: ['echo'], maxInFlight: 1, maxItems: 3 },
+    );
     await Promise.all(Array.from({ length: 7 }, () => t.send(PEER, 'echo', enc.encode('q'), opts)));
     expect(peer.calls).toHaveLength(3);
+    expect(sizes).toEqual([3, 3, 1]);
+    // Sends that pass straight through are not batches.
+    await t.send(PEER, 'other', enc.encode('x'), opts).catch(() => undefined);
+    expect(sizes).toEqual([3, 3, 1]);
   });
 
   it('passes non-idempotent sends and other routes straight through', async () => {
