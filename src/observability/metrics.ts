@@ -52,7 +52,7 @@ export class Metrics {
 
   readonly replicaBatchItems = new Histogram({
     name: 'ringkv_replica_batch_items',
-    help: 'Replica reads and writes per node-to-node batch this node sent (one HTTP exchange each)',
+    help: 'Replica reads and writes per node-to-node batch this node sent (one request each, retried whole)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });

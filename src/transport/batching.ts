@@ -44,7 +44,7 @@ export interface BatchingComponents {
    * loop's I/O round: then the sends of every request read in that round share a batch.
    */
   readonly defer?: (flush: () => void) => void;
-  /** Called with the number of items in each batch as it is sent (the node's metrics). */
+  /** Called with the number of items in each batch as it goes to `inner` (the node's metrics). */
   readonly onBatch?: (items: number) => void;
 }
 
@@ -181,7 +181,6 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
       const items = take(peer);
       if (items.length === 0) return;
       peer.inFlight++;
-      components.onBatch?.(items.length);
       void sendBatch(peer, items).finally(() => {
         peer.inFlight--;
         if (peer.queue.length > 0) schedule(peer);
@@ -217,6 +216,7 @@ export function withBatching(inner: Transport, components: BatchingComponents, i
     let replies: BatchReply[];
     try {
       if (!(timeoutMs > 0)) throw deadlineError('timeout', peer.address, 0);
+      components.onBatch?.(items.length);
       const reply = await inner.send(peer.address, BATCH_ROUTE, encodeBatch(items), { timeoutMs, idempotent: true });
       replies = decodeBatchReply(reply, items.length);
     } catch (err) {

@@ -58,26 +58,28 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
  * tells the caller what it may assume about the peer (see TransportErrorKind).
  */
 export class HttpTransport implements Transport {
-  readonly timers: Timers;
-  readonly clock: Clock;
-  readonly log: TransportLog | undefined;
   private readonly pools = new Map<PeerAddress, Pool>();
-  readonly headers: Record<string, string>;
   private readonly poolOptions: Pool.Options;
   /** Errors raised while connecting: the request cannot have been written. */
   private readonly connectErrors = new WeakSet<object>();
   /** Sends in flight (each HttpCall adds and removes itself), ended by close(). */
-  readonly inflight = new Set<HttpCall>();
+  private readonly inflight = new Set<HttpCall>();
+  /** What every HttpCall of this transport shares. */
+  private readonly calls: CallContext;
   private closed: Promise<void> | undefined;
 
   constructor(components: HttpTransportComponents, init: HttpTransportInit) {
-    this.clock = components.clock;
-    this.timers = components.timers;
-    this.log = components.log;
-    this.headers = {
-      'content-type': 'application/octet-stream',
-      authorization: `Bearer ${init.secret}`,
-      ...(init.advertise === undefined ? {} : { 'x-ringkv-from': init.advertise }),
+    this.calls = {
+      clock: components.clock,
+      timers: components.timers,
+      log: components.log,
+      headers: {
+        'content-type': 'application/octet-stream',
+        authorization: `Bearer ${init.secret}`,
+        ...(init.advertise === undefined ? {} : { 'x-ringkv-from': init.advertise }),
+      },
+      inflight: this.inflight,
+      classify: (err, to, opts) => this.classify(err, to, opts),
     };
     const base = buildConnector({ timeout: init.connectTimeoutMs ?? HTTP_TRANSPORT_DEFAULTS.connectTimeoutMs });
     // Wrap the connector to tag its errors: undici hands the very same error object to every
@@ -108,7 +110,7 @@ export class HttpTransport implements Transport {
       return Promise.reject(err);
     }
     return new Promise<Uint8Array>((resolve, reject) => {
-      new HttpCall(this, to, route, opts, resolve, reject).start(pool, body);
+      new HttpCall(this.calls, to, route, opts, resolve, reject).start(pool, body);
     });
   }
 
@@ -136,9 +138,8 @@ export class HttpTransport implements Transport {
     return pool;
   }
 
-  classify(err: unknown, to: PeerAddress, opts: SendOptions, cause: DeadlineCause | undefined): TransportError {
-    // Our own deadline first: whatever undici threw while being aborted is a consequence.
-    if (cause !== undefined) return deadlineError(cause, to, opts.timeoutMs, err);
+  /** An error undici reported for a call that was still running (an ended call ignores them). */
+  private classify(err: unknown, to: PeerAddress, opts: SendOptions): TransportError {
     if (err instanceof TransportError) return err;
     const code = errorCode(err);
     if ((typeof err === 'object' && err !== null && this.connectErrors.has(err)) || (code && CONNECT_CODES.has(code))) {
@@ -157,6 +158,16 @@ export class HttpTransport implements Transport {
 
 /** Node clamps larger delays to 1 ms; a longer budget is treated as this one. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What an HttpCall needs from its transport. */
+interface CallContext {
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly log: TransportLog | undefined;
+  readonly headers: Record<string, string>;
+  readonly inflight: Set<HttpCall>;
+  classify(err: unknown, to: PeerAddress, opts: SendOptions): TransportError;
+}
 
 /**
  * One send, as an undici dispatch handler: the reply body is collected from the socket's own
@@ -178,14 +189,14 @@ class HttpCall implements Dispatcher.DispatchHandler {
   private readonly onCallerAbort = (): void => this.end('aborted');
 
   constructor(
-    private readonly transport: HttpTransport,
+    private readonly shared: CallContext,
     private readonly to: PeerAddress,
     private readonly route: string,
     private readonly opts: SendOptions,
     private readonly resolve: (reply: Uint8Array) => void,
     private readonly reject: (err: TransportError) => void,
   ) {
-    this.started = transport.clock.monotonic();
+    this.started = shared.clock.monotonic();
   }
 
   start(pool: Pool, body: Uint8Array): void {
@@ -202,13 +213,13 @@ class HttpCall implements Dispatcher.DispatchHandler {
     }
     caller?.addEventListener('abort', this.onCallerAbort, { once: true });
     const ms = Math.min(opts.timeoutMs, MAX_TIMER_MS);
-    this.timer = this.transport.timers.setTimeout(() => this.end('timeout'), ms);
-    this.transport.inflight.add(this);
+    this.timer = this.shared.timers.setTimeout(() => this.end('timeout'), ms);
+    this.shared.inflight.add(this);
     pool.dispatch(
       {
         method: 'POST',
         path: `/internal/${encodeURIComponent(this.route)}`,
-        headers: this.transport.headers,
+        headers: this.shared.headers,
         body,
         // undici's own timers are a second line: they also end a call whose socket stalls.
         headersTimeout: ms,
@@ -245,10 +256,7 @@ class HttpCall implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.settled) return;
-    const { chunks, size } = this;
-    // undici hands over the socket's own chunks (never reused): a single one is used as is.
-    const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    const bytes = this.body();
     if (this.status >= 200 && this.status < 300) {
       this.settle();
       this.resolve(bytes);
@@ -264,29 +272,50 @@ class HttpCall implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.settled) return;
-    this.fail(this.transport.classify(err, this.to, this.opts, this.cause));
+    this.fail(this.shared.classify(err, this.to, this.opts));
+  }
+
+  /**
+   * The reply bytes. undici hands over views of the socket's own reads, which nothing reuses:
+   * a single one is kept as is (it pins that read, the reply plus its head). Several are
+   * copied into one exact-size buffer, not Buffer.concat's, which would pin a shared 8 KiB
+   * pool slab for as long as anyone keeps a view of the reply.
+   */
+  private body(): Uint8Array {
+    const { chunks } = this;
+    if (chunks.length === 1) {
+      const c = chunks[0] as Buffer;
+      return new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+    }
+    const out = new Uint8Array(this.size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
   }
 
   private settle(): void {
     this.settled = true;
     this.timer?.cancel();
     this.opts.signal?.removeEventListener('abort', this.onCallerAbort);
-    this.transport.inflight.delete(this);
+    this.shared.inflight.delete(this);
   }
 
   private fail(error: TransportError): void {
     this.settle();
-    this.transport.log?.debug(
+    this.reject(error);
+    this.shared.log?.debug(
       {
         peer: this.to,
         route: this.route,
         kind: error.kind,
         status: error.status,
-        ms: this.transport.clock.monotonic() - this.started,
+        ms: this.shared.clock.monotonic() - this.started,
       },
       'internal call failed',
     );
-    this.reject(error);
   }
 }
 

@@ -222,7 +222,8 @@ describe('HttpTransport', () => {
     expect(queued?.message).toContain('1000 ms');
     (pending.shift() as () => void)();
     expect([...(await first)]).toEqual([1]);
-    // The connection is free again; the timed-out call must not go out on it.
+    // The timed-out call must never reach the peer (undici drops the connection it was queued
+    // for when it aborts it there), so the next call is the second the peer sees.
     const third = t.send(srv.peer, 'r', Uint8Array.from([3]), { timeoutMs: 60_000 });
     await until(() => pending.length === 1);
     (pending.shift() as () => void)();
