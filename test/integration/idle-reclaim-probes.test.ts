@@ -39,14 +39,15 @@ reclaimer.start(); // low-water mark: the heap now
 // 48 MiB of arrays (old generation, large-object space), live until the check. On globalThis:
 // a local that is only overwritten after an await is dead across it, and V8 frees it early.
 globalThis.hold = Array.from({ length: 48 }, () => new Array(128 * 1024).fill(1.5));
-// Busy: garbage present, but the event loop has been working the whole time.
+// Busy: the heap has grown well past the threshold, but the event loop has been working the
+// whole time, so no collection.
 const spinUntil = performance.now() + 600;
 while (performance.now() < spinUntil);
 const busy = reclaimer.check();
 // Quiet: 2.5 s of nothing; the garbage is still live, so no collection can take it.
 await sleep(2500);
-// Finish any collection V8 started meanwhile (incremental marking would otherwise complete
-// at the check's first allocation and free the arrays first); the arrays survive it.
+// End any collection cycle V8 started meanwhile, so none can complete between the drop and
+// the check; the arrays, still held, survive it.
 globalThis.gc();
 globalThis.hold = undefined;
 const quiet = reclaimer.check();
