@@ -22,7 +22,7 @@ import { RingkvError } from '../errors.js';
 import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { Reader, Writer } from '../wire.js';
-import { deadlineError } from './deadline.js';
+import { deadlineError, MAX_TIMER_MS } from './deadline.js';
 import {
   type InternalHandler,
   type InternalHandlers,
@@ -62,8 +62,6 @@ export interface BatchingInit {
   /** Body bytes waiting per peer. */
   readonly maxQueuedBytes?: number;
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const BATCHING_DEFAULTS = {
   maxItems: 256,

@@ -20,7 +20,7 @@ export interface Deadline {
 }
 
 /** Node clamps larger delays to 1 ms; a longer budget is treated as this one. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function startDeadline(timers: Timers, timeoutMs: number, caller: AbortSignal | undefined): Deadline {
   const controller = new AbortController();

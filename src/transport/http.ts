@@ -1,8 +1,7 @@
-import { buildConnector, Pool } from 'undici';
+import { buildConnector, type Dispatcher, Pool } from 'undici';
 import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
-import type { Dispatcher } from 'undici';
-import { type DeadlineCause, deadlineError } from './deadline.js';
+import { type DeadlineCause, deadlineError, MAX_TIMER_MS } from './deadline.js';
 import { type PeerAddress, type SendOptions, type Transport, TransportError } from './transport.js';
 
 /** The few logger methods the transport uses; a pino Logger fits. */
@@ -156,9 +155,6 @@ export class HttpTransport implements Transport {
   }
 }
 
-/** Node clamps larger delays to 1 ms; a longer budget is treated as this one. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** What an HttpCall needs from its transport. */
 interface CallContext {
   readonly clock: Clock;
@@ -179,7 +175,6 @@ interface CallContext {
  */
 class HttpCall implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
-  private cause: DeadlineCause | undefined;
   private timer: TimerHandle | undefined;
   private settled = false;
   private status = 0;
@@ -232,14 +227,13 @@ class HttpCall implements Dispatcher.DispatchHandler {
   /** Fail the call now with this cause (a no-op once settled) and abort undici's request. */
   end(cause: DeadlineCause): void {
     if (this.settled) return;
-    this.cause = cause;
     this.fail(deadlineError(cause, this.to, this.opts.timeoutMs));
     this.controller?.abort(new Error(`ringkv call ended: ${cause}`));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.settled) controller.abort(new Error(`ringkv call ended: ${this.cause ?? 'settled'}`));
+    if (this.settled) controller.abort(new Error('ringkv call already ended'));
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
