@@ -6,14 +6,14 @@
  * (VmHWM) as it goes, then once more after the writes settle. Only prints numbers.
  *
  *   node scripts/bench-rss.mjs [--keys 1000000] [--value 256] [--concurrency 64] [--every 100000]
- *                              [--idle 10] [--keep]
+ *                              [--idle 10] [--restart] [--keep]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanup, closePools, installCleanup, makePools, onCleanup, parseFlags, stopping } from './bench-lib.mjs';
+import { cleanup, closePools, installCleanup, makePools, onCleanup, parseFlags, stopping, waitFor } from './bench-lib.mjs';
 import { startRingkv } from './bench.mjs';
 
 const USAGE = `usage: node scripts/bench-rss.mjs [flags]
@@ -22,8 +22,19 @@ const USAGE = `usage: node scripts/bench-rss.mjs [flags]
   --concurrency C     closed-loop clients (default 64)
   --every K           report memory every K keys written (default 100000)
   --idle S            after the writes settle, report every 10 s for S seconds (default 10)
+  --restart           then stop the nodes, start them again on their data, wait for each to
+                      rebuild its anti-entropy tree (one scan of every key) and report again
   --keep              keep the temp dir (data and process logs) and print its path`;
-const FLAGS = { keys: 'number', value: 'number', concurrency: 'number', every: 'number', idle: 'number', keep: 'boolean', help: 'boolean' };
+const FLAGS = {
+  keys: 'number',
+  value: 'number',
+  concurrency: 'number',
+  every: 'number',
+  idle: 'number',
+  restart: 'boolean',
+  keep: 'boolean',
+  help: 'boolean',
+};
 let f;
 try {
   f = parseFlags(process.argv.slice(2), FLAGS);
@@ -50,28 +61,50 @@ function memory(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, 'm'))?.[1] ?? 0);
-    return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
+    return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile'), ...tableMaps(pid) };
   } catch {
     return undefined;
   }
 }
 
+/** The part of the file-backed set that is LevelDB's mmapped tables (*.ldb), and how many are mapped. */
+function tableMaps(pid) {
+  let tables = 0;
+  let mapped = 0;
+  let inTable = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      // (a table deleted by a compaction stays mapped while something still reads it)
+      inTable = /\.ldb( \(deleted\))?$/.test(head[1]);
+      if (inTable) mapped++;
+    } else if (inTable && line.startsWith('Rss:')) {
+      tables += Number(line.match(/(\d+)/)?.[1] ?? 0);
+    }
+  }
+  return { tables, mapped };
+}
+
+/** The running cluster (replaced by --restart) and the memory report line for it. */
+let cluster;
+let report;
+
 async function main() {
   installCleanup();
   const dir = mkdtempSync(join(os.tmpdir(), 'ringkv-rss-'));
   onCleanup(() => (f.keep ? say(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
-  const cluster = await startRingkv(dir, { single: false });
-  onCleanup(cluster.stop);
+  cluster = await startRingkv(dir, { single: false });
+  onCleanup(() => cluster.stop());
   const pools = makePools(cluster.urls, concurrency);
   onCleanup(() => closePools(pools));
-  const report = (label) => {
+  report = (label) => {
     const parts = cluster.procs.map(({ name, pid }) => {
       const m = memory(pid);
-      return m ? `${name} rss ${mib(m.rss)} (anon ${mib(m.anon)} file ${mib(m.file)}) peak ${mib(m.hwm)}` : `${name} gone`;
+      return m ? `${name} rss ${mib(m.rss)} (anon ${mib(m.anon)} file ${mib(m.file)}, tables ${mib(m.tables)} in ${m.mapped}) peak ${mib(m.hwm)}` : `${name} gone`;
     });
     say(`${label.padEnd(24)} ${parts.join(' | ')}  (MiB)`);
   };
-  say(`ringkv rss: ${keys} keys x ${valueSize} B, ${concurrency} clients, 3 nodes N=3 R=2 W=2`);
+  say(`ringkv rss: ${keys} keys x ${valueSize} B, ${concurrency} clients; ${cluster.describe}`);
   report('started');
 
   // One random value per client, rewritten per request: cheap, and not compressible.
@@ -106,6 +139,29 @@ async function main() {
   await cluster.settle?.();
   report('settled');
   const idle = f.idle ?? 10;
+  for (let s = 10; s <= Math.max(idle, 10); s += 10) {
+    await sleep(10_000);
+    report(`after ${s} s idle`);
+  }
+  await heapReport(cluster);
+  if (f.restart) await restart(dir, idle);
+}
+
+/**
+ * A node that starts on a full store scans all of it once to build its anti-entropy tree, so
+ * every table file is read (mmapped) then, as well as during the writes.
+ */
+async function restart(dir, idle) {
+  await cluster.stop();
+  // Each node's log is appended to, so count the tree-built lines it had before.
+  const logs = ['n1', 'n2', 'n3'].map((n) => join(dir, `${n}.log`));
+  const built = () => logs.map((l) => (existsSync(l) ? readFileSync(l, 'utf8').split('anti-entropy tree built').length - 1 : 0));
+  const before = built();
+  const started = performance.now();
+  cluster = await startRingkv(dir, { single: false });
+  report('restarted');
+  await waitFor('every node to rebuild its anti-entropy tree', async () => built().every((n, i) => n > before[i]), { timeoutMs: 300_000 });
+  report(`trees built (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   for (let s = 10; s <= Math.max(idle, 10); s += 10) {
     await sleep(10_000);
     report(`after ${s} s idle`);

@@ -15,14 +15,26 @@ export interface LevelStoreInit {
    */
   readonly sync?: boolean;
   /**
-   * Tables LevelDB keeps open (its table cache, less ~10 files for itself). LevelDB mmaps
-   * every open table, and each page of it that a read or compaction touched counts in the
-   * process's resident set, so this is what bounds RSS as the data grows: about
-   * (maxOpenFiles - 10) x 2 MiB of mapped tables at most. LevelDB's own default (1000) lets
-   * RSS grow with the whole database. A read whose table is not open reopens it (an open,
-   * an mmap and an index-block parse), which only costs when the hot set spans more tables.
+   * Files LevelDB keeps open: its table cache holds maxOpenFiles - 10 tables. LevelDB mmaps
+   * every open table, and each page of it that a read, a compaction or a full scan touched
+   * counts in the process's resident set until the table leaves the cache. So this times
+   * {@link maxFileSize} is what bounds the mapped part of RSS as the data grows. LevelDB
+   * raises anything below 74 to 74 (a cache of 64 tables) without saying so; the default asks
+   * for exactly that. LevelDB's own default (1000) lets RSS grow with the whole database. A
+   * read whose table is not open reopens it (an open, an mmap and an index-block parse),
+   * which only costs when the hot set spans more tables.
    */
   readonly maxOpenFiles?: number;
+  /**
+   * Size at which LevelDB ends a table it writes in a compaction. With the 64-table cache,
+   * 1 MiB bounds the mapped tables at ~64 MiB, plus up to ~7 MiB more for each table flushed
+   * from a memtable that is open (those are as large as {@link writeBufferSize}; a few sit in
+   * level 0, or in level 1 or 2, until compacted). At LevelDB's 2 MiB a node that had scanned
+   * its store (the anti-entropy tree it builds at start reads every key) held 104-110 MiB of
+   * table pages after 1M keys of 256 B, and 194-233 MiB of RSS in all. LevelDB allows 1 MiB
+   * at least.
+   */
+  readonly maxFileSize?: number;
   /** LevelDB's block cache, in bytes (blocks of tables it reads without mmap). */
   readonly cacheSize?: number;
   /**
@@ -44,7 +56,8 @@ export interface LevelStoreInit {
 
 export const LEVEL_STORE_DEFAULTS = {
   sync: false,
-  maxOpenFiles: 32,
+  maxOpenFiles: 74,
+  maxFileSize: 1024 * 1024,
   cacheSize: 8 * 1024 * 1024,
   writeBufferSize: 8 * 1024 * 1024,
   objectCacheBytes: 4 * 1024 * 1024,
@@ -86,6 +99,7 @@ export class LevelStore extends SublevelStore {
         keyEncoding: STORE_LAYOUT.keyEncoding,
         valueEncoding: STORE_LAYOUT.valueEncoding,
         maxOpenFiles: init.maxOpenFiles ?? LEVEL_STORE_DEFAULTS.maxOpenFiles,
+        maxFileSize: init.maxFileSize ?? LEVEL_STORE_DEFAULTS.maxFileSize,
         cacheSize: init.cacheSize ?? LEVEL_STORE_DEFAULTS.cacheSize,
         writeBufferSize: init.writeBufferSize ?? LEVEL_STORE_DEFAULTS.writeBufferSize,
       }),

@@ -1,4 +1,5 @@
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -6,6 +7,7 @@ import { MemoryLevel } from 'memory-level';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LevelStore, StoreOpenError } from '../../src/storage/level-store.js';
 import { MemoryStore } from '../../src/storage/memory-store.js';
+import { waitFor } from '../helpers/ports.js';
 import { storeContract } from './store.contract.js';
 
 const s = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -181,6 +183,36 @@ describe('LevelStore', () => {
     expect(text(await store.get('obj', s('k2')))).toBe('v2');
     expect(text(await store.get('hint', s('h')))).toBe('x');
     expect(await store.get('meta', s('h'))).toBeUndefined();
+  });
+
+  it('ends the tables its compactions write at 1 MiB (what bounds the tables it maps)', async () => {
+    const location = join(dir, 'db');
+    // The smallest memtable LevelDB allows: it flushes every 64 KiB, and each level-0 table
+    // (random keys span the whole key range) overlaps all of level 1, so compactions rewrite
+    // level 1 into tables of the maximum size.
+    const store = track(new LevelStore({ location, writeBufferSize: 64 * 1024 }));
+    await store.open();
+    // Random bytes, one entry per 4 KiB block: snappy cannot shrink a block, so a table's
+    // size is its data's size.
+    const value = randomBytes(4096);
+    for (let i = 0; i < 2048; i++) {
+      value.writeUInt32LE(i, 0);
+      await store.put('obj', randomBytes(16), value);
+    }
+    const tables = async (): Promise<number[]> => {
+      const names = (await readdir(location)).filter((n) => n.endsWith('.ldb'));
+      const sizes = await Promise.all(names.map((n) => stat(join(location, n)).then((st) => st.size, () => 0)));
+      return sizes.sort((a, b) => b - a);
+    };
+    // 8 MiB written: compaction outputs of (near) full size appear once level 1 holds several.
+    const full = 900 * 1024;
+    const sizes = await waitFor('level-1 tables of full size', async () => {
+      const got = await tables();
+      return got.filter((n) => n >= full).length >= 3 ? got : undefined;
+    });
+    // LevelDB ends a table after the entry that takes it past the limit, then appends its
+    // index block: ~12 KiB over here. LevelDB's own 2 MiB would give tables of ~2 MiB.
+    expect(sizes[0]).toBeLessThanOrEqual(1.1 * 1024 * 1024);
   });
 
   it('a failed group write fails every caller in it, and the store keeps working', async () => {
