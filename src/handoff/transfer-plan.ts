@@ -71,3 +71,27 @@ export function toBitmap(partitions: readonly number[], count: number): Uint8Arr
 export function hasBit(bits: Uint8Array, p: number): boolean {
   return ((bits[p >> 3] ?? 0) & (1 << (p & 7))) !== 0;
 }
+
+/** Consecutive partitions `first..last` (both included). */
+export interface PartitionRun {
+  readonly first: number;
+  readonly last: number;
+}
+
+/**
+ * The maximal runs of partitions whose preference list in `ring` leaves `self` out: the only
+ * places a copy this node should not hold (a stray) can be. Empty when it replicates all.
+ */
+export function foreignRuns(ring: Ring, self: string): PartitionRun[] {
+  const runs: { first: number; last: number }[] = [];
+  let run: { first: number; last: number } | undefined;
+  for (let p = 0; p < ring.partitions; p++) {
+    if (ring.preferenceList(p).includes(self)) run = undefined;
+    else if (run) run.last = p;
+    else {
+      run = { first: p, last: p };
+      runs.push(run);
+    }
+  }
+  return runs;
+}

@@ -6,6 +6,7 @@ export {
   hintOwnerRange,
   MAX_PARTITION,
   objectKey,
+  objectKeyPartition,
   parseHintKey,
   parseObjectKey,
   partitionRange,

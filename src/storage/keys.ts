@@ -54,6 +54,12 @@ export function parseObjectKey(bytes: Uint8Array): { partition: number; key: str
   return { partition: (bytes[0]! << 8) | bytes[1]!, key: decoder.decode(bytes.subarray(2)) };
 }
 
+/** The partition of an object key (its 2-byte prefix), without decoding the rest. */
+export function objectKeyPartition(bytes: Uint8Array): number {
+  if (bytes.length < 2) throw new RangeError(`not an object key: ${bytes.length} bytes, need at least 2`);
+  return (bytes[0]! << 8) | bytes[1]!;
+}
+
 /**
  * Bounds that select every object key of one partition and nothing else.
  * The upper bound is the 2-byte prefix followed by 0xFF: no UTF-8 sequence contains the byte

@@ -205,7 +205,8 @@ describe('reads ask R replicas, not N', () => {
 
 describe('stray cleaner', () => {
   it('rests once a full pass found nothing', async () => {
-    await withCluster({ seed: 31, nodes: 3 }, async (c) => {
+    // 5 nodes, N=3: each node has partitions it does not replicate, the only ones it scans.
+    await withCluster({ seed: 31, nodes: 5 }, async (c) => {
       for (let i = 0; i < 50; i++) await c.put('n1', `s${i}`, 'v');
       const store = c.node('n1').store;
       const spy = vi.spyOn(store, 'keys');

@@ -6,6 +6,7 @@ import {
   hintOwnerRange,
   MAX_PARTITION,
   objectKey,
+  objectKeyPartition,
   parseHintKey,
   parseObjectKey,
   partitionRange,
@@ -147,5 +148,15 @@ describe('hintKey', () => {
     expect(() => parseHintKey(utf8.encode('no separator'))).toThrow(RangeError);
     expect(() => parseHintKey(Uint8Array.of(0, 0, 1))).toThrow(RangeError);
     expect(() => parseHintKey(Uint8Array.of(0x61, 0, 1))).toThrow(RangeError);
+  });
+});
+
+describe('objectKeyPartition', () => {
+  it('is the partition objectKey wrote, for any key', () => {
+    fc.assert(fc.property(edgyPartition, anyKey, (p, k) => objectKeyPartition(objectKey(p, k)) === p));
+  });
+
+  it('rejects bytes too short to be an object key', () => {
+    expect(() => objectKeyPartition(Uint8Array.of(1))).toThrow(RangeError);
   });
 });
