@@ -33,7 +33,7 @@ import type { Ring } from '../ring/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
-import { objectKey, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
+import { objectKey, objectKeyPartition, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
 import { decodeObject, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
 import {
@@ -350,7 +350,7 @@ export class AntiEntropy {
     const slot = new Map(partitions.map((p, i) => [p, i]));
     const range = { gte: partitionRange(first).gte, lt: partitionRange(last).lt };
     for await (const [k, v] of this.c.store.entries('obj', range)) {
-      const i = slot.get((k[0]! << 8) | k[1]!);
+      const i = slot.get(objectKeyPartition(k));
       if (i === undefined) continue;
       const { key } = parseObjectKey(k);
       const d = this.digestOf(key, v);
@@ -586,8 +586,22 @@ export class AntiEntropy {
       const finished = new Set<number>();
       let next = 0;
       while (next < differing.length && todo.length < this.init.maxKeysPerExchange) {
-        const chunk = differing.slice(next, next + this.init.partitionsPerRequest);
+        // The first chunk's leaves were compared just now; a later one's may have converged
+        // since. Replica writes in flight make leaves differ for a moment, so an exchange that
+        // compared during a write burst would otherwise go on scanning, at both ends, most of
+        // the store after the burst ended (1M keys: ~60 MiB more of each node's resident set,
+        // the tables the scans map). So compare again first, and scan only what still differs.
+        const recheck = next > 0;
+        let chunk = differing.slice(next, next + this.init.partitionsPerRequest);
         next += chunk.length;
+        if (recheck) {
+          const now = decodeLeavesReply(await this.send(address, AAE_ROUTES.leaves, encodePartitionsRequest(chunk)));
+          if (now.length !== chunk.length) throw new RingkvError('INTERNAL', 'leaf reply length mismatch');
+          const still = new Set(diffLeaves(chunk, leafHashes(tree, chunk), now));
+          for (const p of chunk) if (!still.has(p)) finished.add(p);
+          chunk = chunk.filter((p) => still.has(p));
+          if (chunk.length === 0) continue;
+        }
         const theirs = decodeKeysReply(await this.send(address, AAE_ROUTES.keys, encodePartitionsRequest(chunk)));
         if (theirs.length !== chunk.length) throw new RingkvError('INTERNAL', 'key list reply length mismatch');
         const mine = await this.scanPartitions(chunk);

@@ -438,6 +438,36 @@ describe('anti-entropy exchange', () => {
     expect(await c.repairedTotal()).toBe(5);
   });
 
+  it('does not scan a partition whose replicas converged after the comparison (a write that was in flight)', async () => {
+    const c = await make(13, { ae: { partitionsPerRequest: 1 } });
+    for (let i = 0; i < 100; i++) await c.putAll(`k${i}`, 'v');
+    // Two keys on a only, in different partitions: the exchange finds both partitions
+    // differing, then lists keys one partition per request.
+    const first = 'lost';
+    let second = '';
+    for (let i = 0; !second; i++) if (c.partitionOf(`inflight-${i}`) > c.partitionOf(first)) second = `inflight-${i}`;
+    await c.put('a', first, 'missed by b');
+    const inflight = await c.put('a', second, 'replica write still on its way to b');
+    const a = c.node('a');
+    await c.step(10_000); // so that "verified by this exchange" shows in the age
+    c.resetWires();
+    a.wire.before = async (route) => {
+      // While the first partition's keys are compared, the second key's replica write lands.
+      if (route === 'aae-keys') await c.node('b').replica.apply(c.partitionOf(second), second, inflight);
+    };
+    const r = await c.exchange('a', 'b');
+    a.wire.before = undefined;
+    expect(r).toMatchObject({ outcome: 'repaired', partitionsDiffering: 2, keysDiffering: 1, keysRepaired: 1 });
+    // The second partition was compared again (one more aae-leaves) and not listed or scanned.
+    expect(a.wire.routes.get('aae-leaves')).toBe(2);
+    expect(a.wire.routes.get('aae-keys')).toBe(1);
+    expect(await c.values('b', first)).toEqual(['missed by b']);
+    // Both partitions count as verified: nothing is left for a next round.
+    expect(r.truncated).toBe(false);
+    expect(a.ae.verificationAge()).toBeLessThan(0.1);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
   it('stops at maxKeysPerExchange, paces keys with the token bucket, and resumes with the same peer', async () => {
     const c = await make(3, { ae: { maxKeysPerExchange: 100, keysPerSecond: 50, batchSize: 25, reaper: false } });
     for (let i = 0; i < 250; i++) await c.put('a', `k${i}`, 'v');
