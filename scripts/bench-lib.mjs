@@ -10,11 +10,12 @@
  * Each backend ("protocol") knows how to PUT and GET one key over an undici Pool; the loop
  * knows nothing about ringkv, etcd or the baseline.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
@@ -644,4 +645,56 @@ export class MemoryWatcher {
     clearInterval(this.timer);
     return Object.fromEntries([...this.peaks].map(([name, kib]) => [name, Math.round(kib / 1024)]));
   }
+}
+
+/**
+ * Install Debian packages with apt-get (root only), refreshing the package index once if the
+ * first attempt fails (a stale index is the usual cause). Throws if it cannot.
+ */
+export function aptInstall(packages, log) {
+  if (process.getuid?.() !== 0) throw new Error(`not root: install ${packages.join(' ')} (apt-get) yourself`);
+  log(`installing ${packages.join(' ')} with apt-get...`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // apt's progress goes to stderr: stdout is for the figures.
+  const stdio = ['ignore', 2, 2];
+  const install = () => execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], { stdio, env });
+  try {
+    install();
+  } catch {
+    execFileSync('apt-get', ['update'], { stdio, env });
+    install();
+  }
+}
+
+/** True if the dynamic linker preloads `library` (LD_PRELOAD's rules) into a node process. */
+function preloads(library) {
+  const probe = 'process.stdout.write(String(require("fs").readFileSync("/proc/self/maps","utf8").includes(process.argv[1])))';
+  const r = spawnSync(process.execPath, ['-e', probe, library.split('/').pop()], {
+    env: { ...process.env, LD_PRELOAD: library },
+    encoding: 'utf8',
+  });
+  return r.status === 0 && r.stdout === 'true';
+}
+
+/**
+ * How a ringkv node runs in production (scripts/runtime.json; the Dockerfile sets the same),
+ * as far as this machine allows: if the preloaded allocator (LD_PRELOAD) is missing, its
+ * Debian package is installed; if that fails, nodes run without it and `allocator` says so.
+ */
+export function runtimeSettings(root, log = (m) => process.stderr.write(`${m}\n`)) {
+  const runtime = JSON.parse(readFileSync(join(root, 'scripts', 'runtime.json'), 'utf8'));
+  const env = { ...runtime.env };
+  const library = env.LD_PRELOAD;
+  if (library === undefined) return { nodeFlags: runtime.nodeFlags, env, allocator: 'glibc malloc' };
+  if (!preloads(library) && (runtime.packages ?? []).length > 0) {
+    try {
+      aptInstall(runtime.packages ?? [], log);
+    } catch (err) {
+      log(`could not install ${runtime.packages?.join(' ')}: ${err?.message ?? err}`);
+    }
+  }
+  if (preloads(library)) return { nodeFlags: runtime.nodeFlags, env, allocator: library };
+  delete env.LD_PRELOAD;
+  log(`warning: ${library} cannot be preloaded; nodes run on glibc malloc, unlike production, and use more memory`);
+  return { nodeFlags: runtime.nodeFlags, env, allocator: `glibc malloc (${library} missing)` };
 }

@@ -10,7 +10,7 @@
  * on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +33,7 @@ import {
   protocols,
   quiesce,
   runLoad,
+  runtimeSettings,
   spawnLogged,
   stopChild,
   stopping,
@@ -126,10 +127,8 @@ function parseOptions(argv) {
 
 const say = (m) => process.stdout.write(`${m}\n`);
 
-/** How a ringkv node runs in production (scripts/runtime.json; the Dockerfile sets the same). */
-const runtime = JSON.parse(readFileSync(join(root, 'scripts', 'runtime.json'), 'utf8'));
-const RUNTIME_NODE_FLAGS = runtime.nodeFlags;
-const RUNTIME_ENV = runtime.env;
+/** How a ringkv node runs in production (scripts/runtime.json), resolved once on first use. */
+let runtime;
 
 // ---------------------------------------------------------------------------------------------
 // Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
@@ -138,6 +137,7 @@ const RUNTIME_ENV = runtime.env;
 export async function startRingkv(dir, { single, cpuProf }) {
   const cli = join(root, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` (npm run bench does it for you)`);
+  runtime ??= runtimeSettings(root, say);
   const count = single ? 1 : 3;
   const ports = await freePorts(count);
   const secret = randomBytes(18).toString('base64url');
@@ -150,12 +150,12 @@ export async function startRingkv(dir, { single, cpuProf }) {
     else args.push('--seeds', seeds, '--n', '3', '--r', '2', '--w', '2');
     // --cpu-prof: V8 writes the profile when the node exits cleanly (SIGTERM -> graceful stop).
     const prof = cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${n.id}.cpuprofile`];
-    // The runtime settings the Docker image ships (RUNTIME_NODE_FLAGS, RUNTIME_ENV); the
+    // The runtime settings the Docker image ships (node flags, env incl. the allocator); the
     // secret goes through the environment, not the command line (`ps` shows argv to all).
-    return spawnLogged(process.execPath, [...RUNTIME_NODE_FLAGS, ...prof, ...args], {
+    return spawnLogged(process.execPath, [...runtime.nodeFlags, ...prof, ...args], {
       cwd: root,
       logFile: join(dir, `${n.id}.log`),
-      env: { ...process.env, ...RUNTIME_ENV, ...(single ? {} : { RINGKV_SECRET: secret }) },
+      env: { ...process.env, ...runtime.env, ...(single ? {} : { RINGKV_SECRET: secret }) },
     });
   });
   const stop = () => Promise.all(children.map((c) => stopChild(c)));
@@ -207,7 +207,7 @@ export async function startRingkv(dir, { single, cpuProf }) {
     procs: nodes.map((n, i) => ({ name: `ringkv ${n.id}`, pid: children[i].pid })),
     stop,
     settle,
-    describe: single ? 'ringkv, 1 node (n=r=w=1)' : 'ringkv, 3 nodes in zones a/b/c (N=3 R=2 W=2)',
+    describe: `${single ? 'ringkv, 1 node (n=r=w=1)' : 'ringkv, 3 nodes in zones a/b/c (N=3 R=2 W=2)'}, allocator ${runtime.allocator}`,
   };
 }
 

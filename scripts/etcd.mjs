@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
+  aptInstall,
   cleanup,
   freePorts,
   installCleanup,
@@ -44,15 +45,8 @@ export function ensureEtcd(log = (m) => process.stderr.write(`${m}\n`)) {
   if (process.getuid?.() !== 0) {
     throw new Error('etcd is not installed; install it (Debian/Ubuntu: apt-get install etcd-server) or set ETCD_BIN');
   }
-  log('etcd not found; installing the etcd-server package with apt-get...');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  try {
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
-  } catch {
-    // A stale package index is the usual cause; refresh it once and retry.
-    execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { stdio: 'inherit', env });
-  }
+  log('etcd not found');
+  aptInstall(['etcd-server'], log);
   const bin = findEtcd();
   if (!bin) throw new Error('apt-get installed etcd-server but no etcd binary is on PATH');
   return bin;

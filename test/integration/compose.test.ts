@@ -569,9 +569,18 @@ describe('Dockerfile', () => {
     expect(entrypoint).toEqual(['node', ...flags, bin?.replace(/^\.\//, ''), 'node']);
     expect(entrypoint).toEqual(['node', ...flags, 'dist/cli.js', 'node']);
     for (const f of flags) expect(f, 'only --flags between node and the script').toMatch(/^--[a-z-]+(=\S+)?$/);
-    const settings = JSON.parse(read('scripts/runtime.json')) as { nodeFlags: string[]; env: Record<string, string> };
+    const settings = JSON.parse(read('scripts/runtime.json')) as {
+      nodeFlags: string[];
+      env: Record<string, string>;
+      packages?: string[];
+    };
     expect(flags, 'the image runs nodes as the benchmark does').toEqual(settings.nodeFlags);
     for (const [k, v] of Object.entries(settings.env)) expect(imageEnv[k], k).toBe(v);
+    // What the settings need (the preloaded allocator) is installed in the image itself.
+    const installs = ops(runtime, 'RUN').filter((r) => /\bapt-get install\b/.test(r.args));
+    for (const pkg of settings.packages ?? []) {
+      expect(installs.some((r) => new RegExp(`\\s${pkg}(\\s|$)`).test(r.args)), `runtime: apt-get install ${pkg}`).toBe(true);
+    }
 
     const user = last(runtime, 'USER')?.args;
     expect(user, 'USER').toBeDefined();

@@ -5,7 +5,7 @@
  * acknowledged write intact.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -311,6 +311,32 @@ describe('idle memory reclaim (needs --expose-gc, which the image and the bench 
     const p = await startHealthy(['--id', 'gc2', '--listen', `127.0.0.1:${port}`, '--data', join(await freshDir('nogc'), 'd')], url);
     await waitFor('the startup log line', async () => p.output().includes('idle memory reclaim is off'), 10_000);
     expect(await idleCollections(url)).toBe(0);
+  });
+});
+
+describe('runtime environment (scripts/runtime.json; the image and the bench set the same)', () => {
+  const runtime = JSON.parse(readFileSync(join(import.meta.dirname, '../../scripts/runtime.json'), 'utf8')) as {
+    nodeFlags: string[];
+    env: Record<string, string>;
+  };
+
+  // A library LD_PRELOAD cannot find is skipped with one stderr line and the node runs on
+  // glibc malloc: the setting would look applied and do nothing. .ci/run installs it
+  // (Debian package libjemalloc2); so must any machine that runs `npm test`.
+  it('the node runs on the preloaded allocator', async () => {
+    const library = runtime.env.LD_PRELOAD;
+    expect(library, 'runtime.json preloads an allocator').toBeDefined();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = await startHealthy(['--id', 'je1', '--listen', `127.0.0.1:${port}`, '--data', join(await freshDir('alloc'), 'd')], url, {
+      nodeFlags: runtime.nodeFlags,
+      env: runtime.env,
+    });
+    const maps = await readFile(`/proc/${p.proc.pid}/maps`, 'utf8');
+    expect(maps).toContain(`/${library?.split('/').pop()}`);
+    expect(p.stderr).not.toContain('cannot be preloaded');
+    // jemalloc names a MALLOC_CONF setting it does not accept on stderr, and goes on.
+    expect(p.stderr).not.toContain('<jemalloc>');
   });
 });
 
