@@ -65,12 +65,16 @@ export class IdleReclaimer {
     return this.collections;
   }
 
-  /** Starts checking. Idempotent. */
-  start(): void {
+  /**
+   * Starts checking. Idempotent. `heapBefore`: the heap in use before work that ran before
+   * the reclaimer started (a node's start reads every key to build its anti-entropy tree), so
+   * that work's garbage counts toward the threshold like a burst's.
+   */
+  start(heapBefore?: number): void {
     if (this.timer) return;
     this.lastAt = this.deps.monotonicMs();
     this.lastBusy = this.deps.busyMs();
-    this.lowWater = this.deps.heapUsed();
+    this.lowWater = Math.min(heapBefore ?? Number.POSITIVE_INFINITY, this.deps.heapUsed());
     this.schedule();
   }
 

@@ -48,6 +48,27 @@ describe('IdleReclaimer', () => {
     reclaimer.stop();
   });
 
+  it('counts garbage made before start() from the heap size it is given', async () => {
+    const { p, reclaimer, period } = fakeProcess();
+    // A start that left 40 MiB of garbage: on its own the low-water mark would include it.
+    p.heap = 70 * MiB;
+    reclaimer.start(30 * MiB);
+    await period(0.9, 72 * MiB);
+    expect(p.collected).toEqual([]); // never while busy
+    await period(0.02, 72 * MiB);
+    expect(p.collected).toEqual([[72 * MiB, 30 * MiB]]);
+    reclaimer.stop();
+  });
+
+  it('a start that left little garbage does not trigger a collection', async () => {
+    const { p, reclaimer, period } = fakeProcess();
+    p.heap = 36 * MiB;
+    reclaimer.start(30 * MiB);
+    for (let i = 0; i < 3; i++) await period(0.02, 36 * MiB);
+    expect(reclaimer.count).toBe(0);
+    reclaimer.stop();
+  });
+
   it('never interrupts a busy node, however much garbage it holds', async () => {
     const { p, reclaimer, period } = fakeProcess();
     reclaimer.start();
