@@ -588,9 +588,9 @@ export class AntiEntropy {
       while (next < differing.length && todo.length < this.init.maxKeysPerExchange) {
         // The first chunk's leaves were compared just now; a later one's may have converged
         // since. Replica writes in flight make leaves differ for a moment, so an exchange that
-        // compared during a write burst would otherwise go on scanning, at both ends, most of
-        // the store after the burst ended (1M keys: ~60 MiB more of each node's resident set,
-        // the tables the scans map). So compare again first, and scan only what still differs.
+        // compared during a write burst would otherwise go on scanning, at both ends, partitions
+        // that converged long ago (and every LevelDB table a scan reads stays resident while
+        // open). So compare again first, and scan only what still differs.
         const recheck = next > 0;
         let chunk = differing.slice(next, next + this.init.partitionsPerRequest);
         next += chunk.length;

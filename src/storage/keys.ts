@@ -50,8 +50,7 @@ export function objectKey(partition: number, key: string): Uint8Array {
 
 /** Inverse of {@link objectKey}. Throws on bytes that are not an object key. */
 export function parseObjectKey(bytes: Uint8Array): { partition: number; key: string } {
-  if (bytes.length < 2) throw new RangeError(`not an object key: ${bytes.length} bytes, need at least 2`);
-  return { partition: (bytes[0]! << 8) | bytes[1]!, key: decoder.decode(bytes.subarray(2)) };
+  return { partition: objectKeyPartition(bytes), key: decoder.decode(bytes.subarray(2)) };
 }
 
 /** The partition of an object key (its 2-byte prefix), without decoding the rest. */
