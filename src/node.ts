@@ -27,6 +27,11 @@ export interface NodeRuntime {
   readonly store?: Store;
 }
 
+/** A stopping node closes its sockets once no public request has come for this long... */
+const QUIET_MS = 300;
+/** ...or after this long at most. */
+const QUIET_MAX_MS = 3000;
+
 export class RingkvNode {
   readonly config: NodeConfig;
   readonly log: Logger;
@@ -40,6 +45,8 @@ export class RingkvNode {
   private app: FastifyInstance | undefined;
   private reclaimer: IdleReclaimer | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  /** When a public request was last refused because the node is stopping (monotonic ms). */
+  private lastRefusedAt = 0;
   /** Called when the node decides to shut itself down (after leaving the cluster). */
   onShutdownRequest: (() => void) | undefined;
 
@@ -120,7 +127,11 @@ export class RingkvNode {
     this.app = await buildApp({
       log,
       metrics,
-      draining: () => this.state === 'stopping',
+      draining: () => {
+        if (this.state !== 'stopping') return false;
+        this.lastRefusedAt = this.clock.monotonic();
+        return true;
+      },
       internal: { handlers: core.handlers, secret: cfg.secret },
       publicApi: {
         nodeId: cfg.id,
@@ -191,6 +202,18 @@ export class RingkvNode {
     if (this.app) await this.timers.sleep(300);
     await this.core?.stop();
     if (this.app) {
+      // Close the sockets only once clients have stopped sending here. A request that arrives
+      // on a keep-alive connection as the server closes it is reset, and its client cannot
+      // know whether it was applied (a write then fails with an unknown outcome). Every
+      // refused request told its client (503, Connection: close; the SDK's breaker opens
+      // after a few), so wait until none has come for QUIET_MS, at most QUIET_MAX_MS.
+      const started = this.clock.monotonic();
+      while (
+        this.clock.monotonic() - this.lastRefusedAt < QUIET_MS &&
+        this.clock.monotonic() - started < QUIET_MAX_MS
+      ) {
+        await this.timers.sleep(50);
+      }
       // close() waits for in-flight requests; a client that never finishes its request must
       // not hold the shutdown hostage, so cut every connection after a grace period.
       const app = this.app;

@@ -60,7 +60,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // (clients retry them elsewhere, even writes) and close each connection after the answer.
   // Internal routes keep working so peers can finish what they started.
   app.addHook('onRequest', (req, reply, done) => {
-    if (opts.draining?.() && !req.url.startsWith('/internal/')) {
+    if (!req.url.startsWith('/internal/') && opts.draining?.()) {
       const e = new RingkvError('UNAVAILABLE', 'node is shutting down; the request was not applied', { applied: false });
       void reply.code(503).header('Connection', 'close').header('Content-Type', 'application/json').send(JSON.stringify(e.toJSON()));
       return;

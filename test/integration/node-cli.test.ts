@@ -341,6 +341,35 @@ describe('runtime environment (scripts/runtime.json; the image and the bench set
 });
 
 describe('shutdown and restart', () => {
+  // A request that reaches a keep-alive socket as the server closes it is reset, and its
+  // client cannot tell whether it was applied. So a stopping node keeps refusing with 503
+  // while requests keep coming, and closes only after a quiet spell (300 ms; at most 3 s).
+  it('a stopping node answers 503 for as long as clients keep sending, then exits once they stop', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = await startHealthy(['--id', 'q1', '--listen', `127.0.0.1:${port}`, '--data', join(await freshDir('quiet'), 'd')], url);
+    p.proc.kill('SIGTERM');
+    // A request every ~20 ms for 1.5 s: far more than the node's own stop takes, and never
+    // 300 ms apart. Without the quiet wait the server closed after ~0.3-0.5 s: refused connections.
+    const statuses = new Map<string, number>();
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      const got = await fetch(`${url}/v1/kv/q`, { signal: AbortSignal.timeout(2000) }).then(
+        async (r) => {
+          await r.arrayBuffer();
+          return String(r.status);
+        },
+        (err: unknown) => `error ${String((err as { cause?: unknown }).cause ?? err)}`,
+      );
+      statuses.set(got, (statuses.get(got) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect([...statuses.keys()].filter((k) => k !== '503' && k !== '404')).toEqual([]);
+    expect(statuses.get('503') ?? 0).toBeGreaterThan(10);
+    const exit = await p.exitWithin(10_000);
+    expect(exit, p.output().slice(-2000)).toEqual({ code: 0, signal: null, timedOut: false });
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`${signal}: exits 0 promptly, and a restart on the same data directory has everything`, async () => {
       const dir = await freshDir(signal);
