@@ -686,14 +686,16 @@ export function runtimeSettings(root, log = (m) => process.stderr.write(`${m}\n`
   const env = { ...runtime.env };
   const library = env.LD_PRELOAD;
   if (library === undefined) return { nodeFlags: runtime.nodeFlags, env, allocator: 'glibc malloc' };
-  if (!preloads(library) && (runtime.packages ?? []).length > 0) {
+  let found = preloads(library);
+  if (!found && (runtime.packages ?? []).length > 0) {
     try {
-      aptInstall(runtime.packages ?? [], log);
+      aptInstall(runtime.packages, log);
+      found = preloads(library);
     } catch (err) {
-      log(`could not install ${runtime.packages?.join(' ')}: ${err?.message ?? err}`);
+      log(`could not install ${runtime.packages.join(' ')}: ${err?.message ?? err}`);
     }
   }
-  if (preloads(library)) return { nodeFlags: runtime.nodeFlags, env, allocator: library };
+  if (found) return { nodeFlags: runtime.nodeFlags, env, allocator: library };
   delete env.LD_PRELOAD;
   log(`warning: ${library} cannot be preloaded; nodes run on glibc malloc, unlike production, and use more memory`);
   return { nodeFlags: runtime.nodeFlags, env, allocator: `glibc malloc (${library} missing)` };

@@ -139,12 +139,17 @@ async function main() {
   await cluster.settle?.();
   report('settled');
   const idle = f.idle ?? 10;
+  await idleReports(idle);
+  if (f.restart) await restart(dir, idle);
+}
+
+/** Report every 10 s for `idle` seconds (at least once), then the nodes' own figures. */
+async function idleReports(idle) {
   for (let s = 10; s <= Math.max(idle, 10); s += 10) {
     await sleep(10_000);
     report(`after ${s} s idle`);
   }
   await heapReport(cluster);
-  if (f.restart) await restart(dir, idle);
 }
 
 /**
@@ -162,11 +167,7 @@ async function restart(dir, idle) {
   report('restarted');
   await waitFor('every node to rebuild its anti-entropy tree', async () => built().every((n, i) => n > before[i]), { timeoutMs: 300_000 });
   report(`trees built (${((performance.now() - started) / 1000).toFixed(0)} s)`);
-  for (let s = 10; s <= Math.max(idle, 10); s += 10) {
-    await sleep(10_000);
-    report(`after ${s} s idle`);
-  }
-  await heapReport(cluster);
+  await idleReports(idle);
 }
 
 /**

@@ -381,7 +381,7 @@ export class StrayCleaner {
     private readonly init: StrayCleanerInit = STRAY_CLEANER_DEFAULTS,
   ) {}
 
-  private foreignRuns(ring: Ring, self: string): PartitionRun[] {
+  private runsFor(ring: Ring, self: string): PartitionRun[] {
     if (this.runs?.checksum !== ring.checksum) this.runs = { checksum: ring.checksum, runs: foreignRuns(ring, self) };
     return this.runs.runs;
   }
@@ -418,7 +418,7 @@ export class StrayCleaner {
     // there are many short runs (~16k of 65,536 partitions on 4-10 nodes), each an iterator
     // open: a pass then costs ~1.5 s of thread-pool time. One iterator that seeks from run
     // to run would be cheaper; the Store interface has no seek yet.
-    const runs = this.foreignRuns(ring, m.self);
+    const runs = this.runsFor(ring, m.self);
     let resume = this.cursor;
     let next: StrayCursor | undefined;
     let scanned = 0;
