@@ -127,17 +127,22 @@ function parseOptions(argv) {
 
 const say = (m) => process.stdout.write(`${m}\n`);
 
-/** How a ringkv node runs in production (scripts/runtime.json), resolved once on first use. */
-let runtime;
+/** How a ringkv node runs in production (scripts/runtime.json of each tree), resolved once per tree. */
+const runtimes = new Map();
 
 // ---------------------------------------------------------------------------------------------
 // Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
 
-/** Start a local ringkv cluster in `dir` (also used by bench-rss.mjs). */
-export async function startRingkv(dir, { single, cpuProf }) {
-  const cli = join(root, 'dist', 'cli.js');
+/**
+ * Start a local ringkv cluster in `dir` (also used by bench-rss.mjs and bench-ab.mjs). `tree` is
+ * the checkout whose dist/ and scripts/runtime.json run (this one unless bench-ab built another);
+ * `env` is added to the nodes' environment (e.g. RINGKV_OBJECT_CACHE_MB).
+ */
+export async function startRingkv(dir, { single, cpuProf, tree = root, env = {} }) {
+  const cli = join(tree, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` (npm run bench does it for you)`);
-  runtime ??= runtimeSettings(root, say);
+  if (!runtimes.has(tree)) runtimes.set(tree, runtimeSettings(tree, say));
+  const runtime = runtimes.get(tree);
   const count = single ? 1 : 3;
   const ports = await freePorts(count);
   const secret = randomBytes(18).toString('base64url');
@@ -155,7 +160,7 @@ export async function startRingkv(dir, { single, cpuProf }) {
     return spawnLogged(process.execPath, [...runtime.nodeFlags, ...prof, ...args], {
       cwd: root,
       logFile: join(dir, `${n.id}.log`),
-      env: { ...process.env, ...runtime.env, ...(single ? {} : { RINGKV_SECRET: secret }) },
+      env: { ...process.env, ...runtime.env, ...env, ...(single ? {} : { RINGKV_SECRET: secret }) },
     });
   });
   const stop = () => Promise.all(children.map((c) => stopChild(c)));
@@ -259,11 +264,17 @@ const starters = {
 
 // ---------------------------------------------------------------------------------------------
 
-async function benchTarget(target, baseDir, opts, results, memory) {
-  const dir = join(baseDir, target);
+/**
+ * Start one target, prewarm it, run every workload and size against it, stop it. `variant`
+ * (bench-ab.mjs) names a ringkv build and environment to start instead of this tree's; its
+ * name labels the results.
+ */
+export async function benchTarget(target, baseDir, opts, results, memory, variant) {
+  const label = variant?.name ?? target;
+  const dir = join(baseDir, label);
   mkdirSync(dir, { recursive: true });
-  say(`\n== ${target}: starting...`);
-  const backend = await starters[target](dir, opts);
+  say(`\n== ${label}: starting...`);
+  const backend = await starters[target](dir, { ...opts, ...(variant ? { tree: variant.tree, env: variant.env } : {}) });
   onCleanup(backend.stop);
   say(`== ${backend.describe}; endpoints ${backend.urls.join(' ')}`);
   const watcher = new MemoryWatcher(backend.procs);
@@ -306,8 +317,8 @@ async function benchTarget(target, baseDir, opts, results, memory) {
           serverPids: backend.procs.map((p) => p.pid),
         });
         if (stopping()) return;
-        results.push({ target, result });
-        say(formatRun(target, result));
+        results.push({ target: label, result });
+        say(formatRun(label, result));
         await backend.settle?.();
       }
     }
