@@ -199,6 +199,6 @@ export function parseNodeConfig(
     gossipIntervalMs: parseInt10('gossip-interval-ms', get('gossip-interval-ms') ?? '1000', 10, 600_000),
     maxValueBytes: parseInt10('max-value-bytes', get('max-value-bytes') ?? '1048576', 1, 64 * 1024 * 1024),
     tombstoneGraceMs: parseInt10('tombstone-grace-ms', get('tombstone-grace-ms') ?? '86400000', 0, 365 * 86_400_000),
-    objectCacheMb: parseInt10('object-cache-mb', get('object-cache-mb') ?? '4', 0, 64 * 1024),
+    objectCacheMb: parseInt10('object-cache-mb', get('object-cache-mb') ?? '8', 0, 64 * 1024),
   };
 }

@@ -19,7 +19,7 @@ describe('parseNodeConfig', () => {
       antiEntropyIntervalMs: 60000,
       gossipIntervalMs: 1000,
       maxValueBytes: 1048576,
-      objectCacheMb: 4,
+      objectCacheMb: 8,
     });
     expect(c.secret).toBeUndefined();
   });
