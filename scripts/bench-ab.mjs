@@ -16,7 +16,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeAb } from './ab-stats.mjs';
-import { cleanup, installCleanup, onCleanup, parseFlags, stopping } from './bench-lib.mjs';
+import { cleanup, installCleanup, loadOptions, onCleanup, parseFlags, splitList, stopping } from './bench-lib.mjs';
 import { benchTarget } from './bench.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,15 +51,10 @@ const FLAGS = {
 };
 
 const say = (m) => process.stdout.write(`${m}\n`);
-const list = (s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
 
 function parseEnv(flag, text) {
   const env = {};
-  for (const pair of list(text ?? '')) {
+  for (const pair of splitList(text ?? '')) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new Error(`--${flag}: expected K=V, got ${pair}`);
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
@@ -71,17 +66,7 @@ function parseOptions(argv) {
   const f = parseFlags(argv, FLAGS);
   const rounds = f.rounds ?? 3;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
-  const sizes = list(f.sizes ?? '256').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: not a byte count: ${s}`);
-    return n;
-  });
-  const workloads = list(f.workloads ?? 'put,get');
-  for (const w of workloads) if (!['put', 'get', 'mix'].includes(w)) throw new Error(`--workloads: unknown ${w}`);
-  const concurrency = f.concurrency ?? 64;
-  const keys = f.keys ?? 10_000;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
-  if (!Number.isInteger(keys) || keys <= concurrency) throw new Error('--keys must be an integer above --concurrency');
+  const load = loadOptions(f, { sizes: '256', workloads: 'put,get', prewarmS: 10 });
   const variants = {
     A: { rev: f.a ?? '.', env: parseEnv('a-env', f['a-env']) },
     B: { rev: f.b ?? '.', env: parseEnv('b-env', f['b-env']) },
@@ -94,13 +79,7 @@ function parseOptions(argv) {
     rounds,
     variants,
     json: f.json,
-    durationMs: (f.duration ?? 10) * 1000,
-    warmupMs: (f.warmup ?? 2) * 1000,
-    prewarmMs: (f.prewarm ?? 10) * 1000,
-    concurrency,
-    keys,
-    sizes,
-    workloads,
+    ...load,
     single: false,
   };
 }

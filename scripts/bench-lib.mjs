@@ -476,6 +476,41 @@ export function parseFlags(argv, spec) {
   return out;
 }
 
+/** `a, b,,c` -> ['a', 'b', 'c']. */
+export function splitList(s) {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+/**
+ * The load flags bench.mjs and bench-ab.mjs share, from parseFlags' output, checked:
+ * sizes, workloads, concurrency, keys and the three durations (in ms).
+ */
+export function loadOptions(f, defaults) {
+  const sizes = splitList(f.sizes ?? defaults.sizes).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: not a byte count: ${s}`);
+    return n;
+  });
+  const workloads = splitList(f.workloads ?? defaults.workloads);
+  for (const w of workloads) if (!['put', 'get', 'mix'].includes(w)) throw new Error(`--workloads: unknown ${w}`);
+  const concurrency = f.concurrency ?? 64;
+  const keys = f.keys ?? 10_000;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
+  if (!Number.isInteger(keys) || keys <= concurrency) throw new Error('--keys must be an integer above --concurrency');
+  return {
+    durationMs: (f.duration ?? 10) * 1000,
+    warmupMs: (f.warmup ?? 2) * 1000,
+    prewarmMs: (f.prewarm ?? defaults.prewarmS) * 1000,
+    concurrency,
+    keys,
+    sizes,
+    workloads,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 

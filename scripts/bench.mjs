@@ -22,6 +22,7 @@ import {
   formatRun,
   formatTable,
   freePorts,
+  loadOptions,
   installCleanup,
   logTail,
   MemoryWatcher,
@@ -35,6 +36,7 @@ import {
   runLoad,
   runtimeSettings,
   spawnLogged,
+  splitList,
   stopChild,
   stopping,
   waitFor,
@@ -82,18 +84,8 @@ const FLAGS = {
 
 function parseOptions(argv) {
   const f = parseFlags(argv, FLAGS);
-  const list = (s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean);
-  const sizes = list(f.sizes ?? '256,4096').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: not a byte count: ${s}`);
-    return n;
-  });
-  const workloads = list(f.workloads ?? 'put,get,mix');
-  for (const w of workloads) if (!['put', 'get', 'mix'].includes(w)) throw new Error(`--workloads: unknown ${w}`);
+  const list = splitList;
+  const load = loadOptions(f, { sizes: '256,4096', workloads: 'put,get,mix', prewarmS: 15 });
   let targets = ['ringkv'];
   if (f.baseline) targets.push('baseline');
   if (f.compare !== undefined) {
@@ -104,19 +96,9 @@ function parseOptions(argv) {
   }
   if (f.targets !== undefined) targets = list(f.targets);
   for (const t of targets) if (!protocols[t]) throw new Error(`--targets: unknown ${t}`);
-  const concurrency = f.concurrency ?? 64;
-  const keys = f.keys ?? 10_000;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
-  if (!Number.isInteger(keys) || keys <= concurrency) throw new Error('--keys must be an integer above --concurrency');
   return {
     help: f.help,
-    durationMs: (f.duration ?? 10) * 1000,
-    warmupMs: (f.warmup ?? 2) * 1000,
-    prewarmMs: (f.prewarm ?? 15) * 1000,
-    concurrency,
-    keys,
-    sizes,
-    workloads,
+    ...load,
     single: Boolean(f.single),
     targets: [...new Set(targets)],
     json: f.json,
