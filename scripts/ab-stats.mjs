@@ -57,7 +57,6 @@ export function summarizeAb(runs) {
     };
     const a = side('A');
     const b = side('B');
-    const cpuKnown = pairs.every((p) => serverUsPerOp(p.A) !== undefined && serverUsPerOp(p.B) !== undefined);
     rows.push({
       workload: g.workload,
       valueSize: g.valueSize,
@@ -65,10 +64,11 @@ export function summarizeAb(runs) {
       a,
       b,
       opsRatio: b.ops / a.ops,
+      // a.us (b.us) is defined only when every run of A (B) has a CPU figure.
       usRatio: a.us !== undefined && b.us !== undefined ? b.us / a.us : undefined,
       p99Ratio: b.p99Us / a.p99Us,
       bFasterRounds: pairs.filter((p) => p.B.opsPerSec > p.A.opsPerSec).length,
-      bCheaperRounds: cpuKnown ? pairs.filter((p) => serverUsPerOp(p.B) < serverUsPerOp(p.A)).length : undefined,
+      bCheaperRounds: a.us !== undefined && b.us !== undefined ? pairs.filter((p) => serverUsPerOp(p.B) < serverUsPerOp(p.A)).length : undefined,
     });
   }
   return rows;

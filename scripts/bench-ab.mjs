@@ -16,7 +16,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeAb } from './ab-stats.mjs';
-import { cleanup, installCleanup, loadOptions, onCleanup, parseFlags, splitList, stopping } from './bench-lib.mjs';
+import { installCleanup, loadOptions, onCleanup, parseFlags, runMain, splitList, stopping } from './bench-lib.mjs';
 import { benchTarget } from './bench.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -71,7 +71,7 @@ function parseOptions(argv) {
     A: { rev: f.a ?? '.', env: parseEnv('a-env', f['a-env']) },
     B: { rev: f.b ?? '.', env: parseEnv('b-env', f['b-env']) },
   };
-  if (variants.A.rev === variants.B.rev && JSON.stringify(variants.A.env) === JSON.stringify(variants.B.env)) {
+  if (!f.help && variants.A.rev === variants.B.rev && JSON.stringify(variants.A.env) === JSON.stringify(variants.B.env)) {
     throw new Error('A and B are the same variant: give --a/--b or --a-env/--b-env');
   }
   return {
@@ -194,11 +194,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => cleanup().then(() => process.exit(0)),
-  async (err) => {
-    process.stderr.write(`\nbench-ab failed: ${err?.message ?? err}\n`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+runMain('bench-ab', main);

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import { serverUsPerOp } from './ab-stats.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Latency samples
@@ -371,9 +372,10 @@ function pad(rows, textCols) {
     .join('\n');
 }
 
-/** Server CPU time per answered request, in µs (all server processes together). */
+/** Server CPU time per answered request, in µs (all server processes together), rounded. */
 function cpuPerOp(r) {
-  return r.serverCpu > 0 && r.opsPerSec > 0 ? Math.round((r.serverCpu * 1e6) / r.opsPerSec) : '-';
+  const us = serverUsPerOp(r);
+  return us === undefined ? '-' : Math.round(us);
 }
 
 function failureText(r) {
@@ -474,6 +476,21 @@ export function parseFlags(argv, spec) {
     }
   }
   return out;
+}
+
+/**
+ * Run a script's main(): on success or failure, stop everything it started and remove its temp
+ * dirs (cleanup), then exit 0, or 1 with the error on stderr.
+ */
+export function runMain(name, main) {
+  main().then(
+    () => cleanup().then(() => process.exit(0)),
+    async (err) => {
+      process.stderr.write(`\n${name} failed: ${err?.message ?? err}\n`);
+      await cleanup();
+      process.exit(1);
+    },
+  );
 }
 
 /** `a, b,,c` -> ['a', 'b', 'c']. */

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cleanup, closePools, installCleanup, makePools, onCleanup, parseFlags, stopping, waitFor } from './bench-lib.mjs';
+import { closePools, installCleanup, makePools, onCleanup, parseFlags, runMain, stopping, waitFor } from './bench-lib.mjs';
 import { startRingkv } from './bench.mjs';
 
 const USAGE = `usage: node scripts/bench-rss.mjs [flags]
@@ -207,11 +207,4 @@ async function heapReport(cluster) {
   say(`${'node figures (MiB)'.padEnd(24)} ${parts.join(' | ')}`);
 }
 
-main().then(
-  () => cleanup().then(() => process.exit(0)),
-  async (err) => {
-    process.stderr.write(`\nbench-rss failed: ${err?.message ?? err}\n`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+runMain('bench-rss', main);

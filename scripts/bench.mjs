@@ -16,7 +16,6 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  cleanup,
   closePools,
   formatRatios,
   formatRun,
@@ -34,6 +33,7 @@ import {
   protocols,
   quiesce,
   runLoad,
+  runMain,
   runtimeSettings,
   spawnLogged,
   splitList,
@@ -84,17 +84,16 @@ const FLAGS = {
 
 function parseOptions(argv) {
   const f = parseFlags(argv, FLAGS);
-  const list = splitList;
   const load = loadOptions(f, { sizes: '256,4096', workloads: 'put,get,mix', prewarmS: 15 });
   let targets = ['ringkv'];
   if (f.baseline) targets.push('baseline');
   if (f.compare !== undefined) {
-    for (const c of list(f.compare)) {
+    for (const c of splitList(f.compare)) {
       if (c !== 'etcd') throw new Error(`--compare: only etcd is supported, not ${c}`);
       targets.push('etcd');
     }
   }
-  if (f.targets !== undefined) targets = list(f.targets);
+  if (f.targets !== undefined) targets = splitList(f.targets);
   for (const t of targets) if (!protocols[t]) throw new Error(`--targets: unknown ${t}`);
   return {
     help: f.help,
@@ -377,12 +376,5 @@ async function main() {
 
 // Run only as a script: bench-rss.mjs imports startRingkv from here.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().then(
-    () => cleanup().then(() => process.exit(0)),
-    async (err) => {
-      process.stderr.write(`\nbench failed: ${err?.message ?? err}\n`);
-      await cleanup();
-      process.exit(1);
-    },
-  );
+  runMain('bench', main);
 }
