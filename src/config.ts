@@ -22,6 +22,8 @@ export interface NodeConfig {
   readonly tombstoneGraceMs: number;
   /** Memory for recently used objects (LevelStore's object cache), in MiB; 0 turns it off. */
   readonly objectCacheMb: number;
+  /** Memory for the stored versions of recently written keys (LocalReplica), in MiB; 0 turns it off. */
+  readonly versionCacheMb: number;
 }
 
 export interface HostPort {
@@ -68,6 +70,8 @@ export const NODE_FLAGS: readonly FlagSpec[] = [
   { name: 'tombstone-grace-ms' },
   // Beyond SPEC §1: resident memory for recently read and written objects.
   { name: 'object-cache-mb' },
+  // Beyond SPEC §1: resident memory for the versions (no values) of recently written keys.
+  { name: 'version-cache-mb' },
 ];
 
 /** `hinted-handoff` -> `RINGKV_HINTED_HANDOFF`. */
@@ -200,5 +204,6 @@ export function parseNodeConfig(
     maxValueBytes: parseInt10('max-value-bytes', get('max-value-bytes') ?? '1048576', 1, 64 * 1024 * 1024),
     tombstoneGraceMs: parseInt10('tombstone-grace-ms', get('tombstone-grace-ms') ?? '86400000', 0, 365 * 86_400_000),
     objectCacheMb: parseInt10('object-cache-mb', get('object-cache-mb') ?? '8', 0, 64 * 1024),
+    versionCacheMb: parseInt10('version-cache-mb', get('version-cache-mb') ?? '4', 0, 64 * 1024),
   };
 }

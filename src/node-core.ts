@@ -44,6 +44,8 @@ export interface CoreInit {
   readonly antiEntropyIntervalMs: number;
   /** How long a tombstone must be held by every replica before it may be reaped. */
   readonly tombstoneGraceMs?: number;
+  /** Bytes for the replica's version cache (0 = off); default LocalReplica's. */
+  readonly versionCacheBytes?: number;
   /** Ring partition bits (simulations use fewer); default the ring's own. */
   readonly partitionBits?: number;
   readonly hintDelivery?: Partial<HintDeliveryInit>;
@@ -116,8 +118,12 @@ export class NodeCore {
       },
     );
 
-    const replica = new LocalReplica({ store, random, log }, { actor });
+    const replica = new LocalReplica(
+      { store, random, log },
+      { actor, ...(init.versionCacheBytes === undefined ? {} : { versionCacheBytes: init.versionCacheBytes }) },
+    );
     await replica.start();
+    metrics.versionCache.observe(() => replica.versionCacheStats);
 
     const coordinator = new Coordinator(
       { membership, transport, replica, clock, timers, log, metrics },

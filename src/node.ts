@@ -58,7 +58,7 @@ export class RingkvNode {
     this.log = rt.log ?? createLogger({ nodeId: config.id });
     this.metrics = new Metrics(config.id);
     const store = rt.store ?? new LevelStore({ location: config.data, objectCacheBytes: config.objectCacheMb * 1024 * 1024 });
-    if (store instanceof SublevelStore) this.metrics.observeObjectCache(() => store.readCacheStats);
+    if (store instanceof SublevelStore) this.metrics.objectCache.observe(() => store.readCacheStats);
     this.store = store;
   }
 
@@ -115,6 +115,7 @@ export class RingkvNode {
         gossipIntervalMs: cfg.gossipIntervalMs,
         antiEntropyIntervalMs: cfg.antiEntropyIntervalMs,
         tombstoneGraceMs: cfg.tombstoneGraceMs,
+        versionCacheBytes: cfg.versionCacheMb * 1024 * 1024,
         // After leaving, keep gossiping a few rounds so every peer hears it, then exit.
         onLeft: () => {
           this.timers.setTimeout(() => this.onShutdownRequest?.(), 5 * cfg.gossipIntervalMs);

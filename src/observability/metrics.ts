@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** What a store with an object cache reports (SublevelStore.readCacheStats). */
-export interface ObjectCacheStats {
+/** What an in-memory cache reports (SublevelStore.readCacheStats, LocalReplica.versionCacheStats). */
+export interface CacheStats {
   readonly entries: number;
   readonly bytes: number;
   readonly hits: number;
@@ -146,57 +146,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Figures of the store's object cache, read at scrape time (see {@link observeObjectCache}). */
-  #objectCache: (() => ObjectCacheStats | undefined) | undefined;
-
-  readonly objectCacheHits = new Counter({
-    name: 'ringkv_object_cache_hits_total',
-    help: 'Object reads served from the in-memory object cache',
-    registers: [this.registry],
-    collect: () => this.#collectObjectCache(),
+  /** The store's object cache (stored objects of recently read and written keys). */
+  readonly objectCache = new CacheMetrics(this.registry, 'object_cache', {
+    hits: 'Object reads served from the in-memory object cache',
+    misses: 'Object reads that went to LevelDB (not in the object cache)',
+    bytes: 'Bytes the object cache holds (keys, values and per-entry overhead)',
+    entries: 'Objects the object cache holds',
   });
 
-  readonly objectCacheMisses = new Counter({
-    name: 'ringkv_object_cache_misses_total',
-    help: 'Object reads that went to LevelDB (not in the object cache)',
-    registers: [this.registry],
-    collect: () => this.#collectObjectCache(),
-  });
-
-  readonly objectCacheBytes = new Gauge({
-    name: 'ringkv_object_cache_bytes',
-    help: 'Bytes the object cache holds (keys, values and per-entry overhead)',
-    registers: [this.registry],
-    collect: () => this.#collectObjectCache(),
-  });
-
-  readonly objectCacheEntries = new Gauge({
-    name: 'ringkv_object_cache_entries',
-    help: 'Objects the object cache holds',
-    registers: [this.registry],
-    collect: () => this.#collectObjectCache(),
+  /** The replica's version cache (stored versions, without values, of recently written keys). */
+  readonly versionCache = new CacheMetrics(this.registry, 'version_cache', {
+    hits: 'Replica writes that found the stored version in the version cache (no read before writing)',
+    misses: 'Replica writes whose stored version was not in the version cache',
+    bytes: 'Bytes the version cache is charged for (keys, versions and per-entry overhead)',
+    entries: 'Versions the version cache holds',
   });
 
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
-  }
-
-  /** Export the object cache's figures, read from `stats` whenever the metrics are scraped. */
-  observeObjectCache(stats: () => ObjectCacheStats | undefined): void {
-    this.#objectCache = stats;
-  }
-
-  #collectObjectCache(): void {
-    const stats = this.#objectCache?.();
-    if (stats === undefined) return;
-    // The store counts; the counters here mirror its totals at each scrape. Every one of the
-    // four metrics collects all four, so each is current whichever is read.
-    this.objectCacheHits.reset();
-    this.objectCacheHits.inc(stats.hits);
-    this.objectCacheMisses.reset();
-    this.objectCacheMisses.inc(stats.misses);
-    this.objectCacheBytes.set(stats.bytes);
-    this.objectCacheEntries.set(stats.entries);
   }
 
   /**
@@ -207,5 +174,44 @@ export class Metrics {
    */
   collectProcessMetrics(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'ringkv_' });
+  }
+}
+
+/**
+ * The four figures of one cache (`ringkv_<name>_hits_total`, `_misses_total`, `_bytes`,
+ * `_entries`), read from the cache's own counters whenever the metrics are scraped.
+ */
+class CacheMetrics {
+  #stats: (() => CacheStats | undefined) | undefined;
+  readonly hits: Counter;
+  readonly misses: Counter;
+  readonly bytes: Gauge;
+  readonly entries: Gauge;
+
+  constructor(registry: Registry, name: string, help: { hits: string; misses: string; bytes: string; entries: string }) {
+    // Every one of the four collects all four, so each is current whichever is read.
+    const collect = (): void => this.#collect();
+    const registers = [registry];
+    this.hits = new Counter({ name: `ringkv_${name}_hits_total`, help: help.hits, registers, collect });
+    this.misses = new Counter({ name: `ringkv_${name}_misses_total`, help: help.misses, registers, collect });
+    this.bytes = new Gauge({ name: `ringkv_${name}_bytes`, help: help.bytes, registers, collect });
+    this.entries = new Gauge({ name: `ringkv_${name}_entries`, help: help.entries, registers, collect });
+  }
+
+  /** Export the cache's figures, read from `stats` at each scrape. */
+  observe(stats: () => CacheStats | undefined): void {
+    this.#stats = stats;
+  }
+
+  #collect(): void {
+    const stats = this.#stats?.();
+    if (stats === undefined) return;
+    // The cache counts; the counters here mirror its totals at each scrape.
+    this.hits.reset();
+    this.hits.inc(stats.hits);
+    this.misses.reset();
+    this.misses.inc(stats.misses);
+    this.bytes.set(stats.bytes);
+    this.entries.set(stats.entries);
   }
 }

@@ -9,27 +9,33 @@ import type { Random } from '../runtime/random.js';
 import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
+  contextCoversAll,
   type Dot,
   decodeObject,
   encodeObject,
   isDeleted,
   merge,
+  mergeKeepsIncoming,
   mint,
   sameVersion,
   type VersionedObject,
+  type VersionStamp,
   type VersionVector,
   type WriteValue,
 } from '../version/index.js';
 import { KeyLock } from './key-lock.js';
+import { VersionCache } from './version-cache.js';
 
 /**
  * Called after a key's stored version changed (anti-entropy keeps its trees current with it).
- * `after` is undefined when the key was removed from the store (a reaped tombstone).
+ * `before` is the version replaced (its values may not have been read), undefined when the
+ * key was new here; `after` is undefined when the key was removed from the store (a reaped
+ * tombstone).
  */
 export type WriteListener = (
   partition: number,
   key: string,
-  before: VersionedObject | undefined,
+  before: VersionStamp | undefined,
   after: VersionedObject | undefined,
 ) => void;
 
@@ -40,8 +46,19 @@ function hintValue(seq: number): Uint8Array {
   return b;
 }
 
+/** Default bound of the version cache (see VersionCache). */
+export const VERSION_CACHE_BYTES = 4 * 1024 * 1024;
+
+export interface LocalReplicaInit {
+  readonly actor: Actor;
+  /** Bytes for the version cache; 0 turns it off. Default {@link VERSION_CACHE_BYTES}. */
+  readonly versionCacheBytes?: number;
+}
+
 export class LocalReplica {
   private readonly lock = new KeyLock();
+  /** Stored versions of recent keys; read and changed only under the key's lock. */
+  private readonly versions: VersionCache | undefined;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -49,8 +66,16 @@ export class LocalReplica {
 
   constructor(
     private readonly components: { store: Store; random: Random; log: Logger },
-    private readonly init: { actor: Actor },
-  ) {}
+    private readonly init: LocalReplicaInit,
+  ) {
+    const bytes = init.versionCacheBytes ?? VERSION_CACHE_BYTES;
+    this.versions = bytes > 0 ? new VersionCache(bytes) : undefined;
+  }
+
+  /** The version cache's figures, or undefined if it is off. */
+  get versionCacheStats(): { entries: number; bytes: number; hits: number; misses: number } | undefined {
+    return this.versions?.stats;
+  }
 
   /** Recount parked hints (call once at start). */
   async start(): Promise<void> {
@@ -103,7 +128,15 @@ export class LocalReplica {
     hintsFor: readonly string[] = [],
   ): Promise<{ object: VersionedObject; dot: Dot }> {
     return this.lock.run(key, async () => {
-      const before = await this.read(partition, key);
+      // The usual write carries the context of the version it replaces: then mint needs only
+      // that version's clock, which the version cache may know without a read.
+      const stamp = this.versions?.get(partition, key);
+      if (stamp !== undefined && contextCoversAll(context, stamp)) {
+        const minted = mint({ clock: stamp.clock, siblings: [] }, context, write, this.init.actor, now);
+        await this.persist(partition, key, stamp, minted.object, hintsFor);
+        return minted;
+      }
+      const before = await this.readLocked(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
       const minted = mint(before, context, write, actor, now);
       await this.persist(partition, key, before, minted.object, hintsFor);
@@ -122,7 +155,15 @@ export class LocalReplica {
     hintsFor: readonly string[] = [],
   ): Promise<{ object: VersionedObject; changed: boolean }> {
     return this.lock.run(key, async () => {
-      const before = await this.read(partition, key);
+      // The usual replication case, a newer version arriving, needs only the stored version's
+      // stamp, which the version cache may know without a read.
+      const stamp = this.versions?.get(partition, key);
+      if (stamp !== undefined && mergeKeepsIncoming(stamp, incoming)) {
+        const changed = !sameVersion(stamp, incoming);
+        if (changed || hintsFor.length > 0) await this.persist(partition, key, stamp, incoming, hintsFor, changed);
+        return { object: incoming, changed };
+      }
+      const before = await this.readLocked(partition, key);
       let object = before ? merge(before, incoming) : incoming;
       // The usual replication case: the incoming version supersedes ours. Keep `incoming`
       // itself (the same version; contents are identified by dots) so persist stores the
@@ -178,19 +219,47 @@ export class LocalReplica {
     return { ops, added };
   }
 
+  /**
+   * The stored object, read inside the key's critical section (the caller holds the lock),
+   * which is what makes it safe to record its version in the version cache: no change to the
+   * key can land between this read and the next one made under the lock.
+   */
+  private async readLocked(partition: number, key: string): Promise<VersionedObject | undefined> {
+    const object = await this.read(partition, key);
+    if (object === undefined) this.versions?.delete(key);
+    else this.versions?.set(partition, key, object);
+    return object;
+  }
+
   private async persist(
     partition: number,
     key: string,
-    before: VersionedObject | undefined,
+    before: VersionStamp | undefined,
     after: VersionedObject,
     hintsFor: readonly string[],
     changed = true,
   ): Promise<void> {
     const { ops, added } = await this.hintOps(partition, key, hintsFor);
     if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
-    await this.components.store.batch(ops);
+    try {
+      await this.components.store.batch(ops);
+    } catch (err) {
+      // Whether the write landed is not known for every store: forget the key's version.
+      this.versions?.delete(key);
+      throw err;
+    }
     this.hintCount += added;
-    if (changed) for (const l of this.listeners) l(partition, key, before, after);
+    if (!changed) return;
+    this.versions?.set(partition, key, after);
+    for (const l of this.listeners) l(partition, key, before, after);
+  }
+
+  /** Delete the key's object (the caller holds the lock and has read it as `before`). */
+  private async remove(partition: number, key: string, before: VersionedObject): Promise<void> {
+    // Forgotten first: whatever the delete's outcome, the cache must not claim a version.
+    this.versions?.delete(key);
+    await this.components.store.del('obj', objectKey(partition, key));
+    for (const l of this.listeners) l(partition, key, before, undefined);
   }
 
   // ---------------------------------------------------------------- anti-entropy (tombstone reaping)
@@ -204,20 +273,18 @@ export class LocalReplica {
   /** Delete the key if its stored version is still `expected` (after a hand-off to its owners). */
   async dropIfSame(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
     return this.lock.run(key, async () => {
-      const before = await this.read(partition, key);
+      const before = await this.readLocked(partition, key);
       if (!before || !sameVersion(before, expected)) return false;
-      await this.components.store.del('obj', objectKey(partition, key));
-      for (const l of this.listeners) l(partition, key, before, undefined);
+      await this.remove(partition, key, before);
       return true;
     });
   }
 
   async reap(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
     return this.lock.run(key, async () => {
-      const before = await this.read(partition, key);
+      const before = await this.readLocked(partition, key);
       if (!before || before.siblings.length === 0 || !isDeleted(before) || !sameVersion(before, expected)) return false;
-      await this.components.store.del('obj', objectKey(partition, key));
-      for (const l of this.listeners) l(partition, key, before, undefined);
+      await this.remove(partition, key, before);
       return true;
     });
   }

@@ -7,10 +7,10 @@
  *
  * The cache holds only what the database holds: the store fills it from its own reads and
  * refreshes it when a write has landed (see SublevelStore), and it is never the only copy of
- * anything. Eviction is first-in first-out: cheap (nothing moves on a hit or a rewrite), and
- * under a working set larger than the cache it still keeps the keys most recently brought in.
+ * anything. Eviction is first-in first-out (FifoCache).
  */
 import { Buffer } from 'node:buffer';
+import { FifoCache } from './fifo-cache.js';
 
 /**
  * Bytes charged per entry on top of key and value: the Map slot, the key string, the
@@ -34,18 +34,7 @@ export class ReadCache {
    * cache): a big value would push out many small ones for one read.
    */
   readonly maxValueBytes: number;
-  readonly #entries = new Map<string, Uint8Array>();
-  #bytes = 0;
-  /**
-   * Where eviction stopped: the oldest entry still held is next. A fresh iterator per eviction
-   * would walk every slot the Map has deleted since its last rehash (V8 leaves deleted entries
-   * in place until then), thousands of them once the cache is full. Measured on 10k keys
-   * through a full 4 MiB cache, a read and a write of a key took 1.75 µs with that walk and
-   * 0.85 µs without. A live Map iterator follows deletions, additions and rehashes.
-   */
-  #oldest: MapIterator<[string, Uint8Array]> | undefined;
-  /** Most entries held since #oldest was opened (see #drop). */
-  #oldestPeak = 0;
+  readonly #entries: FifoCache<Uint8Array>;
 
   constructor(maxBytes: number, maxValueBytes = MAX_VALUE_BYTES) {
     if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
@@ -53,11 +42,12 @@ export class ReadCache {
     }
     this.maxBytes = maxBytes;
     this.maxValueBytes = Math.min(maxValueBytes, Math.floor(maxBytes / 16));
+    this.#entries = new FifoCache(maxBytes, charge);
   }
 
   /** Bytes charged for the entries held now (keys, values and overhead). */
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries.bytes;
   }
 
   get size(): number {
@@ -79,61 +69,16 @@ export class ReadCache {
    * A value too large to cache drops any entry the key had.
    */
   set(key: Uint8Array, value: Uint8Array): void {
-    const k = keyString(key);
-    const old = this.#entries.get(k);
-    if (!this.accepts(value.byteLength)) {
-      if (old !== undefined) this.#drop(k, old);
-      return;
-    }
-    // A key already held keeps its place in line (a Map replaces values in place): cheaper
-    // than moving it to the back, and the order only matters once the cache is full.
-    this.#entries.set(k, value);
-    if (this.#entries.size > this.#oldestPeak) this.#oldestPeak = this.#entries.size;
-    this.#bytes += charge(k, value) - (old === undefined ? 0 : charge(k, old));
-    if (this.#bytes > this.maxBytes) this.#evict();
+    if (this.accepts(value.byteLength)) this.#entries.set(keyString(key), value);
+    else this.delete(key);
   }
 
   delete(key: Uint8Array): void {
-    if (this.#entries.size === 0) return;
-    const k = keyString(key);
-    const old = this.#entries.get(k);
-    if (old !== undefined) this.#drop(k, old);
+    if (this.#entries.size > 0) this.#entries.delete(keyString(key));
   }
 
   clear(): void {
     this.#entries.clear();
-    this.#bytes = 0;
-    this.#oldest = undefined;
-  }
-
-  #drop(k: string, old: Uint8Array): void {
-    this.#entries.delete(k);
-    this.#bytes -= charge(k, old);
-    // Deletes outside eviction can shrink the Map into a new table, and a live iterator keeps
-    // the old one, with the values it still references, until it next moves: after a wave of
-    // deletes (a ring change, a reap) that would pin what the cache no longer counts. Let go of
-    // it once the Map holds under half its peak (V8 shrinks a table below a quarter of its
-    // capacity, which is under twice the peak); the next eviction opens a new one.
-    if (this.#oldest !== undefined && this.#entries.size * 2 < this.#oldestPeak) this.#oldest = undefined;
-  }
-
-  #evict(): void {
-    while (this.#bytes > this.maxBytes) {
-      if (this.#oldest === undefined) {
-        this.#oldest = this.#entries.entries();
-        this.#oldestPeak = this.#entries.size;
-      }
-      const next = this.#oldest.next();
-      // Not reached while over budget (every value is under a sixteenth of it); a finished
-      // iterator stays finished, so drop it and let the next eviction start a fresh one.
-      if (next.done === true) {
-        this.#oldest = undefined;
-        return;
-      }
-      const [k, v] = next.value;
-      this.#entries.delete(k);
-      this.#bytes -= charge(k, v);
-    }
   }
 }
 

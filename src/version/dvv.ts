@@ -13,7 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
 import { clockFromEntries, compareStrings, sortStrings } from './bytes.js';
-import type { Actor, Dot, Sibling, VersionedObject, VersionVector, WriteValue } from './types.js';
+import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
 /**
  * Most siblings an object may hold. The coordinator rejects a write that would exceed it
@@ -102,6 +102,15 @@ function pickSame(a: Sibling, b: Sibling): Sibling {
  * sorted and deduplicated rather than trusted.
  */
 function canonicalSiblings(siblings: readonly Sibling[]): readonly Sibling[] {
+  return canonical(siblings, pickSame);
+}
+
+/** canonicalSiblings for stamps, which have dots only: of two equal dots either will do. */
+function canonicalStamps<S extends { readonly dot: Dot }>(siblings: readonly S[]): readonly S[] {
+  return canonical(siblings, (a) => a);
+}
+
+function canonical<S extends { readonly dot: Dot }>(siblings: readonly S[], pick: (a: S, b: S) => S): readonly S[] {
   let sorted = true;
   for (let i = 1; i < siblings.length; i++) {
     if (compareDots(siblings[i - 1]!.dot, siblings[i]!.dot) >= 0) {
@@ -111,10 +120,10 @@ function canonicalSiblings(siblings: readonly Sibling[]): readonly Sibling[] {
   }
   if (sorted) return siblings;
   const copy = [...siblings].sort((a, b) => compareDots(a.dot, b.dot));
-  const out: Sibling[] = [];
+  const out: S[] = [];
   for (const s of copy) {
     const last = out[out.length - 1];
-    if (last !== undefined && compareDots(last.dot, s.dot) === 0) out[out.length - 1] = pickSame(last, s);
+    if (last !== undefined && compareDots(last.dot, s.dot) === 0) out[out.length - 1] = pick(last, s);
     else out.push(s);
   }
   return out;
@@ -237,11 +246,53 @@ export function mergeMaybe(
   return merge(a, b);
 }
 
+/**
+ * True when `merge(local, incoming)` is `incoming`'s version (same clock, same dots), decided
+ * from `local`'s stamp alone: incoming has seen all of local's clock, every sibling only local
+ * holds is one incoming has seen (so merge drops it), and every sibling only incoming holds is
+ * one local has not seen (so merge keeps it). This is the usual replication case, a newer
+ * version arriving, and then a replica can store `incoming` without reading local's values.
+ * Exact: when it is false, the merge's version differs from incoming's.
+ */
+export function mergeKeepsIncoming(local: VersionStamp, incoming: VersionStamp): boolean {
+  if (!descends(incoming.clock, local.clock)) return false;
+  const ls = canonicalStamps(local.siblings);
+  const is = canonicalStamps(incoming.siblings);
+  let i = 0;
+  let j = 0;
+  while (i < ls.length || j < is.length) {
+    const x = ls[i];
+    const y = is[j];
+    const order = x === undefined ? 1 : y === undefined ? -1 : compareDots(x.dot, y.dot);
+    if (order < 0 && x !== undefined) {
+      if (!covers(incoming.clock, x.dot)) return false;
+      i++;
+    } else if (order > 0 && y !== undefined) {
+      if (covers(local.clock, y.dot)) return false;
+      j++;
+    } else {
+      i++;
+      j++;
+    }
+  }
+  return true;
+}
+
+/**
+ * True when `context` covers every sibling of `local`: then `mint(local, context, ...)` keeps
+ * none of local's siblings and reads nothing of it but its clock (the usual write, made with
+ * the context of the version it replaces).
+ */
+export function contextCoversAll(context: VersionVector, local: VersionStamp): boolean {
+  for (const s of local.siblings) if (!covers(context, s.dot)) return false;
+  return true;
+}
+
 /** Same clock and same set of dots: the same version (contents are identified by dots). */
-export function sameVersion(a: VersionedObject, b: VersionedObject): boolean {
+export function sameVersion(a: VersionStamp, b: VersionStamp): boolean {
   if (!clocksEqual(a.clock, b.clock)) return false;
-  const as = canonicalSiblings(a.siblings);
-  const bs = canonicalSiblings(b.siblings);
+  const as = canonicalStamps(a.siblings);
+  const bs = canonicalStamps(b.siblings);
   if (as.length !== bs.length) return false;
   for (let i = 0; i < as.length; i++) {
     if (compareDots(as[i]!.dot, bs[i]!.dot) !== 0) return false;
@@ -348,14 +399,14 @@ function fmix32(h: number): number {
  * anti-entropy: equal versions give equal digests regardless of clock key order or values'
  * memory layout. Contents are not hashed: a dot identifies its write. Unsigned, 0..2^32-1.
  */
-export function versionDigest(obj: VersionedObject): number {
+export function versionDigest(obj: VersionStamp): number {
   const actors = sortStrings(Object.keys(obj.clock));
   let h = fnvUint32(FNV_OFFSET, actors.length);
   for (const actor of actors) {
     h = fnvString(h, actor);
     h = fnvCounter(h, obj.clock[actor] ?? 0);
   }
-  const siblings = canonicalSiblings(obj.siblings);
+  const siblings = canonicalStamps(obj.siblings);
   h = fnvUint32(h, siblings.length);
   for (const s of siblings) {
     h = fnvString(h, s.dot.actor);

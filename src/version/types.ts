@@ -36,6 +36,16 @@ export interface VersionedObject {
   readonly siblings: readonly Sibling[];
 }
 
+/**
+ * An object's version without its contents: its clock and its siblings' dots. Everything that
+ * decides how versions relate (sameVersion, versionDigest, mergeKeepsIncoming) reads only
+ * this much; a VersionedObject is one.
+ */
+export interface VersionStamp {
+  readonly clock: VersionVector;
+  readonly siblings: readonly { readonly dot: Dot }[];
+}
+
 /** What a client writes: a value or a delete. */
 export interface WriteValue {
   readonly value: Uint8Array;

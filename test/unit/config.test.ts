@@ -20,6 +20,7 @@ describe('parseNodeConfig', () => {
       gossipIntervalMs: 1000,
       maxValueBytes: 1048576,
       objectCacheMb: 8,
+      versionCacheMb: 4,
     });
     expect(c.secret).toBeUndefined();
   });
@@ -39,9 +40,11 @@ describe('parseNodeConfig', () => {
     expect(c.seeds).toEqual(['a:1', 'b:2']);
   });
 
-  it('takes --object-cache-mb (0 turns the cache off)', () => {
+  it('takes --object-cache-mb and --version-cache-mb (0 turns a cache off)', () => {
     expect(parseNodeConfig(['--id', 'n1', '--object-cache-mb', '0']).objectCacheMb).toBe(0);
     expect(parseNodeConfig(['--id', 'n1'], { RINGKV_OBJECT_CACHE_MB: '32' }).objectCacheMb).toBe(32);
+    expect(parseNodeConfig(['--id', 'n1', '--version-cache-mb', '0']).versionCacheMb).toBe(0);
+    expect(parseNodeConfig(['--id', 'n1'], { RINGKV_VERSION_CACHE_MB: '16' }).versionCacheMb).toBe(16);
   });
 
   it.each([
@@ -60,6 +63,7 @@ describe('parseNodeConfig', () => {
     [['--id', 'n1', '--gossip-interval-ms', '5'], 'gossip-interval-ms'],
     [['--id', 'n1', '--object-cache-mb', '-1'], 'object-cache-mb'],
     [['--id', 'n1', '--object-cache-mb', '1.5'], 'object-cache-mb'],
+    [['--id', 'n1', '--version-cache-mb', '-1'], 'version-cache-mb'],
     [['--id', 'n1', '--listen', '0.0.0.0:8081'], 'advertise'],
     [['--id', 'n1', 'stray'], 'stray'],
     [['--id'], 'id'],

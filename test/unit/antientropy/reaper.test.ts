@@ -4,7 +4,7 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
 import { MemoryStore } from '../../../src/storage/index.js';
-import { merge, mint, type VersionedObject } from '../../../src/version/index.js';
+import { merge, mint, type VersionedObject, type VersionStamp } from '../../../src/version/index.js';
 
 const enc = new TextEncoder();
 const value = (s: string) => ({ value: enc.encode(s), contentType: 'text/plain', deleted: false });
@@ -53,7 +53,7 @@ describe('LocalReplica.reap (conditional delete)', () => {
     await store.open();
     const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'a.1' });
     await r.start();
-    const seen: [string, VersionedObject | undefined, VersionedObject | undefined][] = [];
+    const seen: [string, VersionStamp | undefined, VersionedObject | undefined][] = [];
     r.onWrite((_p, key, before, after) => seen.push([key, before, after]));
     return { store, r, seen };
   }

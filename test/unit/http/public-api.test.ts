@@ -297,7 +297,7 @@ describe('a node started without a secret (in-process)', () => {
     expect(got.text()).toBe('genuine');
   });
 
-  it('exports the object cache: hits, misses, entries and bytes', async () => {
+  it('exports the object and version caches: hits, misses, entries and bytes', async () => {
     const port = await freePort();
     const cached = new RingkvNode(parseNodeConfig(['--id', 'c1', '--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused']), {
       store: new MemoryStore({ objectCacheBytes: 1 << 20 }),
@@ -321,6 +321,17 @@ describe('a node started without a secret (in-process)', () => {
       const misses = await metric('ringkv_object_cache_misses_total');
       expect((await call(cached, { method: 'GET', url: kvPath('never-written') })).status).toBe(404);
       expect(await metric('ringkv_object_cache_misses_total')).toBeGreaterThan(misses);
+      // The version cache: the first write of a key misses it, a write with its context hits.
+      const vMisses = await metric('ringkv_version_cache_misses_total');
+      const vHits = await metric('ringkv_version_cache_hits_total');
+      const first = await call(cached, { method: 'PUT', url: kvPath('versioned'), payload: 'a' });
+      expect(await metric('ringkv_version_cache_misses_total')).toBe(vMisses + 1);
+      const context = first.headers['x-ringkv-context'] as string;
+      const second = await call(cached, { method: 'PUT', url: kvPath('versioned'), payload: 'b', headers: { 'x-ringkv-context': context } });
+      expect(second.status).toBe(204);
+      expect(await metric('ringkv_version_cache_hits_total')).toBe(vHits + 1);
+      expect(await metric('ringkv_version_cache_entries')).toBeGreaterThanOrEqual(2);
+      expect(await metric('ringkv_version_cache_bytes')).toBeGreaterThan(0);
     } finally {
       await cached.stop();
     }

@@ -1,21 +1,31 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
 import { MemoryStore } from '../../../src/storage/index.js';
-import type { BatchOp } from '../../../src/storage/store.js';
+import type { BatchOp, Namespace } from '../../../src/storage/store.js';
+import { merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
 
 const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
 
-/** A memory store whose next batch fails (a disk error), to provoke the failure path. */
+/**
+ * A memory store whose next batch fails (a disk error), to provoke the failure path, and
+ * which counts object reads.
+ */
 class FlakyStore extends MemoryStore {
   failNext = false;
+  objectReads = 0;
   override async batch(ops: readonly BatchOp[]): Promise<void> {
     if (this.failNext) {
       this.failNext = false;
       throw new Error('disk error');
     }
     return super.batch(ops);
+  }
+  override async getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+    if (ns === 'obj') this.objectReads++;
+    return super.getShared(ns, key);
   }
 }
 
@@ -57,5 +67,149 @@ describe('LocalReplica', () => {
     const second = await r.coordinate(0, 'k', first.object.clock, write('b'), 2);
     expect(second.dot.actor).toBe('n1.abc');
     expect(second.object.siblings).toHaveLength(1);
+  });
+});
+
+describe('LocalReplica version cache', () => {
+  const stores: MemoryStore[] = [];
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  async function replica(versionCacheBytes?: number, actor = 'n1.abc'): Promise<{ r: LocalReplica; store: FlakyStore }> {
+    const store = new FlakyStore();
+    stores.push(store);
+    await store.open();
+    const init = versionCacheBytes === undefined ? { actor } : { actor, versionCacheBytes };
+    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, init);
+    await r.start();
+    return { r, store };
+  }
+
+  it('writes without reading the old copy when a newer version arrives or the context covers it', async () => {
+    const { r, store } = await replica();
+    const { r: other } = await replica(0, 'n2.abc');
+    const first = await r.coordinate(0, 'k', {}, write('a'), 1);
+    expect(store.objectReads).toBe(1); // a new key: nothing known, so it reads (and finds nothing)
+    const second = await r.coordinate(0, 'k', first.object.clock, write('b'), 2);
+    // A newer version made elsewhere from this one.
+    await other.apply(0, 'k', second.object);
+    const third = await other.coordinate(0, 'k', second.object.clock, write('c'), 3);
+    expect(await r.apply(0, 'k', third.object)).toEqual({ object: third.object, changed: true });
+    // The same version again (a retried replica write): nothing changes, nothing is read.
+    expect((await r.apply(0, 'k', third.object)).changed).toBe(false);
+    expect(store.objectReads).toBe(1);
+    expect(r.versionCacheStats).toMatchObject({ entries: 1, hits: 3, misses: 1 });
+    // An older version, or a write whose context misses a sibling, needs the values: it reads.
+    expect((await r.apply(0, 'k', first.object)).changed).toBe(false);
+    expect(store.objectReads).toBe(2);
+    await r.coordinate(0, 'k', {}, write('d'), 4);
+    expect(store.objectReads).toBe(3);
+    expect((await r.read(0, 'k'))!.siblings.map((x) => new TextDecoder().decode(x.value))).toEqual(['d', 'c']);
+  });
+
+  it('reads the store when the cache is off, and after a write whose outcome is unknown', async () => {
+    const { r: off, store: offStore } = await replica(0);
+    const a = await off.coordinate(0, 'k', {}, write('a'), 1);
+    await off.coordinate(0, 'k', a.object.clock, write('b'), 2);
+    expect(offStore.objectReads).toBe(2);
+    expect(off.versionCacheStats).toBeUndefined();
+
+    const { r, store } = await replica();
+    const v1 = await r.coordinate(0, 'k', {}, write('a'), 1);
+    store.failNext = true;
+    await expect(r.coordinate(0, 'k', v1.object.clock, write('b'), 2)).rejects.toThrow('disk error');
+    const reads = store.objectReads;
+    await r.coordinate(0, 'k', v1.object.clock, write('c'), 3);
+    expect(store.objectReads).toBe(reads + 1);
+  });
+
+  it('is keyed by partition too: the same key in another partition is another object', async () => {
+    const { r, store } = await replica();
+    const a = await r.coordinate(0, 'k', {}, write('a'), 1);
+    const b = await r.coordinate(1, 'k', {}, write('b'), 2);
+    const reads = store.objectReads;
+    await r.coordinate(0, 'k', a.object.clock, write('a2'), 3);
+    expect(store.objectReads).toBe(reads + 1);
+    expect((await r.read(1, 'k'))!.clock).toEqual(b.object.clock);
+    expect((await r.read(0, 'k'))!.siblings).toHaveLength(1);
+  });
+
+  it('gives exactly what a replica without it gives, over any mix of writes, merges, drops, reaps and failures (model check)', async () => {
+    const key = fc.constantFrom('a', 'b', 'c');
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('mint' as const), key, part: fc.nat(1), ctx: fc.nat(3), del: fc.boolean() }),
+      fc.record({ t: fc.constant('remote' as const), key, part: fc.nat(1), ctx: fc.nat(3) }),
+      fc.record({ t: fc.constant('apply' as const), key, part: fc.nat(1), pick: fc.nat(40) }),
+      fc.record({ t: fc.constant('drop' as const), key, part: fc.nat(1), pick: fc.nat(40) }),
+      fc.record({ t: fc.constant('reap' as const), key, part: fc.nat(1), pick: fc.nat(40) }),
+      fc.record({ t: fc.constant('fail' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        // The cache holds about four entries here, so evictions happen all along.
+        const sides = [await replica(1600), await replica(0)];
+        const remote = await replica(0, 'n2.abc');
+        const events: string[][] = [[], []];
+        sides.forEach(({ r }, i) => {
+          r.onWrite((p, k, before, after) => {
+            events[i]!.push(`${p}/${k} ${before === undefined ? '-' : versionDigest(before)} ${after === undefined ? '-' : versionDigest(after)}`);
+          });
+        });
+        // Versions seen so far (for contexts, incoming versions and expectations).
+        const pool: VersionedObject[] = [];
+        const pick = (n: number): VersionedObject | undefined => pool[n % Math.max(1, pool.length)];
+        const contextFor = async (n: number, p: number, k: string): Promise<VersionVector> => {
+          if (n === 0) return {};
+          if (n === 1) return (await sides[1]!.r.read(p, k))?.clock ?? {};
+          return pick(n)?.clock ?? {};
+        };
+        let now = 0;
+        for (const o of ops) {
+          now++;
+          if (o.t === 'fail') {
+            for (const { store } of sides) store.failNext = true;
+            continue;
+          }
+          const outcome = async (f: (r: LocalReplica) => Promise<unknown>) => {
+            const results = [];
+            for (const { r } of sides) results.push(await f(r).then((v) => ({ ok: v }), (e: Error) => ({ err: e.message })));
+            expect(results[0]).toEqual(results[1]);
+            return results[0] as { ok?: unknown };
+          };
+          if (o.t === 'mint') {
+            const ctx = await contextFor(o.ctx, o.part, o.key);
+            const w = { ...write(`v${now}`), deleted: o.del };
+            const res = await outcome((r) => r.coordinate(o.part, o.key, ctx, w, now));
+            if (res.ok) pool.push((res.ok as { object: VersionedObject }).object);
+          } else if (o.t === 'remote') {
+            // A version minted on another replica, from what that one holds merged with ours.
+            const ours = await sides[1]!.r.read(o.part, o.key);
+            if (ours) await remote.r.apply(o.part, o.key, ours);
+            const ctx = await contextFor(o.ctx, o.part, o.key);
+            pool.push((await remote.r.coordinate(o.part, o.key, ctx, write(`r${now}`), now)).object);
+          } else if (o.t === 'apply') {
+            const incoming = pick(o.pick);
+            const other = pick(o.pick + 1);
+            if (incoming === undefined) continue;
+            // Sometimes a merge of two known versions (as read repair sends).
+            const version = other !== undefined && o.pick % 3 === 0 ? merge(incoming, other) : incoming;
+            await outcome((r) => r.apply(o.part, o.key, version));
+          } else {
+            const current = await sides[1]!.r.read(o.part, o.key);
+            const expected = o.pick % 2 === 0 && current ? current : pick(o.pick);
+            if (expected === undefined) continue;
+            await outcome((r) => (o.t === 'drop' ? r.dropIfSame(o.part, o.key, expected) : r.reap(o.part, o.key, expected)));
+          }
+          expect(events[0]).toEqual(events[1]);
+          for (const k of ['a', 'b', 'c']) {
+            for (const p of [0, 1]) expect(await sides[0]!.r.read(p, k)).toEqual(await sides[1]!.r.read(p, k));
+          }
+        }
+        for (const { store } of [...sides, remote]) await store.close();
+        stores.splice(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

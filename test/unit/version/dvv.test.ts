@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   clocksEqual,
   contextAfterWrite,
+  contextCoversAll,
   covers,
   decodeObject,
   descends,
@@ -14,6 +15,7 @@ import {
   liveSiblings,
   MAX_SIBLINGS,
   merge,
+  mergeKeepsIncoming,
   mergeMaybe,
   mint,
   sameVersion,
@@ -255,6 +257,74 @@ describe('merge algebra', () => {
       });
     });
   }
+});
+
+/** An object's stamp as the version cache keeps it: dots only, nothing of the values. */
+const stampOf = (o: VersionedObject) => ({ clock: o.clock, siblings: o.siblings.map((x) => ({ dot: x.dot })) });
+
+describe('deciding a write from the stored version alone (the version cache)', () => {
+  for (const [name, arb] of [
+    ['reachable objects', threeReachableArb],
+    ['arbitrary well-formed objects', fc.tuple(objectArb({ wellFormed: true }), objectArb({ wellFormed: true }), objectArb({ wellFormed: true }))],
+    ['arbitrary objects', fc.tuple(objectArb(), objectArb(), objectArb())],
+    ['objects with clashing dots', fc.tuple(objectArb({ smallPools: true }), objectArb({ smallPools: true }), objectArb({ smallPools: true }))],
+  ] as const) {
+    it(`mergeKeepsIncoming(stamp of local, incoming) is exactly "merge gives incoming's version" (${name})`, () => {
+      fc.assert(
+        fc.property(arb, ([local, other, third]) => {
+          // Incoming both as an unrelated object and as a newer version of local (the usual case).
+          for (const incoming of [other, merge(local, other), merge(merge(local, other), third)]) {
+            const keeps = mergeKeepsIncoming(stampOf(local), incoming);
+            expect(keeps).toBe(sameVersion(merge(local, incoming), incoming));
+            expect(mergeKeepsIncoming(local, incoming)).toBe(keeps);
+          }
+        }),
+        RUNS,
+      );
+    });
+  }
+
+  it('mergeKeepsIncoming holds for a newer version, an equal one, and not for an older or concurrent one', () => {
+    const v1 = mint(undefined, {}, text('a'), 'x', 1).object;
+    const v2 = mint(v1, v1.clock, text('b'), 'x', 2).object;
+    const c = mint(v1, v1.clock, text('c'), 'y', 3).object;
+    expect(mergeKeepsIncoming(v1, v2)).toBe(true);
+    expect(mergeKeepsIncoming(v2, v2)).toBe(true);
+    expect(mergeKeepsIncoming(v2, v1)).toBe(false);
+    expect(mergeKeepsIncoming(v2, c)).toBe(false);
+    // A version whose clock has seen local's but which still holds a sibling local dropped
+    // (only malformed input can): merge drops that sibling, so it is not incoming's version.
+    const stale = { clock: v2.clock, siblings: [...v1.siblings, ...v2.siblings] };
+    expect(mergeKeepsIncoming(v2, stale)).toBe(false);
+    expect(sameVersion(merge(v2, stale), stale)).toBe(false);
+  });
+
+  it('contextCoversAll: then minting from the clock alone gives exactly what minting from the object gives', () => {
+    fc.assert(
+      fc.property(objectArb(), clockArb, fc.boolean(), (local, extra, fromLocal) => {
+        // A context that is the local clock (the usual write) or an arbitrary one.
+        const context = fromLocal ? joinClocks(local.clock, extra) : extra;
+        const full = mint(local, context, text('v'), 'me', 7);
+        if (contextCoversAll(context, stampOf(local))) {
+          expect(mint({ clock: local.clock, siblings: [] }, context, text('v'), 'me', 7)).toEqual(full);
+        } else {
+          // Some sibling of local survives the write, which the clock alone cannot give.
+          expect(full.object.siblings.some((x) => local.siblings.some((l) => l.dot === x.dot))).toBe(true);
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  it('sameVersion and versionDigest read only the stamp', () => {
+    fc.assert(
+      fc.property(objectArb(), objectArb(), (a, b) => {
+        expect(versionDigest(stampOf(a))).toBe(versionDigest(a));
+        expect(sameVersion(stampOf(a), b)).toBe(sameVersion(a, b));
+      }),
+      RUNS,
+    );
+  });
 });
 
 describe('write semantics', () => {
