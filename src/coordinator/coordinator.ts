@@ -20,7 +20,9 @@ import {
   encodeObject,
   isStale,
   merge,
+  mergeKeepsIncoming,
   type VersionedObject,
+  type VersionStamp,
   type VersionVector,
   type WriteValue,
 } from '../version/index.js';
@@ -29,6 +31,7 @@ import {
   decodeString,
   encodeForwardedPut,
   encodeString,
+  type ReplicaAnswer,
   ROUTES,
 } from './messages.js';
 import { planReplicas, type ReplicaSlot } from './placement.js';
@@ -87,9 +90,19 @@ function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): V
 }
 
 /** True if some replica's answer is older than the merge of all answers. */
-function anyStale(replies: Map<ReplicaSlot, VersionedObject | undefined>, merged: VersionedObject): boolean {
+function anyStale(replies: ReadonlyMap<ReplicaSlot, VersionStamp | undefined>, merged: VersionedObject): boolean {
   for (const v of replies.values()) if (isStale(v, merged)) return true;
   return false;
+}
+
+/** Every answer's version: whole objects and version-only answers together (for repair). */
+function versionsOf(
+  replies: ReadonlyMap<ReplicaSlot, VersionedObject | undefined>,
+  stamps: ReadonlyMap<ReplicaSlot, VersionStamp>,
+): Map<ReplicaSlot, VersionStamp | undefined> {
+  const out = new Map<ReplicaSlot, VersionStamp | undefined>(replies);
+  for (const [slot, stamp] of stamps) out.set(slot, stamp);
+  return out;
 }
 
 export class Coordinator {
@@ -353,7 +366,12 @@ export class Coordinator {
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
     const round = new QuorumRound(needed, order.length);
     const replies = new Map<ReplicaSlot, VersionedObject | undefined>();
+    // When this node holds a copy it reads it whole (first in `order`), so the peers need only
+    // say which version they hold: see ReplicaClient.readVersion and resolveVersions.
+    const versionsOnly = order[0]?.target === this.c.membership.self;
+    const stamps = new Map<ReplicaSlot, VersionStamp>();
     const reads: Promise<void>[] = [];
+    const started = this.c.clock.monotonic();
     let asked = 0;
 
     let resolveQuorum!: () => void;
@@ -364,15 +382,16 @@ export class Coordinator {
       const slot = order[asked++];
       if (slot === undefined) return;
       reads.push(
-        this.readFrom(slot.target, partition, key, opts.timeoutMs).then(
-          (obj) => {
-            replies.set(slot, obj);
+        this.readFrom(slot.target, partition, key, opts.timeoutMs, versionsOnly).then(
+          (answer) => {
+            if (answer.stamp !== undefined) stamps.set(slot, answer.stamp);
+            else replies.set(slot, answer.object);
             round.ack();
             if (round.state !== 'pending') resolveQuorum();
           },
           (err: unknown) => {
             if (slot.target !== this.c.membership.self)
-              this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'error' });
+              this.c.metrics.replicaRequests.inc({ route: versionsOnly ? ROUTES.replicaReadVersion : ROUTES.replicaRead, outcome: 'error' });
             // A peer sends its stored bytes undecoded, so a corrupt copy shows up here, at the
             // reader: name it loudly (the peer itself logs nothing), and ask another replica.
             if (err instanceof RingkvError && err.code === 'INTERNAL')
@@ -406,30 +425,65 @@ export class Coordinator {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', round.answered, needed);
     }
+    const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
+    if (!(await this.resolveVersions(partition, key, replies, stamps, remainingMs))) {
+      this.c.metrics.quorumFailures.inc({ op: 'read' });
+      throw quorumFailed('read', replies.size, needed);
+    }
     const object = mergeReplies(replies);
 
     // Read repair happens after the answer, off the request path.
     const unasked = order.slice(asked);
     // Usually every replica asked has answered by now: no need for a timer to wait on them.
-    const answered = asked === replies.size ? Promise.resolve() : withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs);
+    const answered =
+      asked === replies.size + stamps.size ? Promise.resolve() : withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs);
     void answered.then(async () => {
+      // Late version-only answers that hold something the others lack: fetch them whole.
+      await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs);
       let merged = mergeReplies(replies);
-      if (merged !== undefined && unasked.length > 0 && anyStale(replies, merged)) {
+      if (merged !== undefined && unasked.length > 0 && anyStale(versionsOf(replies, stamps), merged)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(
           this.c.timers,
           Promise.allSettled(
             unasked.map(async (slot) => {
-              replies.set(slot, await this.readFrom(slot.target, partition, key, opts.timeoutMs));
+              replies.set(slot, (await this.readFrom(slot.target, partition, key, opts.timeoutMs, false)).object);
             }),
           ),
           opts.timeoutMs,
         );
         merged = mergeReplies(replies);
       }
-      if (merged !== undefined) this.readRepair(partition, key, replies, pref, merged);
+      if (merged !== undefined) this.readRepair(partition, key, versionsOf(replies, stamps), pref, merged);
     });
     return { object };
+  }
+
+  /**
+   * Turn version-only answers into whole ones where the values matter. A replica whose version
+   * the whole answers already cover (merging it would change nothing: the usual case) stays a
+   * version; one that holds something they lack is read again, whole, and moves to `replies`.
+   * Returns false if such a read failed (its values are then missing from the merge).
+   */
+  private async resolveVersions(
+    partition: number,
+    key: string,
+    replies: Map<ReplicaSlot, VersionedObject | undefined>,
+    stamps: Map<ReplicaSlot, VersionStamp>,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    if (stamps.size === 0) return true;
+    const merged = mergeReplies(replies);
+    const needed = [...stamps].filter(([, stamp]) => merged === undefined || !mergeKeepsIncoming(stamp, merged));
+    if (needed.length === 0) return true;
+    const results = await Promise.allSettled(
+      needed.map(async ([slot]) => {
+        const answer = await this.readFrom(slot.target, partition, key, timeoutMs, false);
+        stamps.delete(slot);
+        replies.set(slot, answer.object);
+      }),
+    );
+    return results.every((r) => r.status === 'fulfilled');
   }
 
   /** The order in which a read asks replicas: self, then the others rotated per read, suspects last. */
@@ -450,26 +504,30 @@ export class Coordinator {
     return [...local, ...others, ...suspects];
   }
 
+  /** One replica's answer; with `versionsOnly` a peer may answer with the version alone. */
   private async readFrom(
     target: string,
     partition: number,
     key: string,
     timeoutMs: number,
-  ): Promise<VersionedObject | undefined> {
-    if (target === this.c.membership.self) return this.c.replica.read(partition, key);
+    versionsOnly: boolean,
+  ): Promise<ReplicaAnswer> {
+    if (target === this.c.membership.self) return { object: await this.c.replica.read(partition, key) };
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
     const started = this.c.clock.monotonic();
-    const object = await this.replicas.read(address, key, timeoutMs);
+    const answer = versionsOnly
+      ? await this.replicas.readVersion(address, key, timeoutMs)
+      : { object: await this.replicas.read(address, key, timeoutMs) };
     this.readLatency.add(this.c.clock.monotonic() - started);
-    this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'ok' });
-    return object;
+    this.c.metrics.replicaRequests.inc({ route: versionsOnly ? ROUTES.replicaReadVersion : ROUTES.replicaRead, outcome: 'ok' });
+    return answer;
   }
 
   private readRepair(
     partition: number,
     key: string,
-    replies: Map<ReplicaSlot, VersionedObject | undefined>,
+    replies: ReadonlyMap<ReplicaSlot, VersionStamp | undefined>,
     pref: readonly string[],
     final: VersionedObject,
   ): void {

@@ -3,7 +3,7 @@
  */
 import { allocBytes } from '../alloc.js';
 import { RingkvError } from '../errors.js';
-import { decodeObject, encodeObject, type VersionedObject, type WriteValue } from '../version/index.js';
+import { decodeObject, encodeObject, type VersionedObject, type VersionStamp, type WriteValue } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 
 export const ROUTES = {
@@ -11,6 +11,7 @@ export const ROUTES = {
   replicaWrite: 'replica-write',
   replicaWriteBatch: 'replica-write-batch',
   replicaRead: 'replica-read',
+  replicaReadVersion: 'replica-read-version',
 } as const;
 
 export interface ForwardedPut {
@@ -104,6 +105,40 @@ export function decodeReadReply(b: Uint8Array): VersionedObject | undefined {
   if (b.length === 0) throw new RingkvError('BAD_REQUEST', 'empty read reply');
   if (b[0] === 0) return undefined;
   return decodeObject(b.subarray(1));
+}
+
+/**
+ * A replica's answer to a read: its stored object (undefined when it has none), or, to a
+ * version read, possibly only the object's version (see ReplicaClient.readVersion).
+ */
+export type ReplicaAnswer =
+  | { readonly object: VersionedObject | undefined; readonly stamp?: undefined }
+  | { readonly stamp: VersionStamp; readonly object?: undefined };
+
+/** Tag of a read reply that carries only a version. */
+const STAMP_REPLY = 2;
+const NO_VALUE = new Uint8Array(0);
+
+/**
+ * A read reply carrying only a version: the object codec over the dots with empty
+ * placeholder contents, so it is checksummed and validated like any object.
+ */
+export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
+  const siblings = stamp.siblings.map((s) => ({ dot: s.dot, value: NO_VALUE, contentType: '', lastModified: 0, deleted: false }));
+  const enc = encodeObject({ clock: stamp.clock, siblings });
+  const out = allocBytes(enc.length + 1);
+  out[0] = STAMP_REPLY;
+  out.set(enc, 1);
+  return out;
+}
+
+/** Any read reply: absent, a stored object, or a version only. */
+export function decodeReplicaAnswer(b: Uint8Array): ReplicaAnswer {
+  if (b.length > 0 && b[0] === STAMP_REPLY) {
+    const o = decodeObject(b.subarray(1));
+    return { stamp: { clock: o.clock, siblings: o.siblings.map((s) => ({ dot: s.dot })) } };
+  }
+  return { object: decodeReadReply(b) };
 }
 
 export function encodeString(s: string): Uint8Array {

@@ -5,16 +5,20 @@
  */
 import type { MembershipView } from '../membership/types.js';
 import type { LocalReplica } from '../replica/local-replica.js';
+import { isUnknownRouteError } from '../transport/batching.js';
 import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
 import type { VersionedObject } from '../version/index.js';
 import {
   decodeReadReply,
+  decodeReplicaAnswer,
   decodeReplicaWrite,
   decodeString,
   decodeWriteBatch,
+  encodeStampReadReply,
   encodeStoredReadReply,
   encodeReplicaWrite,
   encodeString,
+  type ReplicaAnswer,
   ROUTES,
 } from './messages.js';
 import { settleAll } from '../settle.js';
@@ -75,12 +79,30 @@ export class ReplicaClient {
     return decodeReadReply(reply);
   }
 
+  /**
+   * The replica's version of `key`, and its whole object only if that costs the replica a
+   * store read anyway: a replica that knows the key's version from its version cache sends
+   * just that. For a coordinator that has read its own copy: when the versions agree (the
+   * usual case) it answers from its own copy, and the peer neither read its store nor sent
+   * the value. A peer from before this route (a rolling upgrade) is read whole instead.
+   */
+  async readVersion(address: PeerAddress, key: string, timeoutMs: number): Promise<ReplicaAnswer> {
+    try {
+      const reply = await this.c.transport.send(address, ROUTES.replicaReadVersion, encodeString(key), { timeoutMs, idempotent: true });
+      return decodeReplicaAnswer(reply);
+    } catch (err) {
+      if (!isUnknownRouteError(err)) throw err;
+      return { object: await this.read(address, key, timeoutMs) };
+    }
+  }
+
   /** Server side of the routes above. */
   handlers(): Map<string, InternalHandler> {
     return new Map<string, InternalHandler>([
       [ROUTES.replicaWrite, (b) => this.onReplicaWrite(b)],
       [ROUTES.replicaWriteBatch, (b) => this.onReplicaWriteBatch(b)],
       [ROUTES.replicaRead, (b) => this.onReplicaRead(b)],
+      [ROUTES.replicaReadVersion, (b) => this.onReplicaReadVersion(b)],
     ]);
   }
 
@@ -114,6 +136,14 @@ export class ReplicaClient {
   private async onReplicaRead(body: Uint8Array): Promise<Uint8Array> {
     const key = decodeString(body);
     const partition = this.c.membership.ring().partitionOf(key);
+    return encodeStoredReadReply(await this.c.replica.readStored(partition, key));
+  }
+
+  private async onReplicaReadVersion(body: Uint8Array): Promise<Uint8Array> {
+    const key = decodeString(body);
+    const partition = this.c.membership.ring().partitionOf(key);
+    const stamp = this.c.replica.cachedVersion(partition, key);
+    if (stamp !== undefined) return encodeStampReadReply(stamp);
     return encodeStoredReadReply(await this.c.replica.readStored(partition, key));
   }
 }

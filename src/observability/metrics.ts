@@ -156,8 +156,8 @@ export class Metrics {
 
   /** The replica's version cache (stored versions, without values, of recently written keys). */
   readonly versionCache = new CacheMetrics(this.registry, 'version_cache', {
-    hits: 'Replica writes that found the stored version in the version cache (no read before writing)',
-    misses: 'Replica writes whose stored version was not in the version cache',
+    hits: 'Replica writes and version reads that found the stored version in the version cache (no store read)',
+    misses: 'Replica writes and version reads that did not find the stored version in the version cache',
     bytes: 'Bytes the version cache is charged for (keys, versions and per-entry overhead)',
     entries: 'Versions the version cache holds',
   });

@@ -104,6 +104,16 @@ export class LocalReplica {
   }
 
   /**
+   * The key's stored version if the version cache knows it (no store read), else undefined.
+   * Safe outside the key's lock, for a reader: an entry is set only once its write has landed
+   * and is dropped before a removal, so what this returns was the stored version at some
+   * moment during the call, as a store read would be.
+   */
+  cachedVersion(partition: number, key: string): VersionStamp | undefined {
+    return this.versions?.get(partition, key);
+  }
+
+  /**
    * The stored bytes of a key (encodeObject's format), not decoded or verified, or undefined;
    * the caller must not mutate them. For a peer's read: it decodes (and verifies) them itself,
    * so decoding here too would only be thrown away. A corrupt copy then fails the read at the

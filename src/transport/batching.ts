@@ -300,6 +300,11 @@ function decodeBatchReply(b: Uint8Array, expected: number): BatchReply[] {
   return out;
 }
 
+/** True when a peer answered that it has no such internal route (it runs an older ringkv). */
+export function isUnknownRouteError(err: unknown): boolean {
+  return err instanceof TransportError && err.kind === 'remote' && err.status === 404 && isUnknownRoute(err);
+}
+
 function isUnknownRoute(err: TransportError): boolean {
   if (err.body === undefined) return false;
   try {

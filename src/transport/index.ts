@@ -26,6 +26,6 @@ export { resilientTransport } from './resilient.js';
 export type { PeerTransportComponents, PeerTransportInit } from './peer-transport.js';
 export { createPeerTransport, DEFAULT_BATCHED_ROUTES } from './peer-transport.js';
 export type { BatchingComponents, BatchingInit } from './batching.js';
-export { BATCH_ROUTE, BATCHING_DEFAULTS, withBatchRoute, withBatching } from './batching.js';
+export { BATCH_ROUTE, BATCHING_DEFAULTS, isUnknownRouteError, withBatchRoute, withBatching } from './batching.js';
 export type { Deadline, DeadlineCause } from './deadline.js';
 export { deadlineError, raceSignal, startDeadline } from './deadline.js';

@@ -22,12 +22,13 @@ export interface PeerTransportInit extends HttpTransportInit {
 }
 
 /**
- * The routes batched by default: the coordinator's replica writes and reads (ROUTES.replicaWrite
- * and ROUTES.replicaRead in coordinator/messages.ts; a unit test keeps the two in step). They
+ * The routes batched by default: the coordinator's replica writes and reads (ROUTES.replicaWrite,
+ * ROUTES.replicaRead and ROUTES.replicaReadVersion in coordinator/messages.ts; a unit test keeps
+ * the two in step). They
  * are small, idempotent and many; everything else (gossip, hint and anti-entropy transfers,
  * forwarded writes) is rarer or already batched, and goes out as it is.
  */
-export const DEFAULT_BATCHED_ROUTES: readonly string[] = ['replica-write', 'replica-read'];
+export const DEFAULT_BATCHED_ROUTES: readonly string[] = ['replica-write', 'replica-read', 'replica-read-version'];
 
 /**
  * What node.ts uses to talk to peers: HttpTransport wrapped in circuit breakers and retries

@@ -305,13 +305,13 @@ export function sameVersion(a: VersionStamp, b: VersionStamp): boolean {
  * change its version: read repair should send `merged` to it. A missing replica is stale
  * unless `merged` is itself empty.
  */
-export function isStale(replica: VersionedObject | undefined, merged: VersionedObject): boolean {
+export function isStale(replica: VersionStamp | undefined, merged: VersionStamp): boolean {
   if (replica === undefined) return merged.siblings.length > 0 || Object.keys(merged.clock).length > 0;
   if (!descends(replica.clock, merged.clock)) return true;
   // Clocks alone can miss one case: a sibling the replica still holds that `merged` has
   // seen and dropped (or, for malformed input, a sibling the replica has not seen).
-  const rs = canonicalSiblings(replica.siblings);
-  const ms = canonicalSiblings(merged.siblings);
+  const rs = canonicalStamps(replica.siblings);
+  const ms = canonicalStamps(merged.siblings);
   let i = 0;
   let j = 0;
   while (i < rs.length || j < ms.length) {

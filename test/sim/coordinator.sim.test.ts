@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import { objectKey } from '../../src/storage/index.js';
+import { mint } from '../../src/version/index.js';
 import { SimCluster } from './cluster-sim.js';
 import { simSeeds } from './harness.js';
 
@@ -129,10 +130,12 @@ describe('coordinator on a simulated 3-node cluster', () => {
   });
 });
 
+const READ_ROUTES = ['replica-read', 'replica-read-version'];
+
 describe('reads ask R replicas, not N', () => {
   async function remoteReads(c: SimCluster, id: string): Promise<number> {
     const m = await c.node(id).metrics.replicaRequests.get();
-    return m.values.filter((v) => v.labels.route === 'replica-read').reduce((a, v) => a + v.value, 0);
+    return m.values.filter((v) => READ_ROUTES.includes(String(v.labels.route))).reduce((a, v) => a + v.value, 0);
   }
 
   it('r=2 reads this node and one other; r=3 reads both others', async () => {
@@ -154,14 +157,61 @@ describe('reads ask R replicas, not N', () => {
       const bad = (good as Uint8Array).slice();
       bad[bad.length - 6] = (bad[bad.length - 6] as number) ^ 0xff;
       await c.node('n2').store.put('obj', stored, bad);
+      // Restarted, so n2 no longer knows the key's version from its own write (it would answer
+      // a version read from its version cache) and sends the stored bytes.
+      await c.restart('n2');
+      await c.waitConverged();
       const failedReads = async (): Promise<number> =>
         (await c.node('n1').metrics.replicaRequests.get()).values
-          .filter((v) => v.labels.route === 'replica-read' && v.labels.outcome === 'error')
+          .filter((v) => READ_ROUTES.includes(String(v.labels.route)) && v.labels.outcome === 'error')
           .reduce((a, v) => a + v.value, 0);
       // Two reads at r=2 through n1: one asks n2 first (the rotation), gets the corrupt copy
       // (n2 sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
       for (let i = 0; i < 2; i++) expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
       expect(await failedReads()).toBe(1);
+    });
+  });
+
+  it('a peer holding the same version answers with the version only: it reads no value and sends none', async () => {
+    await withCluster({ seed: 25, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      const stored = vi.spyOn(c.node('n2').c.replica, 'readStored');
+      const stored3 = vi.spyOn(c.node('n3').c.replica, 'readStored');
+      for (let i = 0; i < 4; i++) expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['v']);
+      expect(stored).not.toHaveBeenCalled();
+      expect(stored3).not.toHaveBeenCalled();
+      // A peer that does not know the version (restarted: its version cache is empty) sends the object.
+      await c.restart('n2');
+      await c.waitConverged();
+      const after = vi.spyOn(c.node('n2').c.replica, 'readStored');
+      expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['v']);
+      expect(after).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  it('a peer holding something newer is read whole, and the reader answers with it and repairs itself', async () => {
+    await withCluster({ seed: 27, nodes: 3 }, async (c) => {
+      const ctx = await c.put('n1', 'k', 'old', { w: 3 });
+      // A newer version that only n2 holds (as when n1 missed a write).
+      const ring = c.node('n2').c.membership.ring();
+      const partition = ring.partitionOf('k');
+      const held = (await c.node('n2').c.replica.read(partition, 'k'))!;
+      const newer = mint(held, ctx, { value: new TextEncoder().encode('new'), contentType: 'text/plain', deleted: false }, 'n9.x', 5).object;
+      await c.node('n2').c.replica.apply(partition, 'k', newer);
+      expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['new']);
+      await c.runUntil('read repair of n1', async () => (await c.local('n1', 'k')).join() === 'new', 5_000);
+    });
+  });
+
+  it('a peer from before version reads (no such route) is read whole instead', async () => {
+    await withCluster({ seed: 29, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      const handlers = new Map(c.node('n2').c.handlers);
+      handlers.delete('replica-read-version');
+      c.sim.net.register(c.node('n2').address, handlers);
+      const stored = vi.spyOn(c.node('n2').c.replica, 'readStored');
+      for (let i = 0; i < 2; i++) expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['v']);
+      expect(stored).toHaveBeenCalledTimes(2);
     });
   });
 

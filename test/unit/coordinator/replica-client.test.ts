@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeReadReply, encodeString, encodeWriteBatch, ROUTES } from '../../../src/coordinator/messages.js';
+import { decodeReadReply, decodeReplicaAnswer, encodeString, encodeWriteBatch, ROUTES } from '../../../src/coordinator/messages.js';
 import { ReplicaClient } from '../../../src/coordinator/replica-client.js';
 import type { MembershipView } from '../../../src/membership/types.js';
 import { silentLogger } from '../../../src/observability/logger.js';
@@ -115,5 +115,35 @@ describe('ReplicaClient, replica-read (a peer serves its stored bytes undecoded)
     bad[bad.length - 6] = (bad[bad.length - 6] as number) ^ 0xff;
     await store.put('obj', objectKey(3, 'k'), bad);
     await expect(readFrom(r)('k')).rejects.toThrow(/corrupt object.*checksum/);
+  });
+});
+
+describe('ReplicaClient, replica-read-version (the version alone when the replica knows it)', () => {
+  const readVersion = (r: LocalReplica) => async (key: string) =>
+    decodeReplicaAnswer(await handlerOf(r, ROUTES.replicaReadVersion)(encodeString(key)));
+
+  it('answers the version of a key it wrote, the whole object of one it must read, and undefined for a missing key', async () => {
+    const { r } = await replica('nv');
+    const stored = (await r.coordinate(3, 'k', {}, write('value'), 1)).object;
+    const known = await readVersion(r)('k');
+    expect(known.object).toBeUndefined();
+    expect(known.stamp?.clock).toEqual(stored.clock);
+    expect(known.stamp?.siblings).toEqual(stored.siblings.map((s) => ({ dot: s.dot })));
+    // The same data on a replica that has not written it since it started: it reads and sends it.
+    const { r: fresh, store } = await replica('nw');
+    await store.put('obj', objectKey(3, 'k'), encodeObject(stored));
+    const whole = await readVersion(fresh)('k');
+    expect(whole.stamp).toBeUndefined();
+    expect(text(whole.object)).toEqual(['value']);
+    expect(await readVersion(r)('missing')).toEqual({ object: undefined });
+  });
+
+  it('a version reply is checksummed like an object: a flipped byte fails the read', async () => {
+    const { r } = await replica('nv');
+    await r.coordinate(3, 'k', {}, write('value'), 1);
+    const reply = await handlerOf(r, ROUTES.replicaReadVersion)(encodeString('k'));
+    const bad = reply.slice();
+    bad[3] = (bad[3] as number) ^ 0xff;
+    expect(() => decodeReplicaAnswer(bad)).toThrow(/corrupt object/);
   });
 });

@@ -61,7 +61,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 
 describe('withBatching', () => {
   it('batches the coordinator replica routes by default', () => {
-    expect([...DEFAULT_BATCHED_ROUTES].sort()).toEqual([ROUTES.replicaRead, ROUTES.replicaWrite].sort());
+    expect([...DEFAULT_BATCHED_ROUTES].sort()).toEqual([ROUTES.replicaRead, ROUTES.replicaReadVersion, ROUTES.replicaWrite].sort());
   });
 
   it('packs sends made while the link is busy into one batch, each with its own reply', async () => {
