@@ -307,29 +307,10 @@ export function sameVersion(a: VersionStamp, b: VersionStamp): boolean {
  */
 export function isStale(replica: VersionStamp | undefined, merged: VersionStamp): boolean {
   if (replica === undefined) return merged.siblings.length > 0 || Object.keys(merged.clock).length > 0;
-  if (!descends(replica.clock, merged.clock)) return true;
-  // Clocks alone can miss one case: a sibling the replica still holds that `merged` has
-  // seen and dropped (or, for malformed input, a sibling the replica has not seen).
-  const rs = canonicalStamps(replica.siblings);
-  const ms = canonicalStamps(merged.siblings);
-  let i = 0;
-  let j = 0;
-  while (i < rs.length || j < ms.length) {
-    const x = rs[i];
-    const y = ms[j];
-    const order = x === undefined ? 1 : y === undefined ? -1 : compareDots(x.dot, y.dot);
-    if (order < 0 && x !== undefined) {
-      if (covers(merged.clock, x.dot)) return true;
-      i++;
-    } else if (order > 0 && y !== undefined) {
-      if (!covers(replica.clock, y.dot)) return true;
-      j++;
-    } else {
-      i++;
-      j++;
-    }
-  }
-  return false;
+  // Merging `merged` into the replica changes nothing exactly when the merge keeps the
+  // replica's version. Clocks alone would miss one case: a sibling the replica still holds
+  // that `merged` has seen and dropped.
+  return !mergeKeepsIncoming(merged, replica);
 }
 
 /** The siblings that are values, not tombstones. */

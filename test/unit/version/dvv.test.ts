@@ -204,13 +204,16 @@ describe('merge examples', () => {
   });
 });
 
+/** Three objects at a time, from histories or arbitrary, for the algebra's property tests. */
+const OBJECT_TRIPLES = [
+  ['reachable objects', threeReachableArb],
+  ['arbitrary well-formed objects', fc.tuple(objectArb({ wellFormed: true }), objectArb({ wellFormed: true }), objectArb({ wellFormed: true }))],
+  ['arbitrary objects', fc.tuple(objectArb(), objectArb(), objectArb())],
+  ['objects with clashing dots', fc.tuple(objectArb({ smallPools: true }), objectArb({ smallPools: true }), objectArb({ smallPools: true }))],
+] as const;
+
 describe('merge algebra', () => {
-  for (const [name, arb] of [
-    ['reachable objects', threeReachableArb],
-    ['arbitrary well-formed objects', fc.tuple(objectArb({ wellFormed: true }), objectArb({ wellFormed: true }), objectArb({ wellFormed: true }))],
-    ['arbitrary objects', fc.tuple(objectArb(), objectArb(), objectArb())],
-    ['objects with clashing dots', fc.tuple(objectArb({ smallPools: true }), objectArb({ smallPools: true }), objectArb({ smallPools: true }))],
-  ] as const) {
+  for (const [name, arb] of OBJECT_TRIPLES) {
     describe(name, () => {
       it('is commutative', () => {
         fc.assert(
@@ -263,12 +266,7 @@ describe('merge algebra', () => {
 const stampOf = (o: VersionedObject) => ({ clock: o.clock, siblings: o.siblings.map((x) => ({ dot: x.dot })) });
 
 describe('deciding a write from the stored version alone (the version cache)', () => {
-  for (const [name, arb] of [
-    ['reachable objects', threeReachableArb],
-    ['arbitrary well-formed objects', fc.tuple(objectArb({ wellFormed: true }), objectArb({ wellFormed: true }), objectArb({ wellFormed: true }))],
-    ['arbitrary objects', fc.tuple(objectArb(), objectArb(), objectArb())],
-    ['objects with clashing dots', fc.tuple(objectArb({ smallPools: true }), objectArb({ smallPools: true }), objectArb({ smallPools: true }))],
-  ] as const) {
+  for (const [name, arb] of OBJECT_TRIPLES) {
     it(`mergeKeepsIncoming(stamp of local, incoming) is exactly "merge gives incoming's version" (${name})`, () => {
       fc.assert(
         fc.property(arb, ([local, other, third]) => {
