@@ -1,7 +1,7 @@
 /**
  * Byte-level helpers shared by the context and object codecs: LEB128 varints up to
  * 2^53 - 1, strict UTF-8, and a bounds-checked reader that fails with a caller-chosen
- * error code. Internal to `src/version/` (not re-exported from the index).
+ * error code. Internal to `src/version/`, except clockFromEntries (the one way to build a clock).
  */
 import { type ErrorCode, RingkvError } from '../errors.js';
 import { utf8Length, writeUtf8 } from '../utf8.js';

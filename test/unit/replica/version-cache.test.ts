@@ -1,6 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VERSION_ENTRY_OVERHEAD, VERSION_PER_DOT, VersionCache } from '../../../src/replica/version-cache.js';
-import { merge, mint } from '../../../src/version/index.js';
+import { VERSION_ENTRY_OVERHEAD, VersionCache } from '../../../src/replica/version-cache.js';
+import { merge, mint, sameVersion } from '../../../src/version/index.js';
+import { objectArb } from '../version/sim.js';
 
 const w = (v: string) => ({ value: new Uint8Array(4096).fill(v.charCodeAt(0)), contentType: 'text/plain', deleted: false });
 
@@ -18,22 +20,47 @@ describe('VersionCache', () => {
     expect(c.get(4, 'k')).toBeUndefined();
     expect(c.get(5, 'other')).toBeUndefined();
     expect(c.stats).toMatchObject({ entries: 1, hits: 1, misses: 2 });
-    // Charged per key, clock entry and sibling.
-    expect(c.stats.bytes).toBe(1 + VERSION_ENTRY_OVERHEAD + 4 * VERSION_PER_DOT);
+    // Charged for the key, the packed version and a fixed overhead: more actors, more bytes.
+    const oneActor = new VersionCache(1 << 20);
+    oneActor.set(5, 'k', a);
+    expect(c.stats.bytes).toBeGreaterThan(oneActor.stats.bytes);
+    expect(oneActor.stats.bytes).toBeGreaterThan(1 + VERSION_ENTRY_OVERHEAD);
     c.delete('k');
     expect(c.get(5, 'k')).toBeUndefined();
     expect(c.stats.bytes).toBe(0);
   });
 
   it('stays within its budget, dropping the oldest keys first', () => {
-    const one = 4 + VERSION_ENTRY_OVERHEAD + 2 * VERSION_PER_DOT;
-    const c = new VersionCache(10 * one);
     const v = mint(undefined, {}, w('a'), 'x', 1).object;
+    const probe = new VersionCache(1 << 20);
+    probe.set(0, 'k000', v);
+    const one = probe.stats.bytes;
+    const c = new VersionCache(10 * one);
     for (let i = 0; i < 100; i++) c.set(0, `k${String(i).padStart(3, '0')}`, v);
     expect(c.stats.entries).toBe(10);
     expect(c.stats.bytes).toBeLessThanOrEqual(10 * one);
     expect(c.get(0, 'k089')).toBeUndefined();
     expect(c.get(0, 'k090')).toBeDefined();
     expect(c.get(0, 'k099')).toBeDefined();
+  });
+
+  it('gives back exactly the version it was given, whatever the actors hold (digits, separators, any text)', () => {
+    fc.assert(
+      fc.property(objectArb(), fc.nat(1 << 20), (o, partition) => {
+        const c = new VersionCache(1 << 20);
+        c.set(partition, 'key', o);
+        const got = c.get(partition, 'key');
+        expect(got).toBeDefined();
+        expect(sameVersion(got!, o)).toBe(true);
+        expect(got!.siblings.map((s) => s.dot)).toEqual(o.siblings.map((s) => s.dot));
+        expect({ ...got!.clock }).toEqual({ ...o.clock });
+        expect(c.get(partition + 1, 'key')).toBeUndefined();
+      }),
+      { numRuns: 500 },
+    );
+    const odd = mint(undefined, {}, w('a'), '12:3;4:x', 7).object;
+    const c = new VersionCache(1 << 20);
+    c.set(3, 'k', odd);
+    expect(c.get(3, 'k')!.clock).toEqual(odd.clock);
   });
 });
