@@ -478,9 +478,15 @@ export class Coordinator {
     if (needed.length === 0) return true;
     const results = await Promise.allSettled(
       needed.map(async ([slot]) => {
-        const answer = await this.readFrom(slot.target, partition, key, timeoutMs, false);
-        stamps.delete(slot);
-        replies.set(slot, answer.object);
+        try {
+          const answer = await this.readFrom(slot.target, partition, key, timeoutMs, false);
+          stamps.delete(slot);
+          replies.set(slot, answer.object);
+        } catch (err) {
+          this.c.metrics.replicaRequests.inc({ route: ROUTES.replicaRead, outcome: 'error' });
+          this.c.log.debug({ peer: slot.target, key, err: String(err) }, 'whole read after a version read failed');
+          throw err;
+        }
       }),
     );
     return results.every((r) => r.status === 'fulfilled');

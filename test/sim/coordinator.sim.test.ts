@@ -203,6 +203,31 @@ describe('reads ask R replicas, not N', () => {
     });
   });
 
+  it('a peer holding something newer that then fails its whole read fails the read (its values would be missing)', async () => {
+    await withCluster({ seed: 31, nodes: 3 }, async (c) => {
+      const ctx = await c.put('n1', 'k', 'old', { w: 3 });
+      const partition = c.node('n2').c.membership.ring().partitionOf('k');
+      const held = (await c.node('n2').c.replica.read(partition, 'k'))!;
+      const newer = mint(held, ctx, { value: new TextEncoder().encode('new'), contentType: 'text/plain', deleted: false }, 'n9.x', 5).object;
+      await c.node('n2').c.replica.apply(partition, 'k', newer);
+      // n2 answers version reads, but its whole reads fail.
+      const handlers = new Map(c.node('n2').c.handlers);
+      handlers.set('replica-read', async () => {
+        throw new RingkvError('UNAVAILABLE', 'disk unreadable');
+      });
+      c.sim.net.register(c.node('n2').address, handlers);
+      const errors = async (): Promise<number> =>
+        (await c.node('n1').metrics.replicaRequests.get()).values
+          .filter((v) => v.labels.route === 'replica-read' && v.labels.outcome === 'error')
+          .reduce((a, v) => a + v.value, 0);
+      await expect(c.get('n1', 'k', { r: 3 })).rejects.toMatchObject({ code: 'QUORUM_FAILED' });
+      expect(await errors()).toBe(1);
+      // At r=2 the read rotation also asks n3 alone: those reads succeed, with what n1 and n3 hold.
+      const answers = await Promise.allSettled([c.get('n1', 'k', { r: 2 }), c.get('n1', 'k', { r: 2 })]);
+      expect(answers.map((a) => (a.status === 'fulfilled' ? a.value.values.join() : 'failed')).sort()).toEqual(['failed', 'old']);
+    });
+  });
+
   it('a peer from before version reads (no such route) is read whole instead', async () => {
     await withCluster({ seed: 29, nodes: 3 }, async (c) => {
       await c.put('n1', 'k', 'v', { w: 3 });
