@@ -16,9 +16,9 @@ import { clockFromEntries, compareStrings, sortStrings } from './bytes.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
 /**
- * Most siblings an object may hold. The coordinator rejects a write that would exceed it
- * (Riak's `object.siblings.maximum` is also 100): past this, something is writing without
- * contexts and the object is growing without bound.
+ * Most siblings an object should hold (Riak's `object.siblings.maximum` is also 100): past
+ * this, something is writing without contexts and the object is growing without bound.
+ * Not enforced yet: no write is refused for it (the SPEC names no error for it).
  */
 export const MAX_SIBLINGS = 100;
 
