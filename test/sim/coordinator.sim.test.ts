@@ -180,6 +180,9 @@ describe('reads ask R replicas, not N', () => {
       for (let i = 0; i < 4; i++) expect((await c.get('n1', 'k', { r: 3 })).values).toEqual(['v']);
       expect(stored).not.toHaveBeenCalled();
       expect(stored3).not.toHaveBeenCalled();
+      // Equal versions: nothing to repair.
+      await c.step(100);
+      expect((await c.node('n1').metrics.readRepairs.get()).values.reduce((a, v) => a + v.value, 0)).toBe(0);
       // A peer that does not know the version (restarted: its version cache is empty) sends the object.
       await c.restart('n2');
       await c.waitConverged();
