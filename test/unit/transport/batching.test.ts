@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ROUTES } from '../../../src/coordinator/messages.js';
 import { RingkvError } from '../../../src/errors.js';
 import { ManualTime } from '../../../src/runtime/index.js';
-import { BATCH_ROUTE, withBatching, withBatchRoute } from '../../../src/transport/batching.js';
+import { BATCH_ROUTE, isUnknownRouteError, withBatching, withBatchRoute } from '../../../src/transport/batching.js';
 import { DEFAULT_BATCHED_ROUTES } from '../../../src/transport/peer-transport.js';
 import {
   type InternalHandler,
@@ -124,6 +124,27 @@ describe('withBatching', () => {
     expect(err.kind).toBe('remote');
     expect(err.status).toBe(503);
     expect(JSON.parse(dec.decode(err.body))).toEqual({ error: { code: 'UNAVAILABLE', message: 'too busy' } });
+  });
+
+  it('an item for a route the peer does not serve fails as an unknown route (a peer on an older ringkv), unlike other 404s', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(
+      new Map<string, InternalHandler>([
+        ['echo', echo],
+        ['gone', async () => Promise.reject(new RingkvError('NOT_FOUND', 'no such member'))],
+      ]),
+    );
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo', 'newer', 'gone'] });
+    const [ok, newer, gone] = await Promise.allSettled([
+      t.send(PEER, 'echo', enc.encode('x'), opts),
+      t.send(PEER, 'newer', enc.encode('y'), opts),
+      t.send(PEER, 'gone', enc.encode('z'), opts),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(isUnknownRouteError((newer as PromiseRejectedResult).reason)).toBe(true);
+    expect(((gone as PromiseRejectedResult).reason as TransportError).status).toBe(404);
+    expect(isUnknownRouteError((gone as PromiseRejectedResult).reason)).toBe(false);
+    expect(isUnknownRouteError(new Error('unknown internal route'))).toBe(false);
   });
 
   it('fails every item of a failed batch with the batch error', async () => {
