@@ -231,6 +231,17 @@ describe('reads ask R replicas, not N', () => {
     });
   });
 
+  it('when this node cannot read its own copy, the peers that answered with versions are read whole', async () => {
+    await withCluster({ seed: 33, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      vi.spyOn(c.node('n1').c.replica, 'read').mockRejectedValueOnce(new Error('disk error'));
+      const whole = [vi.spyOn(c.node('n2').c.replica, 'readStored'), vi.spyOn(c.node('n3').c.replica, 'readStored')];
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      // Both peers first answered with their version (no whole answer to compare it with), then whole.
+      expect(whole.map((s) => s.mock.calls.length)).toEqual([1, 1]);
+    });
+  });
+
   it('a peer from before version reads (no such route) is read whole instead', async () => {
     await withCluster({ seed: 29, nodes: 3 }, async (c) => {
       await c.put('n1', 'k', 'v', { w: 3 });
