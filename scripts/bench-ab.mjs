@@ -11,12 +11,12 @@
  *   npm run bench:ab -- --a HEAD~1 --b . --rounds 3
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeAb } from './ab-stats.mjs';
-import { installCleanup, loadOptions, onCleanup, parseFlags, runMain, splitList, stopping } from './bench-lib.mjs';
+import { LOAD_FLAGS, loadOptions, optionsOrExit, parseFlags, runDir, runMain, splitList, stopping } from './bench-lib.mjs';
 import { benchTarget } from './bench.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,13 +39,7 @@ const FLAGS = {
   'a-env': 'string',
   'b-env': 'string',
   rounds: 'number',
-  duration: 'number',
-  warmup: 'number',
-  prewarm: 'number',
-  concurrency: 'number',
-  keys: 'number',
-  sizes: 'string',
-  workloads: 'string',
+  ...LOAD_FLAGS,
   json: 'string',
   help: 'boolean',
 };
@@ -136,20 +130,9 @@ function formatSummary(rows) {
 }
 
 async function main() {
-  let opts;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench-ab: ${err.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (opts.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  installCleanup();
-  const baseDir = mkdtempSync(join(os.tmpdir(), 'ringkv-bench-ab-'));
-  onCleanup(() => rmSync(baseDir, { recursive: true, force: true }));
+  const opts = optionsOrExit('bench-ab', parseOptions, USAGE);
+  if (opts === undefined) return;
+  const baseDir = runDir('ringkv-bench-ab-');
 
   const variants = {};
   for (const name of ['A', 'B']) {
@@ -172,12 +155,12 @@ async function main() {
     const order = round % 2 === 1 ? ['A', 'B'] : ['B', 'A'];
     for (const name of order) {
       // A fresh cluster on fresh data for every run; the data goes as soon as it is done.
-      const runDir = join(baseDir, `round${round}-${name}`);
+      const dir = join(baseDir, `round${round}-${name}`);
       const results = [];
       try {
-        await benchTarget('ringkv', runDir, opts, results, {}, variants[name]);
+        await benchTarget('ringkv', dir, opts, results, {}, variants[name]);
       } finally {
-        rmSync(runDir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
       }
       if (stopping()) return;
       for (const { result } of results) runs.push({ round, variant: name, result });

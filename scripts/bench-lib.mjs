@@ -12,9 +12,9 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -479,6 +479,37 @@ export function parseFlags(argv, spec) {
 }
 
 /**
+ * The opening of a bench script's main(): its options from the command line, or undefined after
+ * printing `usage` for `--help`. A bad flag prints the error and the usage and exits 2.
+ */
+export function optionsOrExit(name, parse, usage) {
+  let opts;
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${name}: ${err.message}\n${usage}`);
+    process.exit(2);
+  }
+  if (!opts.help) return opts;
+  process.stdout.write(usage);
+  return undefined;
+}
+
+/**
+ * A fresh temp dir for a run's data and logs, with the cleanup handlers installed: removed at
+ * exit, or with `keep` left in place and its path printed.
+ */
+export function runDir(prefix, { keep = false } = {}) {
+  installCleanup();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onCleanup(() => {
+    if (keep) process.stdout.write(`kept ${dir} (data and logs)\n`);
+    else rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/**
  * Run a script's main(): on success or failure, stop everything it started and remove its temp
  * dirs (cleanup), then exit 0, or 1 with the error on stderr.
  */
@@ -500,6 +531,17 @@ export function splitList(s) {
     .map((x) => x.trim())
     .filter(Boolean);
 }
+
+/** The load flags bench.mjs and bench-ab.mjs share (for parseFlags; checked by loadOptions). */
+export const LOAD_FLAGS = {
+  duration: 'number',
+  warmup: 'number',
+  prewarm: 'number',
+  concurrency: 'number',
+  keys: 'number',
+  sizes: 'string',
+  workloads: 'string',
+};
 
 /**
  * The load flags bench.mjs and bench-ab.mjs share, from parseFlags' output, checked:

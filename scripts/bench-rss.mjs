@@ -9,11 +9,10 @@
  *                              [--idle 10] [--restart] [--keep]
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closePools, installCleanup, makePools, onCleanup, parseFlags, runMain, stopping, waitFor } from './bench-lib.mjs';
+import { closePools, makePools, onCleanup, parseFlags, runDir, runMain, stopping, waitFor } from './bench-lib.mjs';
 import { startRingkv } from './bench.mjs';
 
 const USAGE = `usage: node scripts/bench-rss.mjs [flags]
@@ -90,9 +89,7 @@ let cluster;
 let report;
 
 async function main() {
-  installCleanup();
-  const dir = mkdtempSync(join(os.tmpdir(), 'ringkv-rss-'));
-  onCleanup(() => (f.keep ? say(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
+  const dir = runDir('ringkv-rss-', { keep: f.keep });
   cluster = await startRingkv(dir, { single: false });
   onCleanup(() => cluster.stop());
   const pools = makePools(cluster.urls, concurrency);

@@ -10,7 +10,7 @@
  * on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,17 +21,19 @@ import {
   formatRun,
   formatTable,
   freePorts,
+  LOAD_FLAGS,
   loadOptions,
-  installCleanup,
   logTail,
   MemoryWatcher,
   makeKeyState,
   makePools,
   onCleanup,
+  optionsOrExit,
   parseFlags,
   populate,
   protocols,
   quiesce,
+  runDir,
   runLoad,
   runMain,
   runtimeSettings,
@@ -65,13 +67,7 @@ const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [fla
 `;
 
 const FLAGS = {
-  duration: 'number',
-  warmup: 'number',
-  prewarm: 'number',
-  concurrency: 'number',
-  keys: 'number',
-  sizes: 'string',
-  workloads: 'string',
+  ...LOAD_FLAGS,
   single: 'boolean',
   baseline: 'boolean',
   compare: 'string',
@@ -311,23 +307,9 @@ export async function benchTarget(target, baseDir, opts, results, memory, varian
 }
 
 async function main() {
-  let opts;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench: ${err.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (opts.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  installCleanup();
-  const baseDir = mkdtempSync(join(os.tmpdir(), 'ringkv-bench-'));
-  onCleanup(() => {
-    if (opts.keep) say(`kept ${baseDir} (data and logs)`);
-    else rmSync(baseDir, { recursive: true, force: true });
-  });
+  const opts = optionsOrExit('bench', parseOptions, USAGE);
+  if (opts === undefined) return;
+  const baseDir = runDir('ringkv-bench-', { keep: opts.keep });
 
   const cpus = os.cpus();
   const machine = {

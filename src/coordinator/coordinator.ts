@@ -90,19 +90,18 @@ function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): V
 }
 
 /** True if some replica's answer is older than the merge of all answers. */
-function anyStale(replies: ReadonlyMap<ReplicaSlot, VersionStamp | undefined>, merged: VersionedObject): boolean {
-  for (const v of replies.values()) if (isStale(v, merged)) return true;
+function anyStale(answers: Iterable<readonly [ReplicaSlot, VersionStamp | undefined]>, merged: VersionedObject): boolean {
+  for (const [, v] of answers) if (isStale(v, merged)) return true;
   return false;
 }
 
-/** Every answer's version: whole objects and version-only answers together (for repair). */
-function versionsOf(
+/** Every answer's version, whole objects and version-only answers together (for repair); no copy. */
+function* answersOf(
   replies: ReadonlyMap<ReplicaSlot, VersionedObject | undefined>,
   stamps: ReadonlyMap<ReplicaSlot, VersionStamp>,
-): Map<ReplicaSlot, VersionStamp | undefined> {
-  const out = new Map<ReplicaSlot, VersionStamp | undefined>(replies);
-  for (const [slot, stamp] of stamps) out.set(slot, stamp);
-  return out;
+): Generator<readonly [ReplicaSlot, VersionStamp | undefined]> {
+  yield* replies;
+  yield* stamps;
 }
 
 export class Coordinator {
@@ -426,22 +425,22 @@ export class Coordinator {
       throw quorumFailed('read', round.answered, needed);
     }
     const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
-    if (!(await this.resolveVersions(partition, key, replies, stamps, remainingMs))) {
+    const { merged: object, complete } = await this.resolveVersions(partition, key, replies, stamps, remainingMs);
+    if (!complete) {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', replies.size, needed);
     }
-    const object = mergeReplies(replies);
 
     // Read repair happens after the answer, off the request path.
     const unasked = order.slice(asked);
-    // Usually every replica asked has answered by now: no need for a timer to wait on them.
-    const answered =
-      asked === replies.size + stamps.size ? Promise.resolve() : withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs);
+    // Usually every replica asked has answered by now (and was resolved above): no need for a
+    // timer to wait on them, nor to resolve and merge their answers again.
+    const late = asked !== replies.size + stamps.size;
+    const answered = late ? withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs) : Promise.resolve();
     void answered.then(async () => {
-      // Late version-only answers that hold something the others lack: fetch them whole.
-      await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs);
-      let merged = mergeReplies(replies);
-      if (merged !== undefined && unasked.length > 0 && anyStale(versionsOf(replies, stamps), merged)) {
+      // Version-only answers that came late and hold something the others lack: fetch them whole.
+      let merged = late ? (await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs)).merged : object;
+      if (merged !== undefined && unasked.length > 0 && anyStale(answersOf(replies, stamps), merged)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(
           this.c.timers,
@@ -454,7 +453,7 @@ export class Coordinator {
         );
         merged = mergeReplies(replies);
       }
-      if (merged !== undefined) this.readRepair(partition, key, versionsOf(replies, stamps), pref, merged);
+      if (merged !== undefined) this.readRepair(partition, key, answersOf(replies, stamps), pref, merged);
     });
     return { object };
   }
@@ -463,7 +462,8 @@ export class Coordinator {
    * Turn version-only answers into whole ones where the values matter. A replica whose version
    * the whole answers already cover (merging it would change nothing: the usual case) stays a
    * version; one that holds something they lack is read again, whole, and moves to `replies`.
-   * Returns false if such a read failed (its values are then missing from the merge).
+   * Returns the merge of the whole answers, and `complete: false` if such a read failed (its
+   * values are then missing from the merge).
    */
   private async resolveVersions(
     partition: number,
@@ -471,11 +471,11 @@ export class Coordinator {
     replies: Map<ReplicaSlot, VersionedObject | undefined>,
     stamps: Map<ReplicaSlot, VersionStamp>,
     timeoutMs: number,
-  ): Promise<boolean> {
-    if (stamps.size === 0) return true;
+  ): Promise<{ merged: VersionedObject | undefined; complete: boolean }> {
     const merged = mergeReplies(replies);
+    if (stamps.size === 0) return { merged, complete: true };
     const needed = [...stamps].filter(([, stamp]) => merged === undefined || !mergeKeepsIncoming(stamp, merged));
-    if (needed.length === 0) return true;
+    if (needed.length === 0) return { merged, complete: true };
     const results = await Promise.allSettled(
       needed.map(async ([slot]) => {
         try {
@@ -489,7 +489,7 @@ export class Coordinator {
         }
       }),
     );
-    return results.every((r) => r.status === 'fulfilled');
+    return { merged: mergeReplies(replies), complete: results.every((r) => r.status === 'fulfilled') };
   }
 
   /** The order in which a read asks replicas: self, then the others rotated per read, suspects last. */
@@ -533,11 +533,11 @@ export class Coordinator {
   private readRepair(
     partition: number,
     key: string,
-    replies: ReadonlyMap<ReplicaSlot, VersionStamp | undefined>,
+    answers: Iterable<readonly [ReplicaSlot, VersionStamp | undefined]>,
     pref: readonly string[],
     final: VersionedObject,
   ): void {
-    for (const [slot, obj] of replies) {
+    for (const [slot, obj] of answers) {
       // Repair primaries only: fallbacks hand their copies back through hints.
       if (!pref.includes(slot.target) || !isStale(obj, final)) continue;
       if (this.repairsInFlight >= this.maxReadRepairs) {

@@ -5,6 +5,7 @@
  * anti-entropy hash tree, kept in memory) hear of every change after it is durable.
  */
 import type { Logger } from '../observability/logger.js';
+import type { CacheStats } from '../observability/metrics.js';
 import type { Random } from '../runtime/random.js';
 import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
 import {
@@ -73,7 +74,7 @@ export class LocalReplica {
   }
 
   /** The version cache's figures, or undefined if it is off. */
-  get versionCacheStats(): { entries: number; bytes: number; hits: number; misses: number } | undefined {
+  get versionCacheStats(): CacheStats | undefined {
     return this.versions?.stats;
   }
 

@@ -10,6 +10,7 @@
  * section, where every change to the key's stored object is made, and drops an entry whenever
  * the outcome of a change is unknown. A miss only means "read the store".
  */
+import type { CacheStats } from '../observability/metrics.js';
 import { FifoCache } from '../storage/fifo-cache.js';
 import { clockFromEntries, type VersionStamp } from '../version/index.js';
 
@@ -37,7 +38,7 @@ export class VersionCache {
   }
 
   /** Figures since the cache was made. */
-  get stats(): { entries: number; bytes: number; hits: number; misses: number } {
+  get stats(): CacheStats {
     return { entries: this.#entries.size, bytes: this.#entries.bytes, hits: this.#hits, misses: this.#misses };
   }
 
