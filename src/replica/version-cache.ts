@@ -12,7 +12,7 @@
  */
 import type { CacheStats } from '../observability/metrics.js';
 import { FifoCache } from '../storage/fifo-cache.js';
-import { clockFromEntries, type VersionStamp } from '../version/index.js';
+import { canonicalActor, clockFromEntries, type VersionStamp } from '../version/index.js';
 
 /**
  * Bytes charged per entry beyond the characters of its key and of its packed version (see
@@ -89,7 +89,7 @@ function unpack(s: string, partition: number): VersionStamp | undefined {
   };
   const entry = (): [string, number] => {
     const length = number(':');
-    const actor = s.slice(pos, pos + length);
+    const actor = canonicalActor(s.slice(pos, pos + length));
     pos += length;
     return [actor, number(';')];
   };

@@ -26,6 +26,7 @@ import { RingkvError } from '../errors.js';
 import { utf8Length, writeUtf8 } from '../utf8.js';
 import {
   ByteReader,
+  canonicalActor,
   clockFromEntries,
   compareStrings,
   isCounter,
@@ -183,7 +184,7 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   if (actorCount * 2 > r.remaining) r.fail('truncated (actors)');
   const actors: string[] = [];
   for (let i = 0; i < actorCount; i++) {
-    const actor = r.string('actor');
+    const actor = canonicalActor(r.string('actor'));
     if (actor.length === 0) r.fail('empty actor');
     const prev = actors[i - 1];
     if (prev !== undefined && compareStrings(prev, actor) >= 0) r.fail('actors not unique and ordered');
