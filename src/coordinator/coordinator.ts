@@ -128,7 +128,11 @@ export class Coordinator {
 
   /** Track a promise that runs past its request, so shutdown can wait for it. */
   private track(p: Promise<unknown>): void {
-    const t = p.catch(() => undefined).finally(() => this.background.delete(t));
+    // One `then` for both outcomes (never rejects): two replica sends per write pass here.
+    const done = (): void => {
+      this.background.delete(t);
+    };
+    const t = p.then(done, done);
     this.background.add(t);
   }
 

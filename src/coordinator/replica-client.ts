@@ -33,6 +33,10 @@ export interface ReplicaClientInit {
   readonly hintedHandoff: boolean;
 }
 
+/** The reply to a replica write (empty; nothing reads or writes into it). */
+const EMPTY_REPLY = new Uint8Array(0);
+const NO_HINTS: readonly string[] = Object.freeze([]);
+
 /** Items of one replica-write-batch merged at a time (see onReplicaWriteBatch). */
 const BATCH_APPLY_CHUNK = 256;
 
@@ -54,14 +58,14 @@ export class ReplicaClient {
    * copy for (it parks a hint for each). `encoded` is encodeObject(object) when the caller
    * already has it (one encoding for several replicas).
    */
-  async write(
+  write(
     address: PeerAddress,
     key: string,
     object: VersionedObject,
     hintsFor: readonly string[],
     timeoutMs: number,
     encoded?: Uint8Array,
-  ): Promise<void> {
+  ): Promise<unknown> {
     let message: Uint8Array;
     const last = this.lastMessage;
     if (encoded !== undefined && hintsFor.length === 0 && last?.encoded === encoded && last.key === key) {
@@ -70,7 +74,8 @@ export class ReplicaClient {
       message = encodeReplicaWrite({ key, hintsFor, object }, encoded);
       this.lastMessage = encoded !== undefined && hintsFor.length === 0 ? { encoded, key, message } : undefined;
     }
-    await this.c.transport.send(address, ROUTES.replicaWrite, message, { timeoutMs, idempotent: true });
+    // The reply is empty; not awaited here, so no async frame per replica write.
+    return this.c.transport.send(address, ROUTES.replicaWrite, message, { timeoutMs, idempotent: true });
   }
 
   /** The replica's stored version of `key` (undefined if it has none). */
@@ -109,9 +114,10 @@ export class ReplicaClient {
   private async onReplicaWrite(body: Uint8Array): Promise<Uint8Array> {
     const m = decodeReplicaWrite(body);
     const partition = this.c.membership.ring().partitionOf(m.key);
-    const hints = this.init.hintedHandoff ? m.hintsFor.filter((h) => h !== this.c.membership.self) : [];
+    const hints =
+      this.init.hintedHandoff && m.hintsFor.length > 0 ? m.hintsFor.filter((h) => h !== this.c.membership.self) : NO_HINTS;
     await this.c.replica.apply(partition, m.key, m.object, hints);
-    return new Uint8Array(0);
+    return EMPTY_REPLY;
   }
 
   /**

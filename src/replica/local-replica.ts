@@ -130,7 +130,7 @@ export class LocalReplica {
    * handed off or lost), so it mints under a fresh, never-used actor id: its new dot can then
    * never be mistaken for, or dominate, a version it did not see (the KV679 class of bug).
    */
-  async coordinate(
+  coordinate(
     partition: number,
     key: string,
     context: VersionVector,
@@ -138,6 +138,8 @@ export class LocalReplica {
     now: number,
     hintsFor: readonly string[] = [],
   ): Promise<{ object: VersionedObject; dot: Dot }> {
+    // Not async itself (here and in apply): the lock's promise is the answer, and an async
+    // wrapper would add a frame and a promise per write for nothing.
     return this.lock.run(key, async () => {
       // The usual write carries the context of the version it replaces: then mint needs only
       // that version's clock, which the version cache may know without a read.
@@ -159,7 +161,7 @@ export class LocalReplica {
    * Merge a version received from another replica (replication, hint delivery, read repair,
    * anti-entropy). Returns the merged object and whether anything changed here.
    */
-  async apply(
+  apply(
     partition: number,
     key: string,
     incoming: VersionedObject,
@@ -250,7 +252,8 @@ export class LocalReplica {
     hintsFor: readonly string[],
     changed = true,
   ): Promise<void> {
-    const { ops, added } = await this.hintOps(partition, key, hintsFor);
+    // The usual write parks no hint: skip hintOps' await (an async frame per write).
+    const { ops, added } = hintsFor.length === 0 ? { ops: [] as BatchOp[], added: 0 } : await this.hintOps(partition, key, hintsFor);
     if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     try {
       await this.components.store.batch(ops);

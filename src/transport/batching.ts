@@ -344,15 +344,20 @@ export function withBatchRoute(
 ): InternalHandlers {
   if (handlers.has(BATCH_ROUTE)) return handlers;
   const errorReply = (err: RingkvError): BatchReply => ({ status: err.status, body: enc.encode(JSON.stringify(err.toJSON())) });
-  const runOne = async (route: string, body: Uint8Array, from: PeerAddress | undefined): Promise<BatchReply> => {
+  const failed = (err: unknown, route: string): BatchReply => {
+    if (err instanceof RingkvError) return errorReply(err);
+    onInternalError?.(err, route);
+    return errorReply(new RingkvError('INTERNAL', 'internal error'));
+  };
+  const ok = (reply: Uint8Array): BatchReply => ({ status: 200, body: reply });
+  // Not async: one per item, and `then` costs less than an async frame around an await.
+  const runOne = (route: string, body: Uint8Array, from: PeerAddress | undefined): Promise<BatchReply> => {
     const handler = route === BATCH_ROUTE ? undefined : handlers.get(route);
-    if (!handler) return errorReply(new RingkvError('NOT_FOUND', `unknown internal route ${JSON.stringify(route)}`));
+    if (!handler) return Promise.resolve(errorReply(new RingkvError('NOT_FOUND', `unknown internal route ${JSON.stringify(route)}`)));
     try {
-      return { status: 200, body: await handler(body, from) };
+      return handler(body, from).then(ok, (err: unknown) => failed(err, route));
     } catch (err) {
-      if (err instanceof RingkvError) return errorReply(err);
-      onInternalError?.(err, route);
-      return errorReply(new RingkvError('INTERNAL', 'internal error'));
+      return Promise.resolve(failed(err, route));
     }
   };
   const batch: InternalHandler = async (body, from) => {
