@@ -440,6 +440,10 @@ export class Coordinator {
     // Usually every replica asked has answered by now (and was resolved above): no need for a
     // timer to wait on them, nor to resolve and merge their answers again.
     const late = asked !== replies.size + stamps.size;
+    // The usual read: every answer is in and none is stale, so there is nothing to repair and
+    // nobody else to read. Say so now rather than in a background step (an async frame and
+    // two passes over the answers per read, for nothing).
+    if (!late && (object === undefined || !anyStale(answersOf(replies, stamps), object))) return { object };
     const answered = late ? withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs) : Promise.resolve();
     void answered.then(async () => {
       // Version-only answers that came late and hold something the others lack: fetch them whole.

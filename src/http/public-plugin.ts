@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { RingkvError } from '../errors.js';
 import { decodeContext, encodeContext, liveSiblings, type VersionedObject } from '../version/index.js';
+import { httpDate } from './http-date.js';
 import { keyFromUrl, parseQuery } from './request-params.js';
 
 export interface PublicApiOptions {
@@ -56,7 +57,7 @@ function sendObject(reply: FastifyReply, object: VersionedObject | undefined): F
     return reply
       .code(200)
       .header('Content-Type', s.contentType)
-      .header('Last-Modified', new Date(s.lastModified).toUTCString())
+      .header('Last-Modified', httpDate(s.lastModified))
       .send(Buffer.from(s.value.buffer, s.value.byteOffset, s.value.byteLength));
   }
   return reply
