@@ -66,16 +66,22 @@ export class ReplicaClient {
     timeoutMs: number,
     encoded?: Uint8Array,
   ): Promise<unknown> {
-    let message: Uint8Array;
-    const last = this.lastMessage;
-    if (encoded !== undefined && hintsFor.length === 0 && last?.encoded === encoded && last.key === key) {
-      message = last.message;
-    } else {
-      message = encodeReplicaWrite({ key, hintsFor, object }, encoded);
-      this.lastMessage = encoded !== undefined && hintsFor.length === 0 ? { encoded, key, message } : undefined;
+    // The reply is empty; not awaited here, so no async frame per replica write. Any throw
+    // becomes the returned promise's rejection, as from an async function: callers count it
+    // as that replica's failure.
+    try {
+      let message: Uint8Array;
+      const last = this.lastMessage;
+      if (encoded !== undefined && hintsFor.length === 0 && last?.encoded === encoded && last.key === key) {
+        message = last.message;
+      } else {
+        message = encodeReplicaWrite({ key, hintsFor, object }, encoded);
+        this.lastMessage = encoded !== undefined && hintsFor.length === 0 ? { encoded, key, message } : undefined;
+      }
+      return this.c.transport.send(address, ROUTES.replicaWrite, message, { timeoutMs, idempotent: true });
+    } catch (err) {
+      return Promise.reject(err);
     }
-    // The reply is empty; not awaited here, so no async frame per replica write.
-    return this.c.transport.send(address, ROUTES.replicaWrite, message, { timeoutMs, idempotent: true });
   }
 
   /** The replica's stored version of `key` (undefined if it has none). */

@@ -147,3 +147,25 @@ describe('ReplicaClient, replica-read-version (the version alone when the replic
     expect(() => decodeReplicaAnswer(bad)).toThrow(/corrupt object/);
   });
 });
+
+describe('ReplicaClient.write', () => {
+  it('an object that cannot be encoded comes back as a rejected promise, not a throw (the caller counts that replica as failed)', async () => {
+    const sent: string[] = [];
+    const transport = {
+      send: async (_to: string, route: string) => {
+        sent.push(route);
+        return new Uint8Array(0);
+      },
+    } as unknown as Transport;
+    const membership = { self: 'n1', ring: () => ({ partitionOf: () => 3 }) } as unknown as MembershipView;
+    const client = new ReplicaClient({ transport, replica: {} as LocalReplica, membership }, { hintedHandoff: true });
+    // A counter of 0 breaks the object invariant: encoding refuses it.
+    const bad = { clock: { n1: 0 }, siblings: [] } as unknown as VersionedObject;
+    let result: Promise<unknown> | undefined;
+    expect(() => {
+      result = client.write('127.0.0.1:1', 'k', bad, [], 1000);
+    }).not.toThrow();
+    await expect(result).rejects.toThrow(/cannot encode object/);
+    expect(sent).toEqual([]);
+  });
+});
