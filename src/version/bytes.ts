@@ -71,7 +71,9 @@ const actorTable: (string | undefined)[] = new Array<string | undefined>(ACTOR_S
  *
  * The table is direct-mapped (a new actor replaces whatever shared its slot) and compares
  * whole strings, so the answer is always equal to `actor`; only which object comes back
- * varies. Its memory is bounded: ACTOR_SLOTS strings of at most ACTOR_MAX_LENGTH.
+ * varies. Its memory is bounded: ACTOR_SLOTS strings of at most ACTOR_MAX_LENGTH. (A string
+ * that V8 made as a slice of a longer one, such as an actor cut from a version-cache entry,
+ * keeps that longer string alive while it sits here: a few hundred KiB at the very most.)
  */
 export function canonicalActor(actor: string): string {
   const n = actor.length;
