@@ -3,7 +3,14 @@
  */
 import { allocBytes } from '../alloc.js';
 import { RingkvError } from '../errors.js';
-import { decodeObject, encodeObject, type VersionedObject, type VersionStamp, type WriteValue } from '../version/index.js';
+import {
+  decodeObject,
+  encodeObject,
+  type VersionedObject,
+  type VersionStamp,
+  versioned,
+  type WriteValue,
+} from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 
 export const ROUTES = {
@@ -125,7 +132,7 @@ const NO_VALUE = new Uint8Array(0);
  */
 export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
   const siblings = stamp.siblings.map((s) => ({ dot: s.dot, value: NO_VALUE, contentType: '', lastModified: 0, deleted: false }));
-  const enc = encodeObject({ clock: stamp.clock, siblings });
+  const enc = encodeObject(versioned(stamp.clock, siblings));
   const out = allocBytes(enc.length + 1);
   out[0] = STAMP_REPLY;
   out.set(enc, 1);
@@ -135,8 +142,8 @@ export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
 /** Any read reply: absent, a stored object, or a version only. */
 export function decodeReplicaAnswer(b: Uint8Array): ReplicaAnswer {
   if (b.length > 0 && b[0] === STAMP_REPLY) {
-    const o = decodeObject(b.subarray(1));
-    return { stamp: { clock: o.clock, siblings: o.siblings.map((s) => ({ dot: s.dot })) } };
+    // The decoded placeholder object is a stamp already (its values are all empty).
+    return { stamp: decodeObject(b.subarray(1)) };
   }
   return { object: decodeReadReply(b) };
 }

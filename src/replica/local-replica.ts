@@ -22,6 +22,7 @@ import {
   type VersionedObject,
   type VersionStamp,
   type VersionVector,
+  versioned,
   type WriteValue,
 } from '../version/index.js';
 import { KeyLock } from './key-lock.js';
@@ -145,7 +146,7 @@ export class LocalReplica {
       // that version's clock, which the version cache may know without a read.
       const stamp = this.versions?.get(partition, key);
       if (stamp !== undefined && contextCoversAll(context, stamp)) {
-        const minted = mint({ clock: stamp.clock, siblings: [] }, context, write, this.init.actor, now);
+        const minted = mint(versioned(stamp.clock, []), context, write, this.init.actor, now);
         await this.persist(partition, key, stamp, minted.object, hintsFor);
         return minted;
       }

@@ -36,6 +36,7 @@ import {
   writeClock,
   writeVarint,
 } from './bytes.js';
+import { encodingOf, rememberEncoding, versioned } from './object.js';
 import type { Sibling, VersionedObject, VersionVector } from './types.js';
 
 /** Version byte of the object format. */
@@ -62,23 +63,19 @@ function invalid(reason: string): never {
  * counters outside 1..2^53-1, or siblings not in strictly increasing (actor, counter) order.
  */
 export function encodeObject(obj: VersionedObject): Uint8Array {
-  const known = encodings.get(obj);
+  // Each object remembers the bytes it was decoded from or last encoded to (see object.ts).
+  // Objects are immutable (every field readonly; merge and mint build new ones), so those
+  // bytes stay a valid encoding for the object's life. This is what makes the request path
+  // encode once: a version minted by the coordinator is encoded for its own store and reused
+  // for every replica message; a replica stores the very bytes it received when they are the
+  // version it keeps; a read reply reuses the stored bytes. Each of those would otherwise
+  // re-encode and re-checksum the whole value.
+  const known = encodingOf(obj);
   if (known !== undefined) return known;
   const out = encodeFresh(obj);
-  encodings.set(obj, out);
+  rememberEncoding(obj, out);
   return out;
 }
-
-/**
- * The bytes each live object was decoded from or last encoded to. Objects are immutable
- * (every field readonly; merge and mint build new ones), so those bytes stay a valid encoding
- * for the object's life, and a WeakMap lets them go with it. This is what makes the request
- * path encode once: a version minted by the coordinator is encoded for its own store and
- * reused for every replica message; a replica stores the very bytes it received when they are
- * the version it keeps; a read reply reuses the stored bytes. Each of those would otherwise
- * re-encode and re-checksum the whole value.
- */
-const encodings = new WeakMap<VersionedObject, Uint8Array>();
 
 function encodeFresh(obj: VersionedObject): Uint8Array {
   const clock = obj.clock;
@@ -224,10 +221,8 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
     });
   }
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
-  const obj: VersionedObject = { clock: clockFromEntries(clockEntries), siblings };
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
-  encodings.set(obj, bytes);
-  return obj;
+  return versioned(clockFromEntries(clockEntries), siblings, bytes);
 }
 
 /**

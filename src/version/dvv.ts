@@ -13,6 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
 import { clockFromEntries, compareStrings, sortStrings } from './bytes.js';
+import { versioned } from './object.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
 /**
@@ -174,7 +175,7 @@ export function mint(
   }
   if (!placed) siblings.push(sibling);
   const clock = joinClocks(joinClocks(localClock, context), clockFromEntries([[actor, counter]]));
-  return { object: { clock, siblings }, dot };
+  return { object: versioned(clock, siblings), dot };
 }
 
 /**
@@ -233,7 +234,7 @@ export function merge(a: VersionedObject, b: VersionedObject): VersionedObject {
       j++;
     }
   }
-  return { clock: joinClocks(a.clock, b.clock), siblings: out };
+  return versioned(joinClocks(a.clock, b.clock), out);
 }
 
 /** `merge` where either side may be missing; undefined only when both are. */
