@@ -89,10 +89,28 @@ function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): V
   return merged;
 }
 
-/** True if some replica's answer is older than the merge of all answers. */
-function anyStale(answers: Iterable<readonly [ReplicaSlot, VersionStamp | undefined]>, merged: VersionedObject): boolean {
-  for (const [, v] of answers) if (isStale(v, merged)) return true;
+/** True if some replica's answer, whole or version only, is older than the merge of all answers. */
+function anyStale(
+  replies: ReadonlyMap<ReplicaSlot, VersionedObject | undefined>,
+  stamps: ReadonlyMap<ReplicaSlot, VersionStamp>,
+  merged: VersionedObject,
+): boolean {
+  for (const v of replies.values()) if (isStale(v, merged)) return true;
+  for (const v of stamps.values()) if (isStale(v, merged)) return true;
   return false;
+}
+
+/**
+ * Version-only answers that hold something the whole answers lack (merging them would change
+ * `merged`): those replicas must be read whole. Usually none.
+ */
+function uncoveredStamps(
+  stamps: ReadonlyMap<ReplicaSlot, VersionStamp>,
+  merged: VersionedObject | undefined,
+): ReplicaSlot[] {
+  const out: ReplicaSlot[] = [];
+  for (const [slot, stamp] of stamps) if (merged === undefined || !mergeKeepsIncoming(stamp, merged)) out.push(slot);
+  return out;
 }
 
 /** Every answer's version, whole objects and version-only answers together (for repair); no copy. */
@@ -428,8 +446,14 @@ export class Coordinator {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', round.answered, needed);
     }
-    const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
-    const { merged: object, complete } = await this.resolveVersions(partition, key, replies, stamps, remainingMs);
+    // Usually every version-only answer is covered by the whole ones: no await at all then.
+    let object = mergeReplies(replies);
+    let complete = true;
+    const uncovered = uncoveredStamps(stamps, object);
+    if (uncovered.length > 0) {
+      const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
+      ({ merged: object, complete } = await this.readWhole(partition, key, uncovered, replies, stamps, remainingMs));
+    }
     if (!complete) {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
       throw quorumFailed('read', replies.size, needed);
@@ -443,12 +467,12 @@ export class Coordinator {
     // The usual read: every answer is in and none is stale, so there is nothing to repair and
     // nobody else to read. Say so now rather than in a background step (an async frame and
     // two passes over the answers per read, for nothing).
-    if (!late && (object === undefined || !anyStale(answersOf(replies, stamps), object))) return { object };
+    if (!late && (object === undefined || !anyStale(replies, stamps, object))) return { object };
     const answered = late ? withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs) : Promise.resolve();
     void answered.then(async () => {
       // Version-only answers that came late and hold something the others lack: fetch them whole.
       let merged = late ? (await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs)).merged : object;
-      if (merged !== undefined && unasked.length > 0 && anyStale(answersOf(replies, stamps), merged)) {
+      if (merged !== undefined && unasked.length > 0 && anyStale(replies, stamps, merged)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(
           this.c.timers,
@@ -481,11 +505,22 @@ export class Coordinator {
     timeoutMs: number,
   ): Promise<{ merged: VersionedObject | undefined; complete: boolean }> {
     const merged = mergeReplies(replies);
-    if (stamps.size === 0) return { merged, complete: true };
-    const needed = [...stamps].filter(([, stamp]) => merged === undefined || !mergeKeepsIncoming(stamp, merged));
+    const needed = uncoveredStamps(stamps, merged);
     if (needed.length === 0) return { merged, complete: true };
+    return this.readWhole(partition, key, needed, replies, stamps, timeoutMs);
+  }
+
+  /** Read `slots` whole (they answered with versions only); see resolveVersions. */
+  private async readWhole(
+    partition: number,
+    key: string,
+    slots: readonly ReplicaSlot[],
+    replies: Map<ReplicaSlot, VersionedObject | undefined>,
+    stamps: Map<ReplicaSlot, VersionStamp>,
+    timeoutMs: number,
+  ): Promise<{ merged: VersionedObject | undefined; complete: boolean }> {
     const results = await Promise.allSettled(
-      needed.map(async ([slot]) => {
+      slots.map(async (slot) => {
         try {
           const answer = await this.readFrom(slot.target, partition, key, timeoutMs, false);
           stamps.delete(slot);
