@@ -89,6 +89,10 @@ function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): V
   return merged;
 }
 
+function wholeAnswer(object: VersionedObject | undefined): ReplicaAnswer {
+  return { object };
+}
+
 /** True if some replica's answer, whole or version only, is older than the merge of all answers. */
 function anyStale(
   replies: ReadonlyMap<ReplicaSlot, VersionedObject | undefined>,
@@ -554,14 +558,19 @@ export class Coordinator {
   }
 
   /** One replica's answer; with `versionsOnly` a peer may answer with the version alone. */
-  private async readFrom(
+  private readFrom(
     target: string,
     partition: number,
     key: string,
     timeoutMs: number,
     versionsOnly: boolean,
   ): Promise<ReplicaAnswer> {
-    if (target === this.c.membership.self) return { object: await this.c.replica.read(partition, key) };
+    // This node's own copy: no async frame of its own (it is on every GET's path).
+    if (target === this.c.membership.self) return this.c.replica.read(partition, key).then(wholeAnswer);
+    return this.readRemote(target, key, timeoutMs, versionsOnly);
+  }
+
+  private async readRemote(target: string, key: string, timeoutMs: number, versionsOnly: boolean): Promise<ReplicaAnswer> {
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
     const started = this.c.clock.monotonic();

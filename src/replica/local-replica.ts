@@ -48,6 +48,10 @@ function hintValue(seq: number): Uint8Array {
   return b;
 }
 
+function decodeStored(bytes: Uint8Array | undefined): VersionedObject | undefined {
+  return bytes ? decodeObject(bytes) : undefined;
+}
+
 /** Default bound of the version cache (see VersionCache). */
 export const VERSION_CACHE_BYTES = 4 * 1024 * 1024;
 
@@ -98,11 +102,10 @@ export class LocalReplica {
   }
 
   /** The stored object for a key, or undefined. */
-  async read(partition: number, key: string): Promise<VersionedObject | undefined> {
+  read(partition: number, key: string): Promise<VersionedObject | undefined> {
     // Decoding never mutates its input (sibling values become views of it), so the store's
-    // shared bytes will do.
-    const bytes = await this.readStored(partition, key);
-    return bytes ? decodeObject(bytes) : undefined;
+    // shared bytes will do. A `then`, not an async function: this is on every GET's path.
+    return this.readStored(partition, key).then(decodeStored);
   }
 
   /**
@@ -121,8 +124,12 @@ export class LocalReplica {
    * so decoding here too would only be thrown away. A corrupt copy then fails the read at the
    * reader, which counts this replica as failed, as when the replica refused it.
    */
-  async readStored(partition: number, key: string): Promise<Uint8Array | undefined> {
-    return this.components.store.getShared('obj', objectKey(partition, key));
+  readStored(partition: number, key: string): Promise<Uint8Array | undefined> {
+    try {
+      return this.components.store.getShared('obj', objectKey(partition, key));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

@@ -169,20 +169,48 @@ export class SublevelStore implements Store {
    * `_get` at a quarter of all samples). A read that must go to a cold disk blocks the event
    * loop instead; for a store whose working set is in the page cache that is the better trade.
    */
-  async get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+  get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
     return this.#get(ns, key, false, 'get');
   }
 
-  async getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+  getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
     return this.#get(ns, key, true, 'getShared');
   }
 
-  async #get(ns: Namespace, key: Uint8Array, shared: boolean, op: string): Promise<Uint8Array | undefined> {
-    const sub = this.#sub(ns, op);
-    checkBytes(key, 'key');
+  /**
+   * Not an async function: with `syncReads` the whole read happens in this call, and the
+   * promise is made once, at the end. (As async functions, a local read on the GET path went
+   * through five nested frames, each a promise and a trip through the microtask queue.)
+   * Failures are rejections, never throws, as from an async function.
+   */
+  #get(ns: Namespace, key: Uint8Array, shared: boolean, op: string): Promise<Uint8Array | undefined> {
+    let sub: Sublevel;
     try {
-      if (ns === this.#cacheNs) return await this.#getCached(sub, key, shared);
-      const value = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
+      sub = this.#sub(ns, op);
+      checkBytes(key, 'key');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.#init.syncReads) return this.#getAsync(sub, ns, key, shared, op);
+    try {
+      if (ns === this.#cacheNs) return Promise.resolve(this.#getCachedSync(sub, key, shared));
+      const value = this.#getSync(sub, key);
+      return Promise.resolve(value === undefined ? undefined : this.#init.ownOutput(value));
+    } catch (err) {
+      return Promise.reject(this.#failed(err, op));
+    }
+  }
+
+  async #getAsync(sub: Sublevel, ns: Namespace, key: Uint8Array, shared: boolean, op: string): Promise<Uint8Array | undefined> {
+    try {
+      if (ns === this.#cacheNs) {
+        const hit = this.#cacheHit(key, shared);
+        if (hit !== undefined) return hit;
+        const writes = this.#cacheWrites;
+        const read = await sub.get(key);
+        return read === undefined ? undefined : this.#cacheFill(key, this.#init.ownOutput(read), shared, writes);
+      }
+      const value = await sub.get(key);
       return value === undefined ? undefined : this.#init.ownOutput(value);
     } catch (err) {
       throw this.#failed(err, op);
@@ -196,22 +224,33 @@ export class SublevelStore implements Store {
    * bytes stay private: a hit is copied out, a miss copied in. A copy is a malloc'd backing
    * store per value (~1 µs of allocation and GC bookkeeping for 400 bytes on a loaded node).
    */
-  async #getCached(sub: Sublevel, key: Uint8Array, shared: boolean): Promise<Uint8Array | undefined> {
-    const cache = this.#cache as ReadCache;
-    const hit = cache.get(key);
-    if (hit !== undefined) {
-      this.#cacheHits++;
-      return shared ? hit : copyOf(hit);
+  #getCachedSync(sub: Sublevel, key: Uint8Array, shared: boolean): Uint8Array | undefined {
+    const hit = this.#cacheHit(key, shared);
+    if (hit !== undefined) return hit;
+    const read = this.#getSync(sub, key);
+    return read === undefined ? undefined : this.#cacheFill(key, this.#init.ownOutput(read), shared, this.#cacheWrites);
+  }
+
+  /** The cached value (or a copy, unless `shared`), counting the hit or the miss. */
+  #cacheHit(key: Uint8Array, shared: boolean): Uint8Array | undefined {
+    const hit = (this.#cache as ReadCache).get(key);
+    if (hit === undefined) {
+      this.#cacheMisses++;
+      return undefined;
     }
-    this.#cacheMisses++;
-    const writes = this.#cacheWrites;
-    const read = this.#init.syncReads ? this.#getSync(sub, key) : await sub.get(key);
-    if (read === undefined) return undefined;
-    const value = this.#init.ownOutput(read);
-    // Fill only if the store is still open (a close() may have cleared the cache meanwhile)
-    // and no write landed while an asynchronous read was out: it may have been this key's,
-    // and the value read could be the one that write replaced.
-    if (this.#subs !== undefined && writes === this.#cacheWrites && cache.accepts(value.byteLength)) {
+    this.#cacheHits++;
+    return shared ? hit : copyOf(hit);
+  }
+
+  /**
+   * Cache `value`, just read, and return it. Only if the store is still open (a close() may
+   * have cleared the cache meanwhile) and no write landed since `writesBefore` (while an
+   * asynchronous read was out): it may have been this key's, and the value read could be the
+   * one that write replaced.
+   */
+  #cacheFill(key: Uint8Array, value: Uint8Array, shared: boolean, writesBefore: number): Uint8Array {
+    const cache = this.#cache as ReadCache;
+    if (this.#subs !== undefined && writesBefore === this.#cacheWrites && cache.accepts(value.byteLength)) {
       cache.set(key, shared ? value : copyOf(value));
     }
     return value;
