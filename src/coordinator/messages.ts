@@ -142,8 +142,10 @@ export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
 /** Any read reply: absent, a stored object, or a version only. */
 export function decodeReplicaAnswer(b: Uint8Array): ReplicaAnswer {
   if (b.length > 0 && b[0] === STAMP_REPLY) {
-    // The decoded placeholder object is a stamp already (its values are all empty).
-    return { stamp: decodeObject(b.subarray(1)) };
+    // Only the clock and the dots: the placeholder object itself must never pass for the
+    // replica's object (its siblings would read as live empty values).
+    const o = decodeObject(b.subarray(1));
+    return { stamp: { clock: o.clock, siblings: o.siblings.map((s) => ({ dot: s.dot })) } };
   }
   return { object: decodeReadReply(b) };
 }

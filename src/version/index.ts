@@ -6,5 +6,5 @@ export { canonicalActor, clockFromEntries } from './bytes.js';
 export * from './codec.js';
 export * from './context.js';
 export * from './dvv.js';
-export { versioned } from './object.js';
+export { isVersioned, versioned } from './object.js';
 export type * from './types.js';

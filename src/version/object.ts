@@ -31,6 +31,10 @@ class Versioned implements VersionedObject {
     return #encoded in obj ? obj.#encoded : others.get(obj);
   }
 
+  static isInstance(obj: VersionedObject): boolean {
+    return #encoded in obj;
+  }
+
   static remember(obj: VersionedObject, bytes: Uint8Array): void {
     if (#encoded in obj) obj.#encoded = bytes;
     else others.set(obj, bytes);
@@ -46,6 +50,11 @@ const others = new WeakMap<VersionedObject, Uint8Array>();
  */
 export function versioned(clock: VersionVector, siblings: readonly Sibling[], encoded?: Uint8Array): VersionedObject {
   return new Versioned(clock, siblings, encoded);
+}
+
+/** True if `obj` was built by {@link versioned} (it keeps its encoding in itself). */
+export function isVersioned(obj: VersionedObject): boolean {
+  return Versioned.isInstance(obj);
 }
 
 /** The bytes `obj` was decoded from or last encoded to, if any. */
