@@ -149,6 +149,24 @@ describe('reads ask R replicas, not N', () => {
     });
   });
 
+  it('each node reads from one peer first, and every node is some node\'s first: n1 -> n2, n2 -> n3, n3 -> n1', async () => {
+    await withCluster({ seed: 24, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      const ids = ['n1', 'n2', 'n3'];
+      for (const [from, to] of [
+        ['n1', 'n2'],
+        ['n2', 'n3'],
+        ['n3', 'n1'],
+      ] as const) {
+        // A peer answers a version read from its version cache: count who was asked.
+        const asked = ids.map((id) => vi.spyOn(c.node(id).c.replica, 'cachedVersion'));
+        for (let i = 0; i < 3; i++) expect((await c.get(from, 'k', { r: 2 })).values).toEqual(['v']);
+        expect(asked.map((spy) => spy.mock.calls.length)).toEqual(ids.map((id) => (id === to ? 3 : 0)));
+        for (const spy of asked) spy.mockRestore();
+      }
+    });
+  });
+
   it('a replica whose stored copy is corrupt counts as a failed read: the next replica is asked and the read succeeds', async () => {
     await withCluster({ seed: 23, nodes: 3 }, async (c) => {
       await c.put('n1', 'k', 'v', { w: 3 });
@@ -165,10 +183,10 @@ describe('reads ask R replicas, not N', () => {
         (await c.node('n1').metrics.replicaRequests.get()).values
           .filter((v) => READ_ROUTES.includes(String(v.labels.route)) && v.labels.outcome === 'error')
           .reduce((a, v) => a + v.value, 0);
-      // Two reads at r=2 through n1: one asks n2 first (the rotation), gets the corrupt copy
-      // (n2 sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
+      // Two reads at r=2 through n1: each asks n2 first (n1's first read peer), gets the corrupt
+      // copy (n2 sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
       for (let i = 0; i < 2; i++) expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
-      expect(await failedReads()).toBe(1);
+      expect(await failedReads()).toBe(2);
     });
   });
 
@@ -225,9 +243,11 @@ describe('reads ask R replicas, not N', () => {
           .reduce((a, v) => a + v.value, 0);
       await expect(c.get('n1', 'k', { r: 3 })).rejects.toMatchObject({ code: 'QUORUM_FAILED' });
       expect(await errors()).toBe(1);
-      // At r=2 the read rotation also asks n3 alone: those reads succeed, with what n1 and n3 hold.
-      const answers = await Promise.allSettled([c.get('n1', 'k', { r: 2 }), c.get('n1', 'k', { r: 2 })]);
-      expect(answers.map((a) => (a.status === 'fulfilled' ? a.value.values.join() : 'failed')).sort()).toEqual(['failed', 'old']);
+      // At r=2 a read through n1 asks n2 (n1's first read peer) and fails the same way; one
+      // through n3 asks n3 and n1, and succeeds with what they hold.
+      await expect(c.get('n1', 'k', { r: 2 })).rejects.toMatchObject({ code: 'QUORUM_FAILED' });
+      expect(await errors()).toBe(2);
+      expect((await c.get('n3', 'k', { r: 2 })).values).toEqual(['old']);
     });
   });
 
@@ -266,7 +286,7 @@ describe('reads ask R replicas, not N', () => {
         expect(c.sim.elapsed() - started).toBeLessThan(500); // the read timeout is 1000 ms
       }
       const speculative = (await c.node('n1').metrics.speculativeReads.get()).values[0]?.value ?? 0;
-      expect(speculative).toBe(1); // the two reads asked n2 first once, n3 first once
+      expect(speculative).toBe(2); // both reads asked n2 first: it is n1's first read peer
     });
   });
 
