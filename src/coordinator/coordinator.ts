@@ -379,8 +379,8 @@ export class Coordinator {
 
   /**
    * Read a key from R replicas, not all N: this node first when it holds a copy (a local read
-   * costs no message), then the others in a fixed order (see readOrder), suspects last. A replica that
-   * fails is replaced at once by the next one not yet asked; one that is merely slow is
+   * costs no message), then the others in a fixed order (see readOrder), suspects last. A
+   * replica that fails is replaced at once by the next one not yet asked; one that is merely slow is
    * backed up by the next one after the recent p99 of replica reads (a speculative read), so
    * a sick replica costs a read one extra message instead of its whole timeout. Replicas not
    * asked are still repaired: when the answers disagree, the rest are read after the reply
@@ -552,9 +552,9 @@ export class Coordinator {
    * go to one peer, and share its batches: rotating per read split them over two links, and
    * each link's batches held half as many (5.0 reads per batch rotating, 9.2 fixed, in one GET
    * run each; in `bench:ab`, 4 rounds, GET 118 -> 107 µs of server CPU per request, 3 of 4
-   * rounds cheaper). Load still spreads: every node is
-   * some node's first choice, and replica sets differ across partitions. A slow first choice
-   * is backed up by a speculative read, a failing one replaced at once, a suspect asked last.
+   * rounds cheaper). Load still spreads: every node is some node's first choice, and replica
+   * sets differ across partitions. A slow first choice is backed up by a speculative read, a
+   * failing one replaced at once, a suspect asked last.
    */
   private readOrder(slots: readonly ReplicaSlot[]): ReplicaSlot[] {
     const self = this.c.membership.self;
