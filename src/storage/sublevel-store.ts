@@ -228,6 +228,7 @@ export class SublevelStore implements Store {
     const hit = this.#cacheHit(key, shared);
     if (hit !== undefined) return hit;
     const read = this.#getSync(sub, key);
+    // A synchronous read: no write can land while it runs, so the guard is the current count.
     return read === undefined ? undefined : this.#cacheFill(key, this.#init.ownOutput(read), shared, this.#cacheWrites);
   }
 
