@@ -165,6 +165,7 @@ function etcdProtocol() {
 export const protocols = {
   ringkv: kvPathProtocol('ringkv', { contexts: true }),
   baseline: kvPathProtocol('baseline', { contexts: false }),
+  replicated: kvPathProtocol('replicated', { contexts: false }),
   etcd: etcdProtocol(),
 };
 

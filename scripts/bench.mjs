@@ -60,7 +60,9 @@ const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [fla
   --single            one ringkv node (n=r=w=1) instead of three
   --baseline          also run the load against scripts/bench-baseline.mjs (fastify + LevelDB)
   --compare etcd      also run it against a local 3-member etcd (installed with apt if missing)
-  --targets LIST      exactly these, in this order: ringkv,baseline,etcd
+  --replicated        also run it against scripts/bench-replicated.mjs (3 processes moving
+                      ringkv's N=3 R=2 W=2 messages on the same stack, nothing else)
+  --targets LIST      exactly these, in this order: ringkv,baseline,replicated,etcd
   --json FILE         write all results as JSON
   --keep              keep the temp dir (data and process logs) and print its path
   --cpu-prof DIR      run each ringkv node under node --cpu-prof, writing its .cpuprofile into DIR
@@ -70,6 +72,7 @@ const FLAGS = {
   ...LOAD_FLAGS,
   single: 'boolean',
   baseline: 'boolean',
+  replicated: 'boolean',
   compare: 'string',
   targets: 'string',
   json: 'string',
@@ -83,6 +86,7 @@ function parseOptions(argv) {
   const load = loadOptions(f, { sizes: '256,4096', workloads: 'put,get,mix', prewarmS: 15 });
   let targets = ['ringkv'];
   if (f.baseline) targets.push('baseline');
+  if (f.replicated) targets.push('replicated');
   if (f.compare !== undefined) {
     for (const c of splitList(f.compare)) {
       if (c !== 'etcd') throw new Error(`--compare: only etcd is supported, not ${c}`);
@@ -222,6 +226,59 @@ async function startBaselineProcess(dir) {
   };
 }
 
+/**
+ * Three scripts/bench-replicated.mjs processes: the same messages as ringkv at N=3 R=2 W=2 on
+ * the same libraries and runtime settings, and nothing else (the ceiling of a replicated
+ * store on this stack).
+ */
+async function startReplicatedCluster(dir) {
+  if (!runtimes.has(root)) runtimes.set(root, runtimeSettings(root, say));
+  const runtime = runtimes.get(root);
+  const ports = await freePorts(3);
+  const secret = randomBytes(18).toString('base64url');
+  const addrs = ports.map((p) => `${HOST}:${p}`);
+  const children = addrs.map((addr, i) => {
+    const peers = [1, 2].map((k) => addrs[(i + k) % 3]);
+    return spawnLogged(
+      process.execPath,
+      [
+        ...runtime.nodeFlags,
+        join(root, 'scripts', 'bench-replicated.mjs'),
+        '--listen',
+        addr,
+        '--peers',
+        peers.join(','),
+        '--data',
+        join(dir, `r${i + 1}`),
+      ],
+      { cwd: root, logFile: join(dir, `r${i + 1}.log`), env: { ...process.env, ...runtime.env, RINGKV_SECRET: secret } },
+    );
+  });
+  const stop = () => Promise.all(children.map((c) => stopChild(c)));
+  try {
+    await waitFor('the replicated baseline', async () => {
+      children.forEach((c, i) => {
+        if (c.exitCode !== null || c.signalCode !== null) {
+          throw Object.assign(new Error(`replicated r${i + 1} exited:\n${logTail(c.logFile)}`), { fatal: true });
+        }
+      });
+      const oks = await Promise.all(
+        addrs.map((a) => fetch(`http://${a}/v1/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok)),
+      );
+      return oks.every(Boolean);
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    urls: addrs.map((a) => `http://${a}`),
+    procs: children.map((c, i) => ({ name: `replicated r${i + 1}`, pid: c.pid })),
+    stop,
+    describe: `replicated baseline: 3 fastify + undici + classic-level processes, N=3 R=2 W=2 messages only, allocator ${runtime.allocator}`,
+  };
+}
+
 async function startEtcdCluster(dir) {
   const bin = ensureEtcd(say);
   const cluster = await startEtcd({ dir, bin });
@@ -236,6 +293,7 @@ async function startEtcdCluster(dir) {
 const starters = {
   ringkv: (dir, opts) => startRingkv(dir, opts),
   baseline: (dir) => startBaselineProcess(dir),
+  replicated: (dir) => startReplicatedCluster(dir),
   etcd: (dir) => startEtcdCluster(dir),
 };
 
@@ -336,7 +394,7 @@ async function main() {
 
   say('\n== results');
   say(formatTable(results));
-  for (const other of ['etcd', 'baseline']) {
+  for (const other of ['etcd', 'baseline', 'replicated']) {
     if (!opts.targets.includes('ringkv') || !opts.targets.includes(other)) continue;
     const text = formatRatios(results, 'ringkv', other);
     if (text) {
