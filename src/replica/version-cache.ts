@@ -12,7 +12,7 @@
  */
 import type { CacheStats } from '../observability/metrics.js';
 import { FifoCache } from '../storage/fifo-cache.js';
-import { canonicalActor, clockFromEntries, type VersionStamp } from '../version/index.js';
+import { canonicalActorIn, clockFromEntries, type VersionStamp } from '../version/index.js';
 
 /**
  * Bytes charged per entry beyond the characters of its key and of its packed version (see
@@ -78,29 +78,46 @@ function pack(partition: number, version: VersionStamp): string {
   return parts.join('');
 }
 
+/** Where `unpack` is in the string it parses (it runs to completion, so one will do). */
+let at = 0;
+
+/** The decimal number at `at` in `s`, up to the character `end` (skipped) or the string's end. */
+function numberTo(s: string, end: number): number {
+  let n = 0;
+  let c = s.charCodeAt(at);
+  while (c !== end && at < s.length) {
+    n = n * 10 + (c - 48);
+    c = s.charCodeAt(++at);
+  }
+  at++;
+  return n;
+}
+
+const SEMICOLON = 59;
+const COLON = 58;
+
+/** The actor of the entry at `at` (`<length>:<actor>`), leaving `at` on its counter. */
+function actorAt(s: string): string {
+  const length = numberTo(s, COLON);
+  const actor = canonicalActorIn(s, at, at + length);
+  at += length;
+  return actor;
+}
+
 /** The version packed in `s`, or undefined if it was packed for another partition. */
 function unpack(s: string, partition: number): VersionStamp | undefined {
-  let pos = 0;
-  const number = (end: string): number => {
-    const at = s.indexOf(end, pos);
-    const n = Number(s.slice(pos, at));
-    pos = at + 1;
-    return n;
-  };
-  const entry = (): [string, number] => {
-    const length = number(':');
-    const actor = canonicalActor(s.slice(pos, pos + length));
-    pos += length;
-    return [actor, number(';')];
-  };
-  if (number(';') !== partition) return undefined;
-  const n = number(';');
-  const entries: [string, number][] = [];
-  for (let i = 0; i < n; i++) entries.push(entry());
+  at = 0;
+  if (numberTo(s, SEMICOLON) !== partition) return undefined;
+  const n = numberTo(s, SEMICOLON);
+  const entries: [string, number][] = new Array<[string, number]>(n);
+  for (let i = 0; i < n; i++) {
+    const actor = actorAt(s);
+    entries[i] = [actor, numberTo(s, SEMICOLON)];
+  }
   const siblings: { readonly dot: { readonly actor: string; readonly counter: number } }[] = [];
-  while (pos < s.length) {
-    const [actor, counter] = entry();
-    siblings.push({ dot: { actor, counter } });
+  while (at < s.length) {
+    const actor = actorAt(s);
+    siblings.push({ dot: { actor, counter: numberTo(s, SEMICOLON) } });
   }
   return { clock: clockFromEntries(entries), siblings };
 }

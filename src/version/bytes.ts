@@ -87,6 +87,43 @@ export function canonicalActor(actor: string): string {
   return actor;
 }
 
+/**
+ * canonicalActor(s.slice(start, end)), without making the slice when the table already holds
+ * that actor (the usual case: version-cache entries name the same few actors over and over).
+ */
+export function canonicalActorIn(s: string, start: number, end: number): string {
+  const n = end - start;
+  if (n <= ACTOR_MAX_LENGTH) {
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    const known = actorTable[(h >>> 0) & (ACTOR_SLOTS - 1)];
+    if (known !== undefined && known.length === n && s.startsWith(known, start)) return known;
+  }
+  return canonicalActor(s.slice(start, end));
+}
+
+/**
+ * The string held in the actor table for the ASCII bytes `bytes[start, start + len)`, or
+ * undefined when the table has no such string there (or the bytes are not all ASCII, or too
+ * many). Hashes bytes as canonicalActor hashes a string's code units, which for ASCII are the
+ * same numbers, so an actor decoded once is found again from its bytes: a hit skips UTF-8
+ * decoding (TextDecoder costs ~110 ns per call, most of it crossing into C++) as well as
+ * canonicalActor's second pass. A hit is exact: every byte is compared with the string.
+ */
+function tableStringOf(bytes: Uint8Array, start: number, len: number): string | undefined {
+  if (len > ACTOR_MAX_LENGTH) return undefined;
+  let h = 0x811c9dc5;
+  for (let i = start; i < start + len; i++) {
+    const b = bytes[i] as number;
+    if (b >= 0x80) return undefined;
+    h = Math.imul(h ^ b, 0x01000193);
+  }
+  const known = actorTable[(h >>> 0) & (ACTOR_SLOTS - 1)];
+  if (known === undefined || known.length !== len) return undefined;
+  for (let i = 0; i < len; i++) if (known.charCodeAt(i) !== bytes[start + i]) return undefined;
+  return known;
+}
+
 /** Bytes a LEB128 varint of `n` (a non-negative safe integer) takes. */
 export function varintSize(n: number): number {
   let size = 1;
@@ -121,7 +158,8 @@ export function isCounter(n: unknown): n is number {
  */
 export class ByteReader {
   pos = 0;
-  private readonly view: DataView;
+  /** Made on first use: clocks and contexts never read a fixed-width number. */
+  #view: DataView | undefined;
 
   constructor(
     readonly bytes: Uint8Array,
@@ -129,8 +167,11 @@ export class ByteReader {
     private readonly what: string,
     /** Reads stop here (exclusive); lets a trailer such as a checksum sit outside. */
     readonly end: number = bytes.length,
-  ) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  ) {}
+
+  private get view(): DataView {
+    this.#view ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    return this.#view;
   }
 
   /** Throw the reader's error with a reason. */
@@ -194,16 +235,21 @@ export class ByteReader {
     return out;
   }
 
-  /** A length-prefixed UTF-8 string; malformed UTF-8 fails. */
+  /**
+   * A length-prefixed UTF-8 string; malformed UTF-8 fails. A short ASCII string already in the
+   * actor table (actors, content types) comes back as that very string, canonical already
+   * (see canonicalActor), without decoding.
+   */
   string(field: string): string {
     const len = this.varint(field);
     this.need(len, field);
     const start = this.pos;
     this.pos += len;
-    // TextDecoder measured as fast as hand-rolled ASCII paths even for short strings.
+    const known = tableStringOf(this.bytes, start, len);
+    if (known !== undefined) return known;
     try {
       // A plain view, not subarray(): on a Buffer that goes through Buffer's own subarray.
-      return utf8Decoder.decode(new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, len));
+      return canonicalActor(utf8Decoder.decode(new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, len)));
     } catch {
       return this.fail(`invalid UTF-8 (${field})`);
     }
@@ -211,13 +257,16 @@ export class ByteReader {
 }
 
 /**
- * Actors of a clock in canonical (code-unit) order, validated: non-empty, well-formed
- * strings with counters in 1..2^53-1. Throws INTERNAL: a bad clock here is a bug upstream.
+ * Binary clock: `[CLOCK_FORMAT][varint n]` then n times `[varint len][utf8 actor][varint counter]`,
+ * actors in canonical order. Exact-size single allocation. Throws INTERNAL for an invalid
+ * clock (empty or ill-formed actors, counters outside 1..2^53-1): a bug upstream.
  */
-export function sortedClockEntries(clock: VersionVector): [actor: string, counter: number, utf8Length: number][] {
+export function writeClock(clock: VersionVector): Uint8Array {
   const actors = sortStrings(Object.keys(clock));
-  const out: [string, number, number][] = [];
-  for (const actor of actors) {
+  const lengths: number[] = new Array<number>(actors.length);
+  let size = 1 + varintSize(actors.length);
+  for (let i = 0; i < actors.length; i++) {
+    const actor = actors[i] as string;
     const counter = clock[actor];
     const length = utf8Length(actor);
     if (length <= 0) {
@@ -226,26 +275,18 @@ export function sortedClockEntries(clock: VersionVector): [actor: string, counte
     if (!isCounter(counter)) {
       throw new RingkvError('INTERNAL', `invalid counter for actor ${JSON.stringify(actor)}: ${String(counter)}`);
     }
-    out.push([actor, counter, length]);
+    lengths[i] = length;
+    size += varintSize(length) + length + varintSize(counter);
   }
-  return out;
-}
-
-/**
- * Binary clock: `[CLOCK_FORMAT][varint n]` then n times `[varint len][utf8 actor][varint counter]`,
- * actors in canonical order. Exact-size single allocation.
- */
-export function writeClock(clock: VersionVector): Uint8Array {
-  const entries = sortedClockEntries(clock);
-  let size = 1 + varintSize(entries.length);
-  for (const [, counter, length] of entries) size += varintSize(length) + length + varintSize(counter);
   const out = new Uint8Array(size);
   out[0] = CLOCK_FORMAT;
-  let pos = writeVarint(out, 1, entries.length);
-  for (const [actor, counter, length] of entries) {
+  let pos = writeVarint(out, 1, actors.length);
+  for (let i = 0; i < actors.length; i++) {
+    const actor = actors[i] as string;
+    const length = lengths[i] as number;
     pos = writeVarint(out, pos, length);
     pos = writeUtf8(out, pos, actor, length);
-    pos = writeVarint(out, pos, counter);
+    pos = writeVarint(out, pos, clock[actor] as number);
   }
   return out;
 }
@@ -253,19 +294,20 @@ export function writeClock(clock: VersionVector): Uint8Array {
 /**
  * Parse a binary clock strictly: known format byte, at most `maxEntries` entries, non-empty
  * actors in strictly increasing canonical order (so no duplicates and one encoding per
- * clock), counters in 1..2^53-1, and nothing after the last entry.
+ * clock), counters in 1..`maxCounter` (at most 2^53-1), and nothing after the last entry.
  */
-export function readClock(reader: ByteReader, maxEntries: number): VersionVector {
+export function readClock(reader: ByteReader, maxEntries: number, maxCounter = Number.MAX_SAFE_INTEGER): VersionVector {
   const format = reader.u8('format');
   if (format !== CLOCK_FORMAT) reader.fail(`unknown format ${format}`);
   const n = reader.varint('entry count');
   if (n > maxEntries) reader.fail(`too many entries (${n} > ${maxEntries})`);
   // Each entry takes at least 2 bytes; refuse impossible counts before looping.
   if (n * 2 > reader.remaining) reader.fail('truncated (entries)');
-  const entries: [string, number][] = [];
+  // Built in place (as clockFromEntries would), without an array of pairs.
+  const clock = Object.create(null) as Record<string, number>;
   let previous: string | undefined;
   for (let i = 0; i < n; i++) {
-    const actor = canonicalActor(reader.string('actor'));
+    const actor = reader.string('actor');
     if (actor.length === 0) reader.fail('empty actor');
     if (previous !== undefined) {
       const order = compareStrings(previous, actor);
@@ -274,9 +316,12 @@ export function readClock(reader: ByteReader, maxEntries: number): VersionVector
     }
     const counter = reader.varint('counter');
     if (counter < 1) reader.fail(`counter for actor ${JSON.stringify(actor)} must be positive`);
-    entries.push([actor, counter]);
+    // Checked here rather than over Object.values() afterwards: that costs ~1 µs on a
+    // dictionary-mode object of four entries, a third of a whole context decode.
+    if (counter > maxCounter) reader.fail(`counter ${counter} exceeds ${maxCounter}`);
+    clock[actor] = counter;
     previous = actor;
   }
   if (reader.pos !== reader.end) reader.fail(`trailing bytes (${reader.end - reader.pos})`);
-  return clockFromEntries(entries);
+  return clock;
 }

@@ -26,8 +26,6 @@ import { RingkvError } from '../errors.js';
 import { utf8Length, writeUtf8 } from '../utf8.js';
 import {
   ByteReader,
-  canonicalActor,
-  clockFromEntries,
   compareStrings,
   isCounter,
   readClock,
@@ -81,11 +79,18 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
   const clock = obj.clock;
   const siblings = obj.siblings;
 
-  const actorSet = new Set(Object.keys(clock));
-  for (const s of siblings) actorSet.add(s.dot.actor);
-  const actors = sortStrings([...actorSet]);
-  const index = new Map<string, number>();
-  const actorLengths: number[] = [];
+  // The actor table: the clock's actors, plus any dot actor the clock lacks (none while every
+  // sibling's dot is covered by its clock, which every function of this module keeps). Plain
+  // arrays and linear searches: a clock has a handful of actors, and a Set and a Map per
+  // encode cost more than the searches (a clock is a dictionary-mode object already).
+  const actors = Object.keys(clock);
+  for (const s of siblings) {
+    const a = s.dot.actor;
+    if (!Object.hasOwn(clock, a) && !actors.includes(a)) actors.push(a);
+  }
+  sortStrings(actors);
+  const counters: number[] = new Array<number>(actors.length);
+  const actorLengths: number[] = new Array<number>(actors.length);
   let size = 1 + varintSize(actors.length);
   for (let i = 0; i < actors.length; i++) {
     const actor = actors[i]!;
@@ -94,30 +99,34 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     const own = Object.hasOwn(clock, actor);
     const counter = own ? clock[actor] : 0;
     if (own && !isCounter(counter)) invalid(`invalid counter ${String(counter)} for ${JSON.stringify(actor)}`);
-    index.set(actor, i);
-    actorLengths.push(length);
+    counters[i] = counter ?? 0;
+    actorLengths[i] = length;
     size += varintSize(length) + length + varintSize(counter ?? 0);
   }
 
-  // Siblings usually share one content type: measure each distinct one once.
-  const contentTypes = new Map<string, number>();
+  const dotIndexes: number[] = new Array<number>(siblings.length);
+  const ctLengths: number[] = new Array<number>(siblings.length);
   size += varintSize(siblings.length);
   let previous: Sibling | undefined;
-  for (const s of siblings) {
+  for (let i = 0; i < siblings.length; i++) {
+    const s = siblings[i]!;
     if (!isCounter(s.dot.counter)) invalid(`invalid dot counter ${String(s.dot.counter)}`);
+    // Siblings usually share one content type: measure it again only when it changes.
+    let ct: number;
     if (previous !== undefined) {
       const order = compareStrings(previous.dot.actor, s.dot.actor) || previous.dot.counter - s.dot.counter;
       if (order >= 0) invalid('siblings not in strictly increasing (actor, counter) order');
-    }
-    previous = s;
-    let ct = contentTypes.get(s.contentType);
-    if (ct === undefined) {
+      ct = previous.contentType === s.contentType ? ctLengths[i - 1]! : utf8Length(s.contentType);
+    } else {
       ct = utf8Length(s.contentType);
-      if (ct < 0) invalid('ill-formed content type');
-      contentTypes.set(s.contentType, ct);
     }
+    if (ct < 0) invalid('ill-formed content type');
+    previous = s;
+    ctLengths[i] = ct;
+    const idx = actors.indexOf(s.dot.actor);
+    dotIndexes[i] = idx;
     size +=
-      varintSize(index.get(s.dot.actor)!) +
+      varintSize(idx) +
       varintSize(s.dot.counter) +
       SIBLING_FIXED +
       varintSize(ct) +
@@ -137,15 +146,16 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     pos = writeVarint(out, pos, length);
     pos = writeUtf8(out, pos, actors[i]!, length);
   }
-  for (const actor of actors) pos = writeVarint(out, pos, Object.hasOwn(clock, actor) ? (clock[actor] ?? 0) : 0);
+  for (const counter of counters) pos = writeVarint(out, pos, counter);
   pos = writeVarint(out, pos, siblings.length);
-  for (const s of siblings) {
-    pos = writeVarint(out, pos, index.get(s.dot.actor)!);
+  for (let i = 0; i < siblings.length; i++) {
+    const s = siblings[i]!;
+    pos = writeVarint(out, pos, dotIndexes[i]!);
     pos = writeVarint(out, pos, s.dot.counter);
     out[pos++] = s.deleted ? FLAG_DELETED : 0;
     view.setFloat64(pos, s.lastModified, true);
     pos += 8;
-    const ct = contentTypes.get(s.contentType)!;
+    const ct = ctLengths[i]!;
     pos = writeVarint(out, pos, ct);
     pos = writeUtf8(out, pos, s.contentType, ct);
     pos = writeVarint(out, pos, s.value.length);
@@ -181,16 +191,17 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   if (actorCount * 2 > r.remaining) r.fail('truncated (actors)');
   const actors: string[] = [];
   for (let i = 0; i < actorCount; i++) {
-    const actor = canonicalActor(r.string('actor'));
+    const actor = r.string('actor');
     if (actor.length === 0) r.fail('empty actor');
     const prev = actors[i - 1];
     if (prev !== undefined && compareStrings(prev, actor) >= 0) r.fail('actors not unique and ordered');
     actors.push(actor);
   }
-  const clockEntries: [string, number][] = [];
+  // Built in place (as clockFromEntries would), without an array of pairs.
+  const clock = Object.create(null) as Record<string, number>;
   for (const actor of actors) {
     const counter = r.varint('clock counter');
-    if (counter > 0) clockEntries.push([actor, counter]);
+    if (counter > 0) clock[actor] = counter;
   }
 
   const siblingCount = r.varint('sibling count');
@@ -222,7 +233,7 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   }
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
-  return versioned(clockFromEntries(clockEntries), siblings, bytes);
+  return versioned(clock, siblings, bytes);
 }
 
 /**

@@ -15,9 +15,14 @@ export const MAX_CONTEXT_LENGTH = 16 * 1024;
 /** Most actors a context may name. Actors are per node epoch, so real clocks stay tiny. */
 export const MAX_CONTEXT_ENTRIES = 1000;
 
-// No padding, URL-safe alphabet only. Buffer's own base64url decoder silently skips bad
-// characters, so the alphabet is checked first.
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** base64url character code -> its 6-bit value; -1 for anything else, padding included. */
+const SEXTET = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < ALPHABET.length; i++) t[ALPHABET.charCodeAt(i)] = i;
+  return t;
+})();
 
 /**
  * Encode a clock as an opaque context: base64url without padding of the binary clock
@@ -46,18 +51,41 @@ export function decodeContext(s: string): VersionVector {
   if (typeof s !== 'string') bad('not a string');
   if (s.length === 0) bad('empty string');
   if (s.length > MAX_CONTEXT_LENGTH) bad(`longer than ${MAX_CONTEXT_LENGTH} characters`);
-  if (!BASE64URL.test(s)) bad('not base64url (allowed: A-Z a-z 0-9 - _, no padding)');
-  // 4n+1 characters cannot come from whole bytes.
-  if (s.length % 4 === 1) bad('truncated base64url');
-  const bytes = Buffer.from(s, 'base64url');
-  // Leftover bits in the last character must be zero, so each context has one spelling.
-  if (bytes.toString('base64url') !== s) bad('non-canonical base64url');
-  const clock = readClock(new ByteReader(bytes, 'BAD_CONTEXT', 'malformed context'), MAX_CONTEXT_ENTRIES);
+  const bytes = strictBase64url(s);
   // A context can only hold counters some replica minted. Bounding them far below 2^53
   // keeps `counter + 1` exact forever, so no client can wedge a key with a huge counter.
-  for (const counter of Object.values(clock))
-    if (counter > MAX_CONTEXT_COUNTER) bad(`counter ${counter} exceeds ${MAX_CONTEXT_COUNTER}`);
-  return clock;
+  return readClock(new ByteReader(bytes, 'BAD_CONTEXT', 'malformed context'), MAX_CONTEXT_ENTRIES, MAX_CONTEXT_COUNTER);
+}
+
+/**
+ * The bytes of unpadded base64url `s`, decoded by hand: Buffer's decoder skips characters
+ * outside its alphabet and accepts leftover bits, so the strict checks would need a regular
+ * expression and a re-encode around it (together ~1 µs of a ~6 µs decode, on every PUT).
+ */
+function strictBase64url(s: string): Uint8Array {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || (SEXTET[c] as number) < 0) bad('not base64url (allowed: A-Z a-z 0-9 - _, no padding)');
+  }
+  // 4n+1 characters cannot come from whole bytes.
+  if (n % 4 === 1) bad('truncated base64url');
+  const out = new Uint8Array((n * 3) >> 2);
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    acc = (acc << 6) | (SEXTET[s.charCodeAt(i)] as number);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = acc >>> bits;
+      acc &= (1 << bits) - 1;
+    }
+  }
+  // Leftover bits in the last character must be zero, so each context has one spelling.
+  if (acc !== 0) bad('non-canonical base64url');
+  return out;
 }
 
 /** The largest counter a context may carry (2^48: 281 trillion writes through one actor). */
