@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalActor } from '../../../src/version/bytes.js';
+import { canonicalActor, canonicalActorIn } from '../../../src/version/bytes.js';
 import { decodeContext, decodeObject, encodeContext, encodeObject, mint } from '../../../src/version/index.js';
 
 describe('canonicalActor', () => {
@@ -44,5 +44,44 @@ describe('canonicalActor', () => {
       expect(back.siblings.map((s) => s.dot)).toEqual(obj.siblings.map((s) => s.dot));
       expect(decodeContext(encodeContext(obj.clock))).toEqual(obj.clock);
     }
+  });
+
+  it('decodes exactly the bytes it is given when the table holds a different string in that slot', () => {
+    // Fill every slot, then decode names of the same lengths that differ from a table entry in
+    // one character: a decoder that trusted the slot (or the hash) would hand back the wrong name.
+    const names = Array.from({ length: 4096 }, (_, i) => `n${i % 5}.e${(i * 7919).toString(36)}`);
+    for (const name of names) canonicalActor(name);
+    const value = new Uint8Array([7]);
+    for (const name of names.slice(0, 400)) {
+      const last = name.charCodeAt(name.length - 1);
+      const near = name.slice(0, -1) + String.fromCharCode(last === 0x7a ? 0x79 : last + 1);
+      for (const actor of [name, near, `${near}\u00e9`, near.toUpperCase()]) {
+        const obj = mint(undefined, {}, { value, contentType: `text/${actor}`, deleted: false }, actor, 1).object;
+        const back = decodeObject(encodeObject(obj).slice());
+        expect(Object.keys(back.clock)).toEqual([actor]);
+        expect(back.siblings[0]?.dot.actor).toBe(actor);
+        expect(back.siblings[0]?.contentType).toBe(`text/${actor}`);
+        expect(Object.keys(decodeContext(encodeContext({ [actor]: 3 })))).toEqual([actor]);
+      }
+    }
+  });
+
+  it('canonicalActorIn answers the slice of its range, whether or not the table holds it', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 70 })), { minLength: 1, maxLength: 20 }),
+        fc.boolean(),
+        (parts, seed) => {
+          if (seed) for (const p of parts) canonicalActor(p);
+          const joined = parts.join(';');
+          let at = 0;
+          for (const p of parts) {
+            expect(canonicalActorIn(joined, at, at + p.length)).toBe(p);
+            at += p.length + 1;
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
