@@ -459,10 +459,15 @@ export class Coordinator {
     // Usually every version-only answer is covered by the whole ones: no await at all then.
     let object = mergeReplies(replies);
     let complete = true;
+    // Version-only answers that came in while the whole reads below were out (a slow or
+    // speculative read) and hold something their merge lacks. The quorum was met without
+    // them, so the answer stands; they are read whole and repaired after it, like late ones.
+    let arrivedMeanwhile = false;
     const uncovered = uncoveredStamps(stamps, object);
     if (uncovered.length > 0) {
       const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
       ({ merged: object, complete } = await this.readWhole(partition, key, uncovered, replies, stamps, remainingMs));
+      arrivedMeanwhile = complete && uncoveredStamps(stamps, object).length > 0;
     }
     if (!complete) {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
@@ -477,11 +482,12 @@ export class Coordinator {
     // The usual read: every answer is in and none is stale, so there is nothing to repair and
     // nobody else to read. Say so now rather than in a background step (an async frame and
     // two passes over the answers per read, for nothing).
-    if (!late && (object === undefined || !anyStale(replies, stamps, object))) return { object };
+    if (!late && !arrivedMeanwhile && (object === undefined || !anyStale(replies, stamps, object))) return { object };
     const answered = late ? withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs) : Promise.resolve();
     void answered.then(async () => {
       // Version-only answers that came late and hold something the others lack: fetch them whole.
-      let merged = late ? (await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs)).merged : object;
+      let merged =
+        late || arrivedMeanwhile ? (await this.resolveVersions(partition, key, replies, stamps, opts.timeoutMs)).merged : object;
       if (merged !== undefined && unasked.length > 0 && anyStale(replies, stamps, merged)) {
         // Whoever was not asked may be stale too: read them before repairing.
         await withDeadline(

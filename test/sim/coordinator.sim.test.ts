@@ -224,6 +224,47 @@ describe('reads ask R replicas, not N', () => {
     });
   });
 
+  it('a version that arrives while another replica is read whole is read whole too, and repaired everywhere', async () => {
+    await withCluster({ seed: 37, nodes: 3 }, async (c) => {
+      const ctx = await c.put('n1', 'k', 'old', { w: 3 });
+      const partition = c.node('n2').c.membership.ring().partitionOf('k');
+      const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
+      // Two concurrent newer versions: 'a' only on n2, 'b' only on n3 (two writes that each
+      // reached one replica).
+      const a = mint((await c.node('n2').c.replica.read(partition, 'k'))!, ctx, write('a'), 'n8.x', 5).object;
+      const b = mint((await c.node('n3').c.replica.read(partition, 'k'))!, ctx, write('b'), 'n9.x', 6).object;
+      await c.node('n2').c.replica.apply(partition, 'k', a);
+      await c.node('n3').c.replica.apply(partition, 'k', b);
+      // n2, n1's first read peer, answers its version read late (150 ms): the speculative read
+      // (after 50 ms) asks n3, whose version completes the quorum and holds something n1's
+      // copy lacks, so n3 is read whole; that whole read takes 300 ms, and n2's version
+      // arrives while it is out. It was not part of the quorum, but it must not be dropped:
+      // it holds 'a', which nobody else has seen.
+      const later = (ms: number) => new Promise<void>((r) => c.sim.time.setTimeout(r, ms));
+      const n2 = new Map(c.node('n2').c.handlers);
+      const n2Version = n2.get('replica-read-version')!;
+      n2.set('replica-read-version', async (body, from) => {
+        await later(150);
+        return n2Version(body, from);
+      });
+      c.sim.net.register(c.node('n2').address, n2);
+      const n3 = new Map(c.node('n3').c.handlers);
+      const n3Whole = n3.get('replica-read')!;
+      n3.set('replica-read', async (body, from) => {
+        await later(300);
+        return n3Whole(body, from);
+      });
+      c.sim.net.register(c.node('n3').address, n3);
+
+      // The answer is the quorum's (n1 and n3).
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['b']);
+      // Read repair then brings every replica to both versions: n2's late answer was read
+      // whole and merged, not just compared against the quorum's merge.
+      const both = async (id: string) => (await c.local(id, 'k')).sort().join() === 'a,b';
+      await c.runUntil('every replica holds a and b', async () => (await both('n1')) && (await both('n2')) && (await both('n3')), 5_000);
+    });
+  });
+
   it('a peer holding something newer that then fails its whole read fails the read (its values would be missing)', async () => {
     await withCluster({ seed: 31, nodes: 3 }, async (c) => {
       const ctx = await c.put('n1', 'k', 'old', { w: 3 });
