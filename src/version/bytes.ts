@@ -67,7 +67,9 @@ const actorTable: (string | undefined)[] = new Array<string | undefined>(ACTOR_S
  * (look it up in the isolate's string table) before storing it. A string just decoded from
  * bytes is not internalized, and building a one-entry clock with one took ~660 ns, against
  * ~60 ns with a string already used as a property name. Every replica write, version-cache
- * hit and context decodes such clocks, several times per request.
+ * hit and context decodes such clocks, several times per request. ByteReader.string also
+ * passes every string it decodes through here, so the content types that every decoded
+ * sibling repeats are found again from their bytes too (see tableStringOf).
  *
  * The table is direct-mapped (a new actor replaces whatever shared its slot) and compares
  * whole strings, so the answer is always equal to `actor`; only which object comes back
