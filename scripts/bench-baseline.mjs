@@ -13,7 +13,7 @@
 import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import Fastify from 'fastify';
-import { parseFlags } from './bench-lib.mjs';
+import { parseFlags, serveUntilSignal } from './bench-lib.mjs';
 
 /** Build and start the server; resolves to `{ url, close() }`. */
 export async function startBaseline({ host = '127.0.0.1', port = 0, data }) {
@@ -48,31 +48,15 @@ export async function startBaseline({ host = '127.0.0.1', port = 0, data }) {
   };
 }
 
-async function main() {
-  let flags;
-  try {
-    flags = parseFlags(process.argv.slice(2), { listen: 'string', data: 'string' });
-    if (!flags.data) throw new Error('--data is required');
-  } catch (err) {
-    process.stderr.write(`bench-baseline: ${err.message}\n`);
-    process.exit(2);
-  }
-  const [host, port] = (flags.listen ?? '127.0.0.1:0').split(':');
-  const server = await startBaseline({ host, port: Number(port), data: flags.data });
-  process.stdout.write(`${JSON.stringify({ listening: server.url })}\n`);
-  const stop = () => {
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err) => {
-    process.stderr.write(`bench-baseline: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  });
+  serveUntilSignal(
+    'bench-baseline',
+    () => {
+      const flags = parseFlags(process.argv.slice(2), { listen: 'string', data: 'string' });
+      if (!flags.data) throw new Error('--data is required');
+      const [host, port] = (flags.listen ?? '127.0.0.1:0').split(':');
+      return { host, port: Number(port), data: flags.data };
+    },
+    startBaseline,
+  );
 }

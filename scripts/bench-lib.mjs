@@ -594,6 +594,39 @@ export async function freePorts(n) {
   return [...ports];
 }
 
+/**
+ * The main of a benchmark server script (bench-baseline, bench-replicated): `parse()` reads the
+ * command line (a throw is a usage error, exit 2), `start(options)` resolves to
+ * `{ url, close() }`; then print one JSON line `{"listening": url}` and close on SIGINT or
+ * SIGTERM. A start failure exits 1 with its stack.
+ */
+export function serveUntilSignal(name, parse, start) {
+  let options;
+  try {
+    options = parse();
+  } catch (err) {
+    process.stderr.write(`${name}: ${err.message}\n`);
+    process.exit(2);
+  }
+  start(options).then(
+    (server) => {
+      process.stdout.write(`${JSON.stringify({ listening: server.url })}\n`);
+      const stop = () => {
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    },
+    (err) => {
+      process.stderr.write(`${name}: ${err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}
+
 /** Every child this process started; killed on any exit path (see installCleanup). */
 const children = new Set();
 const cleanupTasks = [];

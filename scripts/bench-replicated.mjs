@@ -30,7 +30,7 @@ import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import Fastify from 'fastify';
 import { Pool } from 'undici';
-import { parseFlags } from './bench-lib.mjs';
+import { parseFlags, serveUntilSignal } from './bench-lib.mjs';
 
 const MAX_IN_FLIGHT = 2;
 const OP_WRITE = 1;
@@ -211,34 +211,18 @@ export async function startReplicated({ host = '127.0.0.1', port = 0, data, peer
   };
 }
 
-async function main() {
-  let flags;
-  try {
-    flags = parseFlags(process.argv.slice(2), { listen: 'string', data: 'string', peers: 'string' });
-    if (!flags.data) throw new Error('--data is required');
-    if (!flags.peers) throw new Error('--peers is required');
-    if (!process.env.RINGKV_SECRET) throw new Error('RINGKV_SECRET must be set');
-  } catch (err) {
-    process.stderr.write(`bench-replicated: ${err.message}\n`);
-    process.exit(2);
-  }
-  const [host, port] = (flags.listen ?? '127.0.0.1:0').split(':');
-  const peers = flags.peers.split(',').filter((p) => p !== '');
-  const server = await startReplicated({ host, port: Number(port), data: flags.data, peers, secret: process.env.RINGKV_SECRET });
-  process.stdout.write(`${JSON.stringify({ listening: server.url })}\n`);
-  const stop = () => {
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err) => {
-    process.stderr.write(`bench-replicated: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  });
+  serveUntilSignal(
+    'bench-replicated',
+    () => {
+      const flags = parseFlags(process.argv.slice(2), { listen: 'string', data: 'string', peers: 'string' });
+      if (!flags.data) throw new Error('--data is required');
+      if (!flags.peers) throw new Error('--peers is required');
+      if (!process.env.RINGKV_SECRET) throw new Error('RINGKV_SECRET must be set');
+      const [host, port] = (flags.listen ?? '127.0.0.1:0').split(':');
+      const peers = flags.peers.split(',').filter((p) => p !== '');
+      return { host, port: Number(port), data: flags.data, peers, secret: process.env.RINGKV_SECRET };
+    },
+    startReplicated,
+  );
 }

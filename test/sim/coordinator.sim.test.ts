@@ -240,21 +240,17 @@ describe('reads ask R replicas, not N', () => {
       // copy lacks, so n3 is read whole; that whole read takes 300 ms, and n2's version
       // arrives while it is out. It was not part of the quorum, but it must not be dropped:
       // it holds 'a', which nobody else has seen.
-      const later = (ms: number) => new Promise<void>((r) => c.sim.time.setTimeout(r, ms));
-      const n2 = new Map(c.node('n2').c.handlers);
-      const n2Version = n2.get('replica-read-version')!;
-      n2.set('replica-read-version', async (body, from) => {
-        await later(150);
-        return n2Version(body, from);
-      });
-      c.sim.net.register(c.node('n2').address, n2);
-      const n3 = new Map(c.node('n3').c.handlers);
-      const n3Whole = n3.get('replica-read')!;
-      n3.set('replica-read', async (body, from) => {
-        await later(300);
-        return n3Whole(body, from);
-      });
-      c.sim.net.register(c.node('n3').address, n3);
+      const slow = (id: string, route: string, ms: number): void => {
+        const handlers = new Map(c.node(id).c.handlers);
+        const serve = handlers.get(route)!;
+        handlers.set(route, async (body, from) => {
+          await new Promise<void>((r) => c.sim.time.setTimeout(r, ms));
+          return serve(body, from);
+        });
+        c.sim.net.register(c.node(id).address, handlers);
+      };
+      slow('n2', 'replica-read-version', 150);
+      slow('n3', 'replica-read', 300);
 
       // The answer is the quorum's (n1 and n3).
       expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['b']);
