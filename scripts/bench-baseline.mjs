@@ -15,14 +15,22 @@ import { ClassicLevel } from 'classic-level';
 import Fastify from 'fastify';
 import { parseFlags, serveUntilSignal } from './bench-lib.mjs';
 
+/**
+ * A fastify app that takes every request body as a Buffer whatever its Content-Type (values
+ * are opaque bytes, as in ringkv); also the replicated baseline's.
+ */
+export function rawBodyApp(bodyLimit) {
+  const app = Fastify({ logger: false, bodyLimit, routerOptions: { maxParamLength: 4096 } });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  return app;
+}
+
 /** Build and start the server; resolves to `{ url, close() }`. */
 export async function startBaseline({ host = '127.0.0.1', port = 0, data }) {
   const db = new ClassicLevel(data, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
   await db.open();
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, routerOptions: { maxParamLength: 4096 } });
-  // Values are opaque bytes whatever their Content-Type, as in ringkv.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  const app = rawBodyApp(1024 * 1024);
 
   app.put('/v1/kv/:key', async (req, reply) => {
     await db.put(req.params.key, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));

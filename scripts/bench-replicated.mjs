@@ -28,8 +28,8 @@ import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import Fastify from 'fastify';
 import { Pool } from 'undici';
+import { rawBodyApp } from './bench-baseline.mjs';
 import { parseFlags, serveUntilSignal } from './bench-lib.mjs';
 
 const MAX_IN_FLIGHT = 2;
@@ -160,9 +160,7 @@ export async function startReplicated({ host = '127.0.0.1', port = 0, data, peer
     return got.length === expected.length && timingSafeEqual(got, expected);
   };
 
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, routerOptions: { maxParamLength: 4096 } });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  const app = rawBodyApp(16 * 1024 * 1024);
 
   app.put('/v1/kv/:key', async (req, reply) => {
     const key = Buffer.from(req.params.key);

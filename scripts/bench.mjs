@@ -111,6 +111,11 @@ const say = (m) => process.stdout.write(`${m}\n`);
 /** How a ringkv node runs in production (scripts/runtime.json of each tree), resolved once per tree. */
 const runtimes = new Map();
 
+function runtimeOf(tree) {
+  if (!runtimes.has(tree)) runtimes.set(tree, runtimeSettings(tree, say));
+  return runtimes.get(tree);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backends. Each start* resolves to { urls, procs: [{ name, pid }], stop(), settle?(), describe }.
 
@@ -122,8 +127,7 @@ const runtimes = new Map();
 export async function startRingkv(dir, { single, cpuProf, tree = root, env = {} }) {
   const cli = join(tree, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` (npm run bench does it for you)`);
-  if (!runtimes.has(tree)) runtimes.set(tree, runtimeSettings(tree, say));
-  const runtime = runtimes.get(tree);
+  const runtime = runtimeOf(tree);
   const count = single ? 1 : 3;
   const ports = await freePorts(count);
   const secret = randomBytes(18).toString('base64url');
@@ -232,8 +236,7 @@ async function startBaselineProcess(dir) {
  * store on this stack).
  */
 async function startReplicatedCluster(dir) {
-  if (!runtimes.has(root)) runtimes.set(root, runtimeSettings(root, say));
-  const runtime = runtimes.get(root);
+  const runtime = runtimeOf(root);
   const ports = await freePorts(3);
   const secret = randomBytes(18).toString('base64url');
   const addrs = ports.map((p) => `${HOST}:${p}`);

@@ -41,6 +41,15 @@ export function sortStrings(strings: string[]): string[] {
 }
 
 /**
+ * An empty clock to fill in place, as a null-prototype object (every clock is one; see
+ * clockFromEntries for why). Decoders and the joins in dvv.ts build clocks with this rather
+ * than through an array of pairs.
+ */
+export function newClock(): Record<string, number> {
+  return Object.create(null) as Record<string, number>;
+}
+
+/**
  * A clock from (actor, counter) pairs, as a null-prototype object. Why not a plain object:
  * V8 gives every plain object a hidden class built from its property names, and a clock's
  * names are actors, which are unique per key for keys first written on a replica that held
@@ -50,7 +59,7 @@ export function sortStrings(strings: string[]): string[] {
  * prototype also makes an actor named "__proto__" plain data.
  */
 export function clockFromEntries(entries: Iterable<readonly [string, number]>): VersionVector {
-  const clock = Object.create(null) as Record<string, number>;
+  const clock = newClock();
   for (const [actor, counter] of entries) clock[actor] = counter;
   return clock;
 }
@@ -305,8 +314,7 @@ export function readClock(reader: ByteReader, maxEntries: number, maxCounter = N
   if (n > maxEntries) reader.fail(`too many entries (${n} > ${maxEntries})`);
   // Each entry takes at least 2 bytes; refuse impossible counts before looping.
   if (n * 2 > reader.remaining) reader.fail('truncated (entries)');
-  // Built in place (as clockFromEntries would), without an array of pairs.
-  const clock = Object.create(null) as Record<string, number>;
+  const clock = newClock();
   let previous: string | undefined;
   for (let i = 0; i < n; i++) {
     const actor = reader.string('actor');

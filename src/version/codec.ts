@@ -28,6 +28,7 @@ import {
   ByteReader,
   compareStrings,
   isCounter,
+  newClock,
   readClock,
   sortStrings,
   varintSize,
@@ -197,8 +198,7 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
     if (prev !== undefined && compareStrings(prev, actor) >= 0) r.fail('actors not unique and ordered');
     actors.push(actor);
   }
-  // Built in place (as clockFromEntries would), without an array of pairs.
-  const clock = Object.create(null) as Record<string, number>;
+  const clock = newClock();
   for (const actor of actors) {
     const counter = r.varint('clock counter');
     if (counter > 0) clock[actor] = counter;

@@ -12,7 +12,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
-import { clockFromEntries, compareStrings, sortStrings } from './bytes.js';
+import { clockFromEntries, compareStrings, newClock, sortStrings } from './bytes.js';
 import { versioned } from './object.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
@@ -177,7 +177,7 @@ export function mint(
   // join(localClock, context) plus the new dot, built as one object: each clock is a
   // dictionary-mode object (see clockFromEntries), and building three for one write cost
   // more than the rest of mint.
-  const clock = Object.create(null) as Record<string, number>;
+  const clock = newClock();
   for (const a of Object.keys(localClock)) clock[a] = localClock[a] as number;
   for (const a of Object.keys(context)) {
     const c = context[a] as number;
@@ -212,7 +212,7 @@ export function contextAfterWrite(context: VersionVector, object: VersionedObjec
     }
   }
   // join(context, {dot}) as one object (see mint).
-  const clock = Object.create(null) as Record<string, number>;
+  const clock = newClock();
   for (const a of Object.keys(context)) clock[a] = context[a] as number;
   if (!(dot.actor in clock) || (clock[dot.actor] as number) < dot.counter) clock[dot.actor] = dot.counter;
   return clock;
