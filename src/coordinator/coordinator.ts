@@ -188,19 +188,22 @@ export class Coordinator {
   /**
    * Write (or delete) a key. The version is minted by a replica: this node if it is one,
    * otherwise the first reachable replica, reached in one forwarding hop.
-   * Returns the clock of the new version (the client's next context).
+   * Returns the clock of the new version (the client's next context). `decoded` is `context`
+   * already decoded, when the caller has validated it (the public API does): then this node
+   * does not decode it again.
    */
   async put(
     key: string,
     write: WriteValue,
     context: string,
     opts: { w: number; timeoutMs: number },
+    decoded?: VersionVector,
   ): Promise<VersionVector> {
     const ring = this.c.membership.ring();
     const partition = ring.partitionOf(key);
     const pref = ring.preferenceList(partition);
     const self = this.c.membership.self;
-    if (pref.includes(self) || pref.length === 0) return this.coordinatePut(key, partition, write, context, opts);
+    if (pref.includes(self) || pref.length === 0) return this.coordinatePut(key, partition, write, context, opts, decoded);
 
     for (const id of pref) {
       if (!this.c.membership.isUp(id)) continue;
@@ -220,7 +223,7 @@ export class Coordinator {
       }
     }
     // No replica could be reached at all: mint here and hold the write for the owners.
-    return this.coordinatePut(key, partition, write, context, opts);
+    return this.coordinatePut(key, partition, write, context, opts, decoded);
   }
 
   private forwardError(err: unknown, w: number): RingkvError {
@@ -248,8 +251,9 @@ export class Coordinator {
     write: WriteValue,
     contextStr: string,
     opts: { w: number; timeoutMs: number },
+    decoded?: VersionVector,
   ): Promise<VersionVector> {
-    const context = contextStr === '' ? {} : decodeContext(contextStr);
+    const context = decoded ?? (contextStr === '' ? {} : decodeContext(contextStr));
     const self = this.c.membership.self;
     const { ring, pref, slots } = this.plan(partition);
     const needed = effectiveQuorum(opts.w, Math.max(1, pref.length));

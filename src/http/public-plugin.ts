@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { RingkvError } from '../errors.js';
-import { decodeContext, encodeContext, liveSiblings, type VersionedObject } from '../version/index.js';
+import { decodeContext, encodeContext, liveSiblings, type VersionedObject, type VersionVector } from '../version/index.js';
 import { httpDate } from './http-date.js';
 import { keyFromUrl, parseQuery } from './request-params.js';
 
@@ -24,13 +24,21 @@ const KV_PREFIX = '/v1/kv/';
 const CONTEXT_HEADER = 'x-ringkv-context';
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
-function contextFromHeader(req: FastifyRequest): string {
+/** The client's context: as sent (forwarded as is) and decoded (decoded once, here). */
+interface ClientContext {
+  readonly text: string;
+  /** Undefined when there is no context (the coordinator starts from an empty clock). */
+  readonly clock: VersionVector | undefined;
+}
+
+const NO_CONTEXT: ClientContext = { text: '', clock: undefined };
+
+function contextFromHeader(req: FastifyRequest): ClientContext {
   const h = req.headers[CONTEXT_HEADER];
-  if (h === undefined) return '';
+  if (h === undefined) return NO_CONTEXT;
   if (Array.isArray(h)) throw new RingkvError('BAD_CONTEXT', 'X-Ringkv-Context must be given once');
-  // Validate here so a malformed context is rejected before anything is stored or forwarded.
-  decodeContext(h);
-  return h;
+  // Validated here so a malformed context is rejected before anything is stored or forwarded.
+  return { text: h, clock: decodeContext(h) };
 }
 
 function contentTypeOf(req: FastifyRequest): string {
@@ -98,7 +106,7 @@ export async function publicApi(app: FastifyInstance, opts: PublicApiOptions): P
     const value = body instanceof Uint8Array ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : new Uint8Array(0);
     if (value.length > opts.maxValueBytes)
       throw new RingkvError('VALUE_TOO_LARGE', `value is ${value.length} bytes; the limit is ${opts.maxValueBytes}`);
-    const clock = await coordinator.put(key, { value, contentType, deleted: false }, context, { w: quorum, timeoutMs });
+    const clock = await coordinator.put(key, { value, contentType, deleted: false }, context.text, { w: quorum, timeoutMs }, context.clock);
     return reply.code(204).header('X-Ringkv-Context', encodeContext(clock)).send();
   });
 
@@ -116,8 +124,9 @@ export async function publicApi(app: FastifyInstance, opts: PublicApiOptions): P
     const clock = await coordinator.put(
       key,
       { value: new Uint8Array(0), contentType: DEFAULT_CONTENT_TYPE, deleted: true },
-      context,
+      context.text,
       { w: quorum, timeoutMs },
+      context.clock,
     );
     return reply.code(204).header('X-Ringkv-Context', encodeContext(clock)).send();
   });
