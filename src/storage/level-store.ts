@@ -45,9 +45,9 @@ export interface LevelStoreInit {
    */
   readonly writeBufferSize?: number;
   /**
-   * Bytes of recently read and written objects kept in memory (see ReadCache); 0 turns it
-   * off. Every replica write reads its key first, and on a loaded node a LevelDB read cost
-   * ~5-8 µs of main-thread CPU (mostly the memtable's skip-list search), a hit well under 1.
+   * Bytes of recently read objects kept in memory (see ReadCache); 0 turns it off. On a
+   * loaded node a LevelDB read cost ~5-8 µs of main-thread CPU (mostly the memtable's
+   * skip-list search), a hit well under 1. Writes drop their keys' entries.
    * 8 MiB holds ~13k objects of 256 B (each charged ~640 B with its overhead). It is resident
    * memory, kept small next to the 200 MB per-node budget. 4 MiB (the default until the eighth
    * benchmark round) held ~62 % of the bench's 10k keys; 8 MiB holds them all, and in 4

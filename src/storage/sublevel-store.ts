@@ -56,9 +56,9 @@ export interface SublevelStoreInit {
    */
   readonly directReads?: boolean;
   /**
-   * Keep recently read and written values of one namespace in memory, up to `maxBytes`
-   * (see ReadCache), and serve get() from there. It is refreshed only after a write has
-   * landed, so it never shows what the database does not hold.
+   * Keep recently read values of one namespace in memory, up to `maxBytes` (see ReadCache),
+   * and serve get() from there. A write drops its keys' entries once it lands (or fails), so
+   * the cache never shows what the database does not hold.
    */
   readonly readCache?: { readonly ns: Namespace; readonly maxBytes: number };
 }
@@ -371,48 +371,29 @@ export class SublevelStore implements Store {
   async #write(ops: LevelOp[]): Promise<void> {
     this.#writing = true;
     try {
-      // Copies for the cache are taken now, when the database copies its input too.
-      const cached = this.#cachedWrites(ops);
       if (this.#init.directWrites) await this.#writeDirect(ops);
       else await this.#db.batch(ops, this.#init.writeOptions);
-      if (cached !== undefined) this.#refresh(cached);
     } finally {
+      // Landed or failed (then its outcome is unknown), the cached values of what it wrote
+      // are stale: drop them. Reads fill the cache again.
+      if (this.#cache !== undefined) this.#forget(ops);
       this.#writing = false;
       this.#inflight = undefined;
       this.#flush();
     }
   }
 
-  /**
-   * The ops of a write that touch the cached namespace, undefined if none: a copy of each value
-   * the cache would keep, or undefined (a delete, or a value too large to cache, whose key
-   * must lose any older cached value all the same).
-   */
-  #cachedWrites(ops: readonly LevelOp[]): [Uint8Array, Uint8Array | undefined][] | undefined {
-    const cache = this.#cache;
-    if (cache === undefined) return undefined;
-    let out: [Uint8Array, Uint8Array | undefined][] | undefined;
+  /** Drop the cached values of the keys `ops` wrote (see #write). */
+  #forget(ops: readonly LevelOp[]): void {
+    const cache = this.#cache as ReadCache;
+    let touched = false;
     for (const op of ops) {
       if (op.ns !== this.#cacheNs) continue;
-      if (out === undefined) out = [];
-      out.push([op.key, op.type === 'put' && cache.accepts(op.value.byteLength) ? copyOf(op.value) : undefined]);
+      cache.delete(op.key);
+      touched = true;
     }
-    return out;
-  }
-
-  /**
-   * After a write landed: what it put replaces the cached value; what it deleted, or put too
-   * large to cache, leaves the cache.
-   */
-  #refresh(writes: readonly [Uint8Array, Uint8Array | undefined][]): void {
-    const cache = this.#cache as ReadCache;
-    this.#cacheWrites++;
-    // A close() raced the write: the cache was cleared and must stay empty.
-    if (this.#subs === undefined) return;
-    for (const [key, value] of writes) {
-      if (value === undefined) cache.delete(key);
-      else cache.set(key, value);
-    }
+    // Reads that started before this write landed must not fill the cache (see #cacheFill).
+    if (touched) this.#cacheWrites++;
   }
 
   #writeDirect(ops: LevelOp[]): Promise<void> {

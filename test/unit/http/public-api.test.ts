@@ -314,6 +314,8 @@ describe('a node started without a secret (in-process)', () => {
       const before = await metric('ringkv_object_cache_hits_total');
       const put = await call(cached, { method: 'PUT', url: kvPath('cached'), payload: 'v' });
       expect(put.status).toBe(204);
+      // A write leaves nothing cached: the first read fills the cache, the second hits it.
+      expect((await call(cached, { method: 'GET', url: kvPath('cached') })).status).toBe(200);
       expect((await call(cached, { method: 'GET', url: kvPath('cached') })).status).toBe(200);
       expect(await metric('ringkv_object_cache_hits_total')).toBeGreaterThan(before);
       expect(await metric('ringkv_object_cache_entries')).toBeGreaterThanOrEqual(1);
