@@ -52,7 +52,8 @@ export interface LevelStoreInit {
    * memory, kept small next to the 200 MB per-node budget. 4 MiB (the default until the eighth
    * benchmark round) held ~62 % of the bench's 10k keys; 8 MiB holds them all, and in 4
    * alternating rounds (`npm run bench:ab`) PUT 256 B went from 393 to 296 µs of server CPU
-   * per request and GET from 200 to 170, B ahead in every round.
+   * per request and GET from 200 to 170, B ahead in every round. (Then every write also read
+   * its key and filled the cache; the PUT figure is from that time.)
    */
   readonly objectCacheBytes?: number;
 }
