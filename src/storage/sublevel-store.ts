@@ -108,7 +108,7 @@ export class SublevelStore implements Store {
   readonly #cacheNs: Namespace | undefined;
   #cacheHits = 0;
   #cacheMisses = 0;
-  /** Writes to the cached namespace that have landed (see #getCached). */
+  /** Writes to the cached namespace that have ended, landed or failed (see #forget, #cacheFill). */
   #cacheWrites = 0;
 
   protected constructor(init: SublevelStoreInit) {
@@ -245,7 +245,7 @@ export class SublevelStore implements Store {
 
   /**
    * Cache `value`, just read, and return it. Only if the store is still open (a close() may
-   * have cleared the cache meanwhile) and no write landed since `writesBefore` (while an
+   * have cleared the cache meanwhile) and no write ended since `writesBefore` (while an
    * asynchronous read was out): it may have been this key's, and the value read could be the
    * one that write replaced.
    */

@@ -302,7 +302,7 @@ describe('LevelStore', () => {
       expect(text(await store.get('obj', s('k')))).toBe('v2');
     });
 
-    it('a value too large to cache replaces the key’s cached one (it is read from LevelDB after)', async () => {
+    it('a write of a value too large to cache drops the key’s entry, and reads of it are not cached', async () => {
       const store = track(new LevelStore({ location: join(dir, 'db') }));
       await store.open();
       await store.put('obj', s('k'), s('small'));
