@@ -371,7 +371,7 @@ export class Coordinator {
     const pref = ring.preferenceList(partition);
     const slots = planReplicas({
       preferenceList: pref,
-      fullOrder: ring.fullOrder(partition),
+      fullOrder: () => ring.fullOrder(partition),
       self: this.c.membership.self,
       isUp: (id) => this.c.membership.isUp(id),
       useFallbacks: this.init.hintedHandoff,

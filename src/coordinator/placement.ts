@@ -22,10 +22,14 @@ export interface ReplicaSlot {
  * A down owner for which no stand-in exists is still asked: the failure detector may be
  * wrong (a long GC pause, an overloaded host), and a truly dead peer fails fast on a refused
  * connection or an open circuit breaker. The coordinating node itself is always up.
+ *
+ * `fullOrder` (every member in the partition's order) is asked for only when an owner is
+ * down: the ring ranks every member to answer it, and the usual request, every owner up,
+ * needs none of that.
  */
 export function planReplicas(args: {
   readonly preferenceList: readonly string[];
-  readonly fullOrder: readonly string[];
+  readonly fullOrder: () => readonly string[];
   readonly self: string;
   readonly isUp: (id: string) => boolean;
   readonly useFallbacks: boolean;
@@ -37,7 +41,7 @@ export function planReplicas(args: {
     return preferenceList.map((owner) => ({ owner, target: owner, hintFor: false, suspect: false }));
   }
   const used = new Set(preferenceList);
-  const spare = fullOrder.filter((id) => !used.has(id));
+  const spare = fullOrder().filter((id) => !used.has(id));
   let next = 0;
   const slots: ReplicaSlot[] = [];
   for (const owner of preferenceList) {
