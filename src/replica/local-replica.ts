@@ -14,6 +14,7 @@ import {
   type Dot,
   decodeObject,
   encodeObject,
+  encodingOf,
   isDeleted,
   merge,
   mergeKeepsIncoming,
@@ -25,6 +26,7 @@ import {
   versioned,
   type WriteValue,
 } from '../version/index.js';
+import { FifoCache } from '../storage/fifo-cache.js';
 import { KeyLock } from './key-lock.js';
 import { VersionCache } from './version-cache.js';
 
@@ -48,23 +50,38 @@ function hintValue(seq: number): Uint8Array {
   return b;
 }
 
-function decodeStored(bytes: Uint8Array | undefined): VersionedObject | undefined {
-  return bytes ? decodeObject(bytes) : undefined;
-}
-
 /** Default bound of the version cache (see VersionCache). */
 export const VERSION_CACHE_BYTES = 4 * 1024 * 1024;
+
+/** Length of the bytes an object was decoded from (every object in the decoded cache was). */
+function encodedLength(object: VersionedObject): number {
+  return encodingOf(object)?.length ?? 0;
+}
+
+/** Default bound of the decoded-object cache (see LocalReplica.read). */
+export const DECODED_CACHE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Bytes charged per decoded object beyond its key and its encoded bytes: the object, its clock
+ * (a dictionary-mode object), the sibling list, each sibling, its dot and the view of its
+ * value, and the Map slot; a one-sibling object is ~420 bytes of V8 heap.
+ */
+export const DECODED_ENTRY_OVERHEAD = 448;
 
 export interface LocalReplicaInit {
   readonly actor: Actor;
   /** Bytes for the version cache; 0 turns it off. Default {@link VERSION_CACHE_BYTES}. */
   readonly versionCacheBytes?: number;
+  /** Bytes for the decoded-object cache; 0 turns it off. Default {@link DECODED_CACHE_BYTES}. */
+  readonly decodedCacheBytes?: number;
 }
 
 export class LocalReplica {
   private readonly lock = new KeyLock();
   /** Stored versions of recent keys; read and changed only under the key's lock. */
   private readonly versions: VersionCache | undefined;
+  /** Recently read objects, decoded, each valid only for the very bytes it was decoded from (see read). */
+  private readonly decoded: FifoCache<VersionedObject> | undefined;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -76,6 +93,11 @@ export class LocalReplica {
   ) {
     const bytes = init.versionCacheBytes ?? VERSION_CACHE_BYTES;
     this.versions = bytes > 0 ? new VersionCache(bytes) : undefined;
+    const decodedBytes = init.decodedCacheBytes ?? DECODED_CACHE_BYTES;
+    this.decoded =
+      decodedBytes > 0
+        ? new FifoCache<VersionedObject>(decodedBytes, (key, object) => key.length + encodedLength(object) + DECODED_ENTRY_OVERHEAD)
+        : undefined;
   }
 
   /** The version cache's figures, or undefined if it is off. */
@@ -101,11 +123,32 @@ export class LocalReplica {
     this.listeners.push(listener);
   }
 
-  /** The stored object for a key, or undefined. */
+  /**
+   * The stored object for a key, or undefined.
+   *
+   * The store's object cache hands out the very bytes it holds (getShared), the same object on
+   * every hit until a write or an eviction drops them; decoding never mutates its input (sibling
+   * values become views of it), so those shared bytes will do. A key read again and again would
+   * then be decoded, checksummed and its clock rebuilt from the same bytes on every read: the
+   * decoded-object cache keeps the last object decoded for each key, and hands it out again
+   * only when the store returned the very bytes it was decoded from (an object remembers them;
+   * see encodingOf). Identity, not a version check: a write or eviction in between gives other
+   * bytes, and those are decoded afresh. Objects are immutable, so sharing one is safe.
+   */
   read(partition: number, key: string): Promise<VersionedObject | undefined> {
-    // Decoding never mutates its input (sibling values become views of it), so the store's
-    // shared bytes will do. A `then`, not an async function: this is on every GET's path.
-    return this.readStored(partition, key).then(decodeStored);
+    // A `then`, not an async function: this is on every GET's path.
+    return this.readStored(partition, key).then((bytes) => this.decodeRead(key, bytes));
+  }
+
+  private decodeRead(key: string, bytes: Uint8Array | undefined): VersionedObject | undefined {
+    if (bytes === undefined) return undefined;
+    const cache = this.decoded;
+    if (cache === undefined) return decodeObject(bytes);
+    const known = cache.get(key);
+    if (known !== undefined && encodingOf(known) === bytes) return known;
+    const object = decodeObject(bytes);
+    cache.set(key, object);
+    return object;
   }
 
   /**

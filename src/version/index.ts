@@ -6,5 +6,5 @@ export { canonicalActor, canonicalActorIn, clockFromEntries } from './bytes.js';
 export * from './codec.js';
 export * from './context.js';
 export * from './dvv.js';
-export { isVersioned, versioned } from './object.js';
+export { encodingOf, isVersioned, versioned } from './object.js';
 export type * from './types.js';

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { LocalReplica } from '../../../src/replica/local-replica.js';
+import { DECODED_ENTRY_OVERHEAD, LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
-import { MemoryStore } from '../../../src/storage/index.js';
+import { MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp, Namespace } from '../../../src/storage/store.js';
 import { merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
 
@@ -211,5 +211,76 @@ describe('LocalReplica version cache', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('LocalReplica decoded-object cache', () => {
+  const stores: MemoryStore[] = [];
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  const text = (o: VersionedObject | undefined): string[] => (o?.siblings ?? []).map((x) => new TextDecoder().decode(x.value));
+
+  async function replica(opts: { objectCacheBytes?: number; decodedCacheBytes?: number } = {}): Promise<{ r: LocalReplica; store: MemoryStore }> {
+    const store = new MemoryStore(opts.objectCacheBytes === undefined ? {} : { objectCacheBytes: opts.objectCacheBytes });
+    stores.push(store);
+    await store.open();
+    const init = opts.decodedCacheBytes === undefined ? { actor: 'n1.abc' } : { actor: 'n1.abc', decodedCacheBytes: opts.decodedCacheBytes };
+    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, init);
+    await r.start();
+    return { r, store };
+  }
+
+  it('hands out the same decoded object while the store hands out the same bytes', async () => {
+    const { r } = await replica({ objectCacheBytes: 1 << 20 });
+    await r.coordinate(0, 'k', {}, write('a'), 1);
+    const first = await r.read(0, 'k');
+    expect(text(first)).toEqual(['a']);
+    expect(await r.read(0, 'k')).toBe(first);
+  });
+
+  it('decodes again once the stored bytes change, by this replica or under it', async () => {
+    const { r, store } = await replica({ objectCacheBytes: 1 << 20 });
+    const a = await r.coordinate(0, 'k', {}, write('a'), 1);
+    const first = await r.read(0, 'k');
+    await r.coordinate(0, 'k', a.object.clock, write('b'), 2);
+    const second = await r.read(0, 'k');
+    expect(second).not.toBe(first);
+    expect(text(second)).toEqual(['b']);
+    // Bytes replaced without this replica knowing (as a restore from a backup would): the
+    // cached object was decoded from other bytes, so it is not handed out.
+    const other = await replica();
+    await other.r.coordinate(0, 'k', {}, write('c'), 3);
+    const bytes = await other.store.get('obj', objectKey(0, 'k'));
+    await store.put('obj', objectKey(0, 'k'), bytes as Uint8Array);
+    expect(text(await r.read(0, 'k'))).toEqual(['c']);
+  });
+
+  it('still reads correctly when the store returns fresh bytes each time or the cache is off', async () => {
+    const { r } = await replica();
+    await r.coordinate(0, 'k', {}, write('a'), 1);
+    const first = await r.read(0, 'k');
+    const second = await r.read(0, 'k');
+    expect(second).not.toBe(first);
+    expect(second).toEqual(first);
+    const { r: off } = await replica({ objectCacheBytes: 1 << 20, decodedCacheBytes: 0 });
+    await off.coordinate(0, 'k', {}, write('a'), 1);
+    const x = await off.read(0, 'k');
+    expect(await off.read(0, 'k')).not.toBe(x);
+    expect(text(await off.read(0, 'k'))).toEqual(['a']);
+  });
+
+  it('keeps within its budget: an evicted key is decoded again', async () => {
+    // Room for about one entry: each is charged its key, its bytes and DECODED_ENTRY_OVERHEAD.
+    const { r } = await replica({ objectCacheBytes: 1 << 20, decodedCacheBytes: DECODED_ENTRY_OVERHEAD + 200 });
+    await r.coordinate(0, 'k1', {}, write('a'), 1);
+    await r.coordinate(0, 'k2', {}, write('b'), 2);
+    const k1 = await r.read(0, 'k1');
+    expect(await r.read(0, 'k1')).toBe(k1);
+    await r.read(0, 'k2');
+    const again = await r.read(0, 'k1');
+    expect(again).not.toBe(k1);
+    expect(text(again)).toEqual(['a']);
   });
 });
