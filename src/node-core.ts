@@ -46,6 +46,8 @@ export interface CoreInit {
   readonly tombstoneGraceMs?: number;
   /** Bytes for the replica's version cache (0 = off); default LocalReplica's. */
   readonly versionCacheBytes?: number;
+  /** Bytes for the replica's decoded-object cache (0 = off); default LocalReplica's. */
+  readonly decodedCacheBytes?: number;
   /** Ring partition bits (simulations use fewer); default the ring's own. */
   readonly partitionBits?: number;
   readonly hintDelivery?: Partial<HintDeliveryInit>;
@@ -120,7 +122,11 @@ export class NodeCore {
 
     const replica = new LocalReplica(
       { store, random, log },
-      { actor, ...(init.versionCacheBytes === undefined ? {} : { versionCacheBytes: init.versionCacheBytes }) },
+      {
+        actor,
+        ...(init.versionCacheBytes === undefined ? {} : { versionCacheBytes: init.versionCacheBytes }),
+        ...(init.decodedCacheBytes === undefined ? {} : { decodedCacheBytes: init.decodedCacheBytes }),
+      },
     );
     await replica.start();
     metrics.versionCache.observe(() => replica.versionCacheStats);

@@ -7,7 +7,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { CacheStats } from '../observability/metrics.js';
 import type { Random } from '../runtime/random.js';
-import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
+import { type BatchOp, hintKey, MAX_CACHED_OBJECT_BYTES, objectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
   contextCoversAll,
@@ -143,7 +143,9 @@ export class LocalReplica {
   private decodeRead(key: string, bytes: Uint8Array | undefined): VersionedObject | undefined {
     if (bytes === undefined) return undefined;
     const cache = this.decoded;
-    if (cache === undefined) return decodeObject(bytes);
+    // Bytes the store's object cache does not hold come back fresh on every read: their
+    // decoded form could never be handed out again, and would only hold on to the bytes.
+    if (cache === undefined || bytes.length > MAX_CACHED_OBJECT_BYTES) return decodeObject(bytes);
     const known = cache.get(key);
     if (known !== undefined && encodingOf(known) === bytes) return known;
     const object = decodeObject(bytes);

@@ -271,6 +271,17 @@ describe('LocalReplica decoded-object cache', () => {
     expect(text(await off.read(0, 'k'))).toEqual(['a']);
   });
 
+  it('does not keep objects too large for the store to cache', async () => {
+    const { r } = await replica({ objectCacheBytes: 1 << 20 });
+    await r.coordinate(0, 'big', {}, write('x'.repeat(2000)), 1);
+    await r.coordinate(0, 'small', {}, write('y'), 2);
+    const big = await r.read(0, 'big');
+    expect(await r.read(0, 'big')).not.toBe(big);
+    expect(await r.read(0, 'big')).toEqual(big);
+    const small = await r.read(0, 'small');
+    expect(await r.read(0, 'small')).toBe(small);
+  });
+
   it('keeps within its budget: an evicted key is decoded again', async () => {
     // Room for about one entry: each is charged its key, its bytes and DECODED_ENTRY_OVERHEAD.
     const { r } = await replica({ objectCacheBytes: 1 << 20, decodedCacheBytes: DECODED_ENTRY_OVERHEAD + 200 });
