@@ -130,6 +130,7 @@ export class NodeCore {
     );
     await replica.start();
     metrics.versionCache.observe(() => replica.versionCacheStats);
+    metrics.decodedCache.observe(() => replica.decodedCacheStats);
 
     const coordinator = new Coordinator(
       { membership, transport, replica, clock, timers, log, metrics },

@@ -162,6 +162,14 @@ export class Metrics {
     entries: 'Versions the version cache holds',
   });
 
+  /** The replica's decoded-object cache (objects of recently read keys, decoded; see LocalReplica.read). */
+  readonly decodedCache = new CacheMetrics(this.registry, 'decoded_cache', {
+    hits: 'Local object reads answered with an object decoded earlier from the same stored bytes',
+    misses: 'Local object reads of cacheable size that had to decode the stored bytes',
+    bytes: 'Bytes the decoded-object cache is charged for (keys, stored bytes and decoded structure)',
+    entries: 'Decoded objects the decoded-object cache holds',
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
   }

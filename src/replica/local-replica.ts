@@ -7,6 +7,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { CacheStats } from '../observability/metrics.js';
 import type { Random } from '../runtime/random.js';
+import { FifoCache } from '../storage/fifo-cache.js';
 import { type BatchOp, hintKey, MAX_CACHED_OBJECT_BYTES, objectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
@@ -26,7 +27,6 @@ import {
   versioned,
   type WriteValue,
 } from '../version/index.js';
-import { FifoCache } from '../storage/fifo-cache.js';
 import { KeyLock } from './key-lock.js';
 import { VersionCache } from './version-cache.js';
 
@@ -82,6 +82,8 @@ export class LocalReplica {
   private readonly versions: VersionCache | undefined;
   /** Recently read objects, decoded, each valid only for the very bytes it was decoded from (see read). */
   private readonly decoded: FifoCache<VersionedObject> | undefined;
+  private decodedHits = 0;
+  private decodedMisses = 0;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -98,6 +100,13 @@ export class LocalReplica {
       decodedBytes > 0
         ? new FifoCache<VersionedObject>(decodedBytes, (key, object) => key.length + encodedLength(object) + DECODED_ENTRY_OVERHEAD)
         : undefined;
+  }
+
+  /** The decoded-object cache's figures (see read), or undefined if it is off. */
+  get decodedCacheStats(): CacheStats | undefined {
+    const cache = this.decoded;
+    if (cache === undefined) return undefined;
+    return { entries: cache.size, bytes: cache.bytes, hits: this.decodedHits, misses: this.decodedMisses };
   }
 
   /** The version cache's figures, or undefined if it is off. */
@@ -147,7 +156,11 @@ export class LocalReplica {
     // decoded form could never be handed out again, and would only hold on to the bytes.
     if (cache === undefined || bytes.length > MAX_CACHED_OBJECT_BYTES) return decodeObject(bytes);
     const known = cache.get(key);
-    if (known !== undefined && encodingOf(known) === bytes) return known;
+    if (known !== undefined && encodingOf(known) === bytes) {
+      this.decodedHits++;
+      return known;
+    }
+    this.decodedMisses++;
     const object = decodeObject(bytes);
     cache.set(key, object);
     return object;

@@ -297,7 +297,7 @@ describe('a node started without a secret (in-process)', () => {
     expect(got.text()).toBe('genuine');
   });
 
-  it('exports the object and version caches: hits, misses, entries and bytes', async () => {
+  it('exports the object, version and decoded-object caches: hits, misses, entries and bytes', async () => {
     const port = await freePort();
     const cached = new RingkvNode(parseNodeConfig(['--id', 'c1', '--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused']), {
       store: new MemoryStore({ objectCacheBytes: 1 << 20 }),
@@ -312,12 +312,21 @@ describe('a node started without a secret (in-process)', () => {
         return Number(m[1]);
       };
       const before = await metric('ringkv_object_cache_hits_total');
+      const decodedHits = await metric('ringkv_decoded_cache_hits_total');
+      const decodedMisses = await metric('ringkv_decoded_cache_misses_total');
       const put = await call(cached, { method: 'PUT', url: kvPath('cached'), payload: 'v' });
       expect(put.status).toBe(204);
-      // A write leaves nothing cached: the first read fills the cache, the second hits it.
+      // A write leaves nothing cached: the first read fills the cache, the second hits it
+      // (and is answered with the object the first one decoded).
       expect((await call(cached, { method: 'GET', url: kvPath('cached') })).status).toBe(200);
-      expect((await call(cached, { method: 'GET', url: kvPath('cached') })).status).toBe(200);
+      expect(await metric('ringkv_decoded_cache_misses_total')).toBe(decodedMisses + 1);
+      const again = await call(cached, { method: 'GET', url: kvPath('cached') });
+      expect(again.status).toBe(200);
+      expect(again.text()).toBe('v');
       expect(await metric('ringkv_object_cache_hits_total')).toBeGreaterThan(before);
+      expect(await metric('ringkv_decoded_cache_hits_total')).toBe(decodedHits + 1);
+      expect(await metric('ringkv_decoded_cache_entries')).toBeGreaterThanOrEqual(1);
+      expect(await metric('ringkv_decoded_cache_bytes')).toBeGreaterThan(0);
       expect(await metric('ringkv_object_cache_entries')).toBeGreaterThanOrEqual(1);
       expect(await metric('ringkv_object_cache_bytes')).toBeGreaterThan(0);
       const misses = await metric('ringkv_object_cache_misses_total');

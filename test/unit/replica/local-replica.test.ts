@@ -238,6 +238,7 @@ describe('LocalReplica decoded-object cache', () => {
     const first = await r.read(0, 'k');
     expect(text(first)).toEqual(['a']);
     expect(await r.read(0, 'k')).toBe(first);
+    expect(r.decodedCacheStats).toMatchObject({ entries: 1, hits: 1, misses: 1 });
   });
 
   it('decodes again once the stored bytes change, by this replica or under it', async () => {
@@ -268,6 +269,7 @@ describe('LocalReplica decoded-object cache', () => {
     await off.coordinate(0, 'k', {}, write('a'), 1);
     const x = await off.read(0, 'k');
     expect(await off.read(0, 'k')).not.toBe(x);
+    expect(off.decodedCacheStats).toBeUndefined();
     expect(text(await off.read(0, 'k'))).toEqual(['a']);
   });
 
