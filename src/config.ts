@@ -68,7 +68,8 @@ export const NODE_FLAGS: readonly FlagSpec[] = [
   { name: 'max-value-bytes' },
   // Beyond SPEC §1: how long every replica must hold a tombstone before it is reaped.
   { name: 'tombstone-grace-ms' },
-  // Beyond SPEC §1: resident memory for recently read and written objects.
+  // Beyond SPEC §1: resident memory for recently read objects (stored bytes, and as much again
+  // for their decoded form).
   { name: 'object-cache-mb' },
   // Beyond SPEC §1: resident memory for the versions (no values) of recently written keys.
   { name: 'version-cache-mb' },
