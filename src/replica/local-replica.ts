@@ -7,15 +7,13 @@
 import type { Logger } from '../observability/logger.js';
 import type { CacheStats } from '../observability/metrics.js';
 import type { Random } from '../runtime/random.js';
-import { FifoCache } from '../storage/fifo-cache.js';
-import { type BatchOp, hintKey, MAX_CACHED_OBJECT_BYTES, objectKey, type Store } from '../storage/index.js';
+import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
   contextCoversAll,
   type Dot,
   decodeObject,
   encodeObject,
-  encodingOf,
   isDeleted,
   merge,
   mergeKeepsIncoming,
@@ -27,6 +25,7 @@ import {
   versioned,
   type WriteValue,
 } from '../version/index.js';
+import { DECODED_CACHE_BYTES, DecodedCache } from './decoded-cache.js';
 import { KeyLock } from './key-lock.js';
 import { VersionCache } from './version-cache.js';
 
@@ -53,22 +52,6 @@ function hintValue(seq: number): Uint8Array {
 /** Default bound of the version cache (see VersionCache). */
 export const VERSION_CACHE_BYTES = 4 * 1024 * 1024;
 
-/** Length of the bytes an object was decoded from (every object in the decoded cache was). */
-function encodedLength(object: VersionedObject): number {
-  return encodingOf(object)?.length ?? 0;
-}
-
-/** Default bound of the decoded-object cache (see LocalReplica.read). */
-export const DECODED_CACHE_BYTES = 8 * 1024 * 1024;
-
-/**
- * Bytes charged per decoded object beyond its key and its encoded bytes: the object, its clock
- * (a dictionary-mode object), the sibling list, each sibling, its dot, the view of its value
- * and the Map slot. Measured: 20k one-sibling objects (256 B values, one actor) held ~620 B
- * of V8 heap each beyond their bytes and keys, Map slots included.
- */
-export const DECODED_ENTRY_OVERHEAD = 640;
-
 export interface LocalReplicaInit {
   readonly actor: Actor;
   /** Bytes for the version cache; 0 turns it off. Default {@link VERSION_CACHE_BYTES}. */
@@ -81,10 +64,8 @@ export class LocalReplica {
   private readonly lock = new KeyLock();
   /** Stored versions of recent keys; read and changed only under the key's lock. */
   private readonly versions: VersionCache | undefined;
-  /** Recently read objects, decoded, each valid only for the very bytes it was decoded from (see read). */
-  private readonly decoded: FifoCache<VersionedObject> | undefined;
-  private decodedHits = 0;
-  private decodedMisses = 0;
+  /** Recently read objects, decoded (see DecodedCache); undefined when off. */
+  private readonly decoded: DecodedCache | undefined;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -97,17 +78,12 @@ export class LocalReplica {
     const bytes = init.versionCacheBytes ?? VERSION_CACHE_BYTES;
     this.versions = bytes > 0 ? new VersionCache(bytes) : undefined;
     const decodedBytes = init.decodedCacheBytes ?? DECODED_CACHE_BYTES;
-    this.decoded =
-      decodedBytes > 0
-        ? new FifoCache<VersionedObject>(decodedBytes, (key, object) => key.length + encodedLength(object) + DECODED_ENTRY_OVERHEAD)
-        : undefined;
+    this.decoded = decodedBytes > 0 ? new DecodedCache(decodedBytes) : undefined;
   }
 
   /** The decoded-object cache's figures (see read), or undefined if it is off. */
   get decodedCacheStats(): CacheStats | undefined {
-    const cache = this.decoded;
-    if (cache === undefined) return undefined;
-    return { entries: cache.size, bytes: cache.bytes, hits: this.decodedHits, misses: this.decodedMisses };
+    return this.decoded?.stats;
   }
 
   /** The version cache's figures, or undefined if it is off. */
@@ -134,37 +110,16 @@ export class LocalReplica {
   }
 
   /**
-   * The stored object for a key, or undefined.
-   *
-   * The store's object cache hands out the very bytes it holds (getShared), the same object on
-   * every hit until a write or an eviction drops them; decoding never mutates its input (sibling
-   * values become views of it), so those shared bytes will do. A key read again and again would
-   * then be decoded, checksummed and its clock rebuilt from the same bytes on every read: the
-   * decoded-object cache keeps the last object decoded for each key, and hands it out again
-   * only when the store returned the very bytes it was decoded from (an object remembers them;
-   * see encodingOf). Identity, not a version check: a write or eviction in between gives other
-   * bytes, and those are decoded afresh. Objects are immutable, so sharing one is safe.
+   * The stored object for a key, or undefined. Decoding never mutates its input (sibling values
+   * become views of it), so the store's shared bytes will do; a key read again is usually
+   * answered with the object decoded last time (see DecodedCache).
    */
   read(partition: number, key: string): Promise<VersionedObject | undefined> {
     // A `then`, not an async function: this is on every GET's path.
-    return this.readStored(partition, key).then((bytes) => this.decodeRead(key, bytes));
-  }
-
-  private decodeRead(key: string, bytes: Uint8Array | undefined): VersionedObject | undefined {
-    if (bytes === undefined) return undefined;
-    const cache = this.decoded;
-    // Bytes the store's object cache does not hold come back fresh on every read: their
-    // decoded form could never be handed out again, and would only hold on to the bytes.
-    if (cache === undefined || bytes.length > MAX_CACHED_OBJECT_BYTES) return decodeObject(bytes);
-    const known = cache.get(key);
-    if (known !== undefined && encodingOf(known) === bytes) {
-      this.decodedHits++;
-      return known;
-    }
-    this.decodedMisses++;
-    const object = decodeObject(bytes);
-    cache.set(key, object);
-    return object;
+    return this.readStored(partition, key).then((bytes) => {
+      if (bytes === undefined) return undefined;
+      return this.decoded === undefined ? decodeObject(bytes) : this.decoded.decode(key, bytes);
+    });
   }
 
   /**

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { DECODED_ENTRY_OVERHEAD, LocalReplica } from '../../../src/replica/local-replica.js';
+import { DECODED_ENTRY_OVERHEAD } from '../../../src/replica/decoded-cache.js';
+import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
 import { MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp, Namespace } from '../../../src/storage/store.js';
