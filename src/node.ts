@@ -116,7 +116,7 @@ export class RingkvNode {
         antiEntropyIntervalMs: cfg.antiEntropyIntervalMs,
         tombstoneGraceMs: cfg.tombstoneGraceMs,
         versionCacheBytes: cfg.versionCacheMb * 1024 * 1024,
-        // The decoded copies are of what the object cache holds (see LocalReplica.read), so
+        // The decoded copies are of what the object cache holds (see DecodedCache), so
         // one setting sizes both; 0 turns both off.
         decodedCacheBytes: cfg.objectCacheMb * 1024 * 1024,
         // After leaving, keep gossiping a few rounds so every peer hears it, then exit.

@@ -162,7 +162,7 @@ export class Metrics {
     entries: 'Versions the version cache holds',
   });
 
-  /** The replica's decoded-object cache (objects of recently read keys, decoded; see LocalReplica.read). */
+  /** The replica's decoded-object cache (objects of recently read keys, decoded; see DecodedCache). */
   readonly decodedCache = new CacheMetrics(this.registry, 'decoded_cache', {
     hits: 'Local object reads answered with an object decoded earlier from the same stored bytes',
     misses: 'Local object reads of cacheable size that had to decode the stored bytes',
