@@ -134,6 +134,15 @@ function* answersOf(
   yield* stamps;
 }
 
+const NO_OWNERS: readonly string[] = [];
+
+/** The owners `self` parks hints for along with its own copy (see coordinatePut); usually none. */
+function localHintOwners(slots: readonly ReplicaSlot[], self: string): readonly string[] {
+  let out: string[] | undefined;
+  for (const s of slots) if ((s.target === self && s.hintFor) || s.suspect) (out ??= []).push(s.owner);
+  return out ?? NO_OWNERS;
+}
+
 export class Coordinator {
   private repairsInFlight = 0;
   /** Work that outlives the request that started it (replica sends after quorum, hints). */
@@ -262,9 +271,7 @@ export class Coordinator {
     // Hints this node parks atomically with its own copy: owners it stands in for, and
     // suspected owners with no stand-in (if such an owner does ack, delivering the hint later
     // is a harmless idempotent merge; if it doesn't, the hint is already durable).
-    const localHints = this.init.hintedHandoff
-      ? slots.filter((s) => (s.target === self && s.hintFor) || s.suspect).map((s) => s.owner)
-      : [];
+    const localHints = this.init.hintedHandoff ? localHintOwners(slots, self) : NO_OWNERS;
     const { object, dot } = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
     const encoded = encodeObject(object);
 

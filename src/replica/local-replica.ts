@@ -274,8 +274,12 @@ export class LocalReplica {
     hintsFor: readonly string[],
     changed = true,
   ): Promise<void> {
-    // The usual write parks no hint: skip hintOps' await (an async frame per write).
-    const { ops, added } = hintsFor.length === 0 ? { ops: [] as BatchOp[], added: 0 } : await this.hintOps(partition, key, hintsFor);
+    // The usual write parks no hint: skip hintOps' await (an async frame per write) and its
+    // result object.
+    let ops: BatchOp[];
+    let added = 0;
+    if (hintsFor.length === 0) ops = [];
+    else ({ ops, added } = await this.hintOps(partition, key, hintsFor));
     if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     try {
       await this.components.store.batch(ops);

@@ -303,19 +303,23 @@ export class SublevelStore implements Store {
     if (!Array.isArray(ops)) throw new TypeError('batch: ops must be an array');
     // Validate every op before writing any: the all-or-nothing promise must also hold for
     // malformed input, which abstract-level would otherwise coerce (e.g. a string value).
-    const levelOps = ops.map((op: BatchOp, i): LevelOp => {
-      const where = `batch op ${i}`;
-      if (typeof op !== 'object' || op === null) throw new TypeError(`${where} is not an object`);
-      const ns = checkNamespace(op.ns, where);
+    // A loop, and messages built only on failure: this runs on every replica write.
+    const levelOps = new Array<LevelOp>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as BatchOp;
+      if (typeof op !== 'object' || op === null) throw new TypeError(`batch op ${i} is not an object`);
+      const ns = NAMESPACES.includes(op.ns) ? op.ns : checkNamespace(op.ns, `batch op ${i}`);
       const sublevel = subs[ns];
-      checkBytes(op.key, `${where} key`);
+      if (!(op.key instanceof Uint8Array)) checkBytes(op.key, `batch op ${i} key`);
       if (op.type === 'put') {
-        checkBytes(op.value, `${where} value`);
-        return { type: 'put' as const, ns, sublevel, key: op.key, value: this.#init.ownInput(op.value) };
+        if (!(op.value instanceof Uint8Array)) checkBytes(op.value, `batch op ${i} value`);
+        levelOps[i] = { type: 'put', ns, sublevel, key: op.key, value: this.#init.ownInput(op.value) };
+      } else if (op.type === 'del') {
+        levelOps[i] = { type: 'del', ns, sublevel, key: op.key };
+      } else {
+        throw new TypeError(`batch op ${i}: unknown type ${JSON.stringify((op as { type?: unknown }).type)}`);
       }
-      if (op.type === 'del') return { type: 'del' as const, ns, sublevel, key: op.key };
-      throw new TypeError(`${where}: unknown type ${JSON.stringify((op as { type?: unknown }).type)}`);
-    });
+    }
     if (levelOps.length === 0) return;
     try {
       await this.#commit(levelOps);
