@@ -131,6 +131,7 @@ export class NodeCore {
     await replica.start();
     metrics.versionCache.observe(() => replica.versionCacheStats);
     metrics.decodedCache.observe(() => replica.decodedCacheStats);
+    metrics.keyFilter.observe(() => replica.keyFilterStats);
 
     const coordinator = new Coordinator(
       { membership, transport, replica, clock, timers, log, metrics },

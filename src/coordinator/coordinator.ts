@@ -139,7 +139,11 @@ const NO_OWNERS: readonly string[] = [];
 /** The owners `self` parks hints for along with its own copy (see coordinatePut); usually none. */
 function localHintOwners(slots: readonly ReplicaSlot[], self: string): readonly string[] {
   let out: string[] | undefined;
-  for (const s of slots) if ((s.target === self && s.hintFor) || s.suspect) (out ??= []).push(s.owner);
+  for (const s of slots) {
+    if (!((s.target === self && s.hintFor) || s.suspect)) continue;
+    if (out === undefined) out = [];
+    out.push(s.owner);
+  }
   return out ?? NO_OWNERS;
 }
 

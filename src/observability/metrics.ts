@@ -162,6 +162,14 @@ export class Metrics {
     entries: 'Versions the version cache holds',
   });
 
+  /** The replica's key filter (keys never held here are not read from the store; see KeyFilter). */
+  readonly keyFilter = new CacheMetrics(this.registry, 'key_filter', {
+    hits: 'Replica reads of a key never held here that the key filter answered without a store read',
+    misses: 'Replica reads the key filter could not rule out (the key is held, or a false positive)',
+    bytes: 'Bytes of the key filter\'s bit tables',
+    entries: 'Keys added to the key filter',
+  });
+
   /** The replica's decoded-object cache (objects of recently read keys, decoded; see DecodedCache). */
   readonly decodedCache = new CacheMetrics(this.registry, 'decoded_cache', {
     hits: 'Local object reads answered with an object decoded earlier from the same stored bytes',

@@ -7,7 +7,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { CacheStats } from '../observability/metrics.js';
 import type { Random } from '../runtime/random.js';
-import { type BatchOp, hintKey, objectKey, type Store } from '../storage/index.js';
+import { type BatchOp, hintKey, objectKey, parseObjectKey, type Store } from '../storage/index.js';
 import {
   type Actor,
   contextCoversAll,
@@ -26,6 +26,7 @@ import {
   type WriteValue,
 } from '../version/index.js';
 import { DECODED_CACHE_BYTES, DecodedCache } from './decoded-cache.js';
+import { KeyFilter } from './key-filter.js';
 import { KeyLock } from './key-lock.js';
 import { VersionCache } from './version-cache.js';
 
@@ -58,6 +59,8 @@ export interface LocalReplicaInit {
   readonly versionCacheBytes?: number;
   /** Bytes for the decoded-object cache; 0 turns it off. Default {@link DECODED_CACHE_BYTES}. */
   readonly decodedCacheBytes?: number;
+  /** Keep a filter of the keys held, so writes and reads of absent keys skip the store. Default true. */
+  readonly keyFilter?: boolean;
 }
 
 export class LocalReplica {
@@ -66,6 +69,10 @@ export class LocalReplica {
   private readonly versions: VersionCache | undefined;
   /** Recently read objects, decoded (see DecodedCache); undefined when off. */
   private readonly decoded: DecodedCache | undefined;
+  /** Keys ever held here (see KeyFilter); undefined when off. */
+  private readonly keys: KeyFilter | undefined;
+  /** The scan that fills `keys` with what the store held at start (see start). */
+  private keyScan: Promise<void> | undefined;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -79,6 +86,7 @@ export class LocalReplica {
     this.versions = bytes > 0 ? new VersionCache(bytes) : undefined;
     const decodedBytes = init.decodedCacheBytes ?? DECODED_CACHE_BYTES;
     this.decoded = decodedBytes > 0 ? new DecodedCache(decodedBytes) : undefined;
+    this.keys = init.keyFilter === false ? undefined : new KeyFilter();
   }
 
   /** The decoded-object cache's figures (see read), or undefined if it is off. */
@@ -91,14 +99,47 @@ export class LocalReplica {
     return this.versions?.stats;
   }
 
-  /** Recount parked hints (call once at start). */
+  /** The key filter's figures (see KeyFilter.stats), or undefined if it is off. */
+  get keyFilterStats(): CacheStats | undefined {
+    return this.keys?.stats;
+  }
+
+  /** True once the key filter answers (its start scan is done); false while scanning, failed or off. */
+  get keyFilterComplete(): boolean {
+    return this.keys?.complete === true;
+  }
+
+  /**
+   * Settles once the key filter holds every key the store held at start (or its scan failed,
+   * leaving it unused); undefined before start().
+   */
+  get keyScanDone(): Promise<void> | undefined {
+    return this.keyScan;
+  }
+
+  /**
+   * Recount parked hints (call once at start), and begin filling the key filter from the
+   * store's keys in the background: until that scan ends the filter answers nothing, so the
+   * node serves at once and merely reads the store for absent keys meanwhile.
+   */
   async start(): Promise<void> {
+    if (this.keys !== undefined && this.keyScan === undefined) this.keyScan = this.scanKeys(this.keys);
     // Hint change counters need only be unique within this process's life and differ from
     // any value a hint read before a restart could carry; a random high start does both.
     this.hintSeq = this.components.random.int(2 ** 40) * 1024;
     let n = 0;
     for await (const _ of this.components.store.keys('hint')) n++;
     this.hintCount = n;
+  }
+
+  /** Add every object key in the store to `filter`, then let it answer; on any failure it stays unused. */
+  private async scanKeys(filter: KeyFilter): Promise<void> {
+    try {
+      for await (const k of this.components.store.keys('obj')) filter.add(parseObjectKey(k).key);
+      filter.markComplete();
+    } catch (err) {
+      this.components.log.warn({ err: String(err) }, 'key filter scan failed; absent keys are read from the store');
+    }
   }
 
   get pendingHints(): number {
@@ -139,6 +180,8 @@ export class LocalReplica {
    * reader, which counts this replica as failed, as when the replica refused it.
    */
   readStored(partition: number, key: string): Promise<Uint8Array | undefined> {
+    // A key never held here needs no store read (see KeyFilter).
+    if (this.keys?.absent(key) === true) return Promise.resolve(undefined);
     try {
       return this.components.store.getShared('obj', objectKey(partition, key));
     } catch (err) {
@@ -171,7 +214,8 @@ export class LocalReplica {
         await this.persist(partition, key, stamp, minted.object, hintsFor);
         return minted;
       }
-      const before = await this.readLocked(partition, key);
+      // A key never held here (see KeyFilter) is not read: the usual insert.
+      const before = this.keys?.absent(key) === true ? undefined : await this.readLocked(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
       const minted = mint(before, context, write, actor, now);
       await this.persist(partition, key, before, minted.object, hintsFor);
@@ -198,7 +242,7 @@ export class LocalReplica {
         if (changed || hintsFor.length > 0) await this.persist(partition, key, stamp, incoming, hintsFor, changed);
         return { object: incoming, changed };
       }
-      const before = await this.readLocked(partition, key);
+      const before = this.keys?.absent(key) === true ? undefined : await this.readLocked(partition, key);
       let object = before ? merge(before, incoming) : incoming;
       // The usual replication case: the incoming version supersedes ours. Keep `incoming`
       // itself (the same version; contents are identified by dots) so persist stores the
@@ -280,7 +324,11 @@ export class LocalReplica {
     let added = 0;
     if (hintsFor.length === 0) ops = [];
     else ({ ops, added } = await this.hintOps(partition, key, hintsFor));
-    if (changed) ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
+    if (changed) {
+      // Before the write goes out: the filter must never call a stored key absent.
+      this.keys?.add(key);
+      ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
+    }
     try {
       await this.components.store.batch(ops);
     } catch (err) {

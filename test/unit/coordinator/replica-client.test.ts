@@ -33,10 +33,12 @@ afterEach(async () => {
 });
 
 /** A replica over a fresh memory store (with an object cache, as LevelStore has by default). */
-async function replica(actor: string): Promise<{ r: LocalReplica; store: FlakyStore }> {
+/** `seed` fills the store before the replica starts (what it held before a restart). */
+async function replica(actor: string, seed?: (store: FlakyStore) => Promise<void>): Promise<{ r: LocalReplica; store: FlakyStore }> {
   const store = new FlakyStore({ objectCacheBytes: 1 << 20 });
   stores.push(store);
   await store.open();
+  await seed?.(store);
   const r = new LocalReplica({ store, random: seededRandom(actor.length), log: silentLogger() }, { actor });
   await r.start();
   return { r, store };
@@ -131,8 +133,7 @@ describe('ReplicaClient, replica-read-version (the version alone when the replic
     // The clock and the dots, nothing else: no value, nothing that could pass for the object.
     expect(known.stamp?.siblings).toEqual(stored.siblings.map((s) => ({ dot: s.dot })));
     // The same data on a replica that has not written it since it started: it reads and sends it.
-    const { r: fresh, store } = await replica('nw');
-    await store.put('obj', objectKey(3, 'k'), encodeObject(stored));
+    const { r: fresh } = await replica('nw', (store) => store.put('obj', objectKey(3, 'k'), encodeObject(stored)));
     const whole = await readVersion(fresh)('k');
     expect(whole.stamp).toBeUndefined();
     expect(text(whole.object)).toEqual(['value']);
