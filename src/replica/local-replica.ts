@@ -137,6 +137,7 @@ export class LocalReplica {
     try {
       for await (const k of this.components.store.keys('obj')) filter.add(parseObjectKey(k).key);
       filter.markComplete();
+      this.components.log.info({ keys: filter.size, bytes: filter.bytes }, 'key filter ready');
     } catch (err) {
       this.components.log.warn({ err: String(err) }, 'key filter scan failed; absent keys are read from the store');
     }
