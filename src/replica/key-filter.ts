@@ -17,6 +17,7 @@
  */
 
 import type { CacheStats } from '../observability/metrics.js';
+import { mix32 } from '../ring/hash.js';
 
 /** Bits of the first layer (128 KiB); each later layer has twice the bits of the one before. */
 const FIRST_LAYER_BITS = 1 << 20;
@@ -59,7 +60,7 @@ class Layer {
   }
 }
 
-/** The two hashes of a key's UTF-16 code units (FNV-1a, then murmur3's finaliser, twice seeded). */
+/** The two hashes of a key's UTF-16 code units (two FNV-style passes, each mixed by mix32). */
 let hash1 = 0;
 let hash2 = 0;
 
@@ -72,18 +73,9 @@ function hashKey(key: string): void {
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  hash1 = fmix32(a);
+  hash1 = mix32(a);
   // Odd, so the probes of one key walk distinct bits of a power-of-two table.
-  hash2 = fmix32(b ^ hash1) | 1;
-}
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  hash2 = mix32(b ^ hash1) | 1;
 }
 
 export class KeyFilter {
