@@ -87,6 +87,12 @@ interface CommitGroup {
 // Entries pulled from a level iterator per round trip; small enough that an early `break`
 // wastes little, large enough to amortise the per-call cost.
 const ITERATOR_BATCH = 128;
+/**
+ * The same for keys alone, which are small (at most ~1.5 KB): a full scan of 300k keys took
+ * 1.77 s in batches of 128 and 1.07-1.12 s in batches of 1024 (4096: no better). Every start
+ * scans all keys this way (see KeyFilter).
+ */
+const KEY_ITERATOR_BATCH = 1024;
 
 /**
  * A Store over one abstract-level database with one sublevel per Namespace. Batches go
@@ -437,7 +443,7 @@ export class SublevelStore implements Store {
     const own = this.#init.ownOutput;
     try {
       for (;;) {
-        const chunk = await it.nextv(ITERATOR_BATCH);
+        const chunk = await it.nextv(KEY_ITERATOR_BATCH);
         if (chunk.length === 0) return;
         for (const k of chunk) yield own(k);
       }

@@ -476,6 +476,19 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
         }
       });
 
+      it('a scan longer than one iterator batch returns every key and entry, in order', async () => {
+        const n = 2600;
+        const names = Array.from({ length: n }, (_, i) => `k${String(i).padStart(5, '0')}`);
+        for (let i = 0; i < n; i += 500) {
+          await store.batch(names.slice(i, i + 500).map((k) => ({ type: 'put' as const, ns: 'obj' as const, key: s(k), value: s(`v${k}`) })));
+        }
+        const keys = await collect(store.keys('obj'));
+        expect(keys.map((k) => new TextDecoder().decode(k))).toEqual(names);
+        const entries = await collect(store.entries('obj'));
+        expect(entries.length).toBe(n);
+        expect(entries.every(([k, v]) => new TextDecoder().decode(v) === `v${new TextDecoder().decode(k)}`)).toBe(true);
+      });
+
       it('an iteration interrupted by close rejects clearly', async () => {
         for (let i = 0; i < 1000; i++) await store.put('obj', s(`k${String(i).padStart(4, '0')}`), s('v'));
         const iterating = (async () => {
