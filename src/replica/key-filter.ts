@@ -78,9 +78,17 @@ function hashKey(key: string): void {
   hash2 = mix32(b ^ hash1) | 1;
 }
 
+/**
+ * Default bound of the bit tables: 16 MiB holds ~13M keys. Keys are never taken out, so a node
+ * that sees a stream of new keys (written, deleted, reaped) would grow the filter until restart;
+ * past the bound the filter gives up instead (see {@link KeyFilter.gaveUp}).
+ */
+export const KEY_FILTER_MAX_BYTES = 16 * 1024 * 1024;
+
 export class KeyFilter {
-  readonly #layers: Layer[] = [new Layer(FIRST_LAYER_BITS)];
+  #layers: Layer[];
   #complete = false;
+  #gaveUp = false;
   /** Answers, once complete: absent (a store read saved) and maybe present (read as before). */
   #absent = 0;
   #maybe = 0;
@@ -90,9 +98,27 @@ export class KeyFilter {
     return { entries: this.size, bytes: this.bytes, hits: this.#absent, misses: this.#maybe };
   }
 
+  /**
+   * `maxBytes`: the bound of the bit tables (default {@link KEY_FILTER_MAX_BYTES}). The first
+   * layer is 128 KiB, or a quarter of a smaller bound, so a bound always holds two layers.
+   */
+  constructor(private readonly maxBytes = KEY_FILTER_MAX_BYTES) {
+    let bits = FIRST_LAYER_BITS;
+    while (bits > 32 && bits / 8 > maxBytes / 4) bits /= 2;
+    this.#layers = [new Layer(bits)];
+  }
+
   /** True once every key the store held at start has been added (see markComplete). */
   get complete(): boolean {
     return this.#complete;
+  }
+
+  /**
+   * True once the keys added outgrew the bound: the filter then answers nothing for the rest of
+   * its life (every read goes to the store, as without it) and keeps only an empty table.
+   */
+  get gaveUp(): boolean {
+    return this.#gaveUp;
   }
 
   /** Keys added (each counted once, except for the rare one a layer already reported present). */
@@ -111,7 +137,7 @@ export class KeyFilter {
 
   /** The scan of the store's keys at start has finished: absent answers may be given. */
   markComplete(): void {
-    this.#complete = true;
+    if (!this.#gaveUp) this.#complete = true;
   }
 
   /** True only when `key` was certainly never added; false when it may have been, or before completion. */
@@ -126,16 +152,28 @@ export class KeyFilter {
     return true;
   }
 
-  /** Remember `key` (a no-op when it may be present already). */
+  /** Remember `key` (a no-op when it may be present already, or once the filter gave up). */
   add(key: string): void {
+    if (this.#gaveUp) return;
     hashKey(key);
     if (this.#has(hash1, hash2)) return;
     let last = this.#layers[this.#layers.length - 1]!;
     if (last.added >= last.capacity) {
-      last = new Layer(Math.min((last.mask + 1) * 2, MAX_LAYER_BITS));
+      const bits = Math.min((last.mask + 1) * 2, MAX_LAYER_BITS);
+      if (this.bytes + bits / 8 > this.maxBytes) {
+        this.#giveUp();
+        return;
+      }
+      last = new Layer(bits);
       this.#layers.push(last);
     }
     last.add(hash1, hash2);
+  }
+
+  #giveUp(): void {
+    this.#gaveUp = true;
+    this.#complete = false;
+    this.#layers = [new Layer(32)];
   }
 
   #has(h1: number, h2: number): boolean {

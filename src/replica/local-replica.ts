@@ -26,7 +26,7 @@ import {
   type WriteValue,
 } from '../version/index.js';
 import { DECODED_CACHE_BYTES, DecodedCache } from './decoded-cache.js';
-import { KeyFilter } from './key-filter.js';
+import { KEY_FILTER_MAX_BYTES, KeyFilter } from './key-filter.js';
 import { KeyLock } from './key-lock.js';
 import { VersionCache } from './version-cache.js';
 
@@ -61,6 +61,8 @@ export interface LocalReplicaInit {
   readonly decodedCacheBytes?: number;
   /** Keep a filter of the keys held, so writes and reads of absent keys skip the store. Default true. */
   readonly keyFilter?: boolean;
+  /** Bound of the key filter's tables. Default {@link KEY_FILTER_MAX_BYTES}. */
+  readonly keyFilterMaxBytes?: number;
 }
 
 export class LocalReplica {
@@ -73,6 +75,7 @@ export class LocalReplica {
   private readonly keys: KeyFilter | undefined;
   /** The scan that fills `keys` with what the store held at start (see start). */
   private keyScan: Promise<void> | undefined;
+  private keyFilterWarned = false;
   private readonly listeners: WriteListener[] = [];
   private hintSeq = 0;
   /** Number of hints in the store; kept in memory, recounted at start. */
@@ -86,7 +89,7 @@ export class LocalReplica {
     this.versions = bytes > 0 ? new VersionCache(bytes) : undefined;
     const decodedBytes = init.decodedCacheBytes ?? DECODED_CACHE_BYTES;
     this.decoded = decodedBytes > 0 ? new DecodedCache(decodedBytes) : undefined;
-    this.keys = init.keyFilter === false ? undefined : new KeyFilter();
+    this.keys = init.keyFilter === false ? undefined : new KeyFilter(init.keyFilterMaxBytes);
   }
 
   /** The decoded-object cache's figures (see read), or undefined if it is off. */
@@ -135,12 +138,26 @@ export class LocalReplica {
   /** Add every object key in the store to `filter`, then let it answer; on any failure it stays unused. */
   private async scanKeys(filter: KeyFilter): Promise<void> {
     try {
-      for await (const k of this.components.store.keys('obj')) filter.add(parseObjectKey(k).key);
+      for await (const k of this.components.store.keys('obj')) {
+        filter.add(parseObjectKey(k).key);
+        if (filter.gaveUp) break;
+      }
+      if (filter.gaveUp) {
+        this.warnKeyFilterGaveUp();
+        return;
+      }
       filter.markComplete();
       this.components.log.info({ keys: filter.size, bytes: filter.bytes }, 'key filter ready');
     } catch (err) {
       this.components.log.warn({ err: String(err) }, 'key filter scan failed; absent keys are read from the store');
     }
+  }
+
+  private warnKeyFilterGaveUp(): void {
+    if (this.keyFilterWarned) return;
+    this.keyFilterWarned = true;
+    const bytes = this.init.keyFilterMaxBytes ?? KEY_FILTER_MAX_BYTES;
+    this.components.log.warn({ bytes }, 'key filter outgrew its bound; absent keys are read from the store until restart');
   }
 
   get pendingHints(): number {
@@ -328,6 +345,7 @@ export class LocalReplica {
     if (changed) {
       // Before the write goes out: the filter must never call a stored key absent.
       this.keys?.add(key);
+      if (this.keys?.gaveUp === true) this.warnKeyFilterGaveUp();
       ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     }
     try {

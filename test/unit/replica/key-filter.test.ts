@@ -4,13 +4,30 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { KeyFilter } from '../../../src/replica/key-filter.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
-import { MemoryStore } from '../../../src/storage/index.js';
+import { MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { Namespace } from '../../../src/storage/store.js';
 
 const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe('KeyFilter', () => {
+  it('gives up past its bound: it answers nothing more and keeps no table', () => {
+    // A 1 KiB bound: layers of 256 and 512 bytes (~200 and ~400 keys), no room for a third.
+    const f = new KeyFilter(1024);
+    f.markComplete();
+    for (let i = 0; i < 500; i++) f.add(`key-${i}`);
+    expect(f.gaveUp).toBe(false);
+    expect(f.bytes).toBe(768);
+    expect(f.absent('never-added')).toBe(true);
+    for (let i = 500; i < 1000; i++) f.add(`key-${i}`);
+    expect(f.gaveUp).toBe(true);
+    expect(f.complete).toBe(false);
+    expect(f.absent('never-added')).toBe(false);
+    expect(f.bytes).toBeLessThan(64);
+    f.markComplete();
+    expect(f.absent('never-added')).toBe(false);
+  });
+
   it('never calls an added key absent (any strings, any number of layers)', () => {
     fc.assert(
       fc.property(fc.uniqueArray(fc.string({ unit: 'grapheme', maxLength: 40 }), { maxLength: 300 }), (keys) => {
@@ -150,6 +167,43 @@ describe('LocalReplica key filter', () => {
     expect(warnings.some((w) => w.includes('key filter scan failed'))).toBe(true);
     await r.coordinate(0, 'x', {}, write('x'), 1);
     expect(store.objectReads).toBe(1);
+  });
+
+  it('gives up past its bound, during the start scan or on a write, and says so once', async () => {
+    const many = 1000; // more than a 1 KiB filter takes (~600 keys)
+    const seeded = await openStore();
+    for (let i = 0; i < many; i += 1000) {
+      await seeded.batch(
+        Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, ns: 'obj' as const, key: objectKey(0, `k${i + j}`), value: new Uint8Array(1) })),
+      );
+    }
+    const warnings: string[] = [];
+    const log = silentLogger();
+    log.warn = ((_o: unknown, msg?: string) => warnings.push(msg ?? '')) as typeof log.warn;
+    const r = new LocalReplica({ store: seeded, random: seededRandom(1), log }, { actor: 'n1.abc', keyFilterMaxBytes: 1024 });
+    await r.start();
+    await r.keyScanDone;
+    expect(r.keyFilterComplete).toBe(false);
+    expect(warnings.filter((w) => w.includes('outgrew its bound'))).toHaveLength(1);
+    await r.coordinate(0, 'x', {}, write('x'), 1);
+    expect(seeded.objectReads).toBe(1);
+
+    // On writes: the scan finds nothing, then the writes outgrow it.
+    const empty = await openStore();
+    const w: string[] = [];
+    const log2 = silentLogger();
+    log2.warn = ((_o: unknown, msg?: string) => w.push(msg ?? '')) as typeof log2.warn;
+    const r2 = new LocalReplica({ store: empty, random: seededRandom(1), log: log2 }, { actor: 'n1.abc', keyFilterMaxBytes: 1024 });
+    await r2.start();
+    await r2.keyScanDone;
+    expect(r2.keyFilterComplete).toBe(true);
+    const source = replicaOn(await openStore());
+    for (let i = 0; i < many; i++) await r2.apply(0, `k${i}`, (await source.coordinate(0, `k${i}`, {}, write('v'), 2)).object);
+    expect(r2.keyFilterComplete).toBe(false);
+    expect(w.filter((x) => x.includes('outgrew its bound'))).toHaveLength(1);
+    const reads = empty.objectReads;
+    await r2.coordinate(0, 'y', {}, write('y'), 3);
+    expect(empty.objectReads).toBe(reads + 1);
   });
 
   it('can be turned off', async () => {
