@@ -13,7 +13,8 @@
  * A false "present" (under 1 % per layer) only means the store read happens as without it.
  *
  * Scalable: layers of doubling size, each filled to ~10 bits per key (7 probes), so nothing is
- * rebuilt as the key count grows: 1M keys take four layers, 1.9 MiB in all.
+ * rebuilt as the key count grows: 1M keys take four layers, 1.9 MiB in all. Bounded: past
+ * {@link KEY_FILTER_MAX_BYTES} it gives up and answers nothing until the node restarts.
  */
 
 import type { CacheStats } from '../observability/metrics.js';
