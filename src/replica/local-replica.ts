@@ -175,10 +175,12 @@ export class LocalReplica {
    */
   read(partition: number, key: string): Promise<VersionedObject | undefined> {
     // A `then`, not an async function: this is on every GET's path.
-    return this.readStored(partition, key).then((bytes) => {
-      if (bytes === undefined) return undefined;
-      return this.decoded === undefined ? decodeObject(bytes) : this.decoded.decode(key, bytes);
-    });
+    return this.readStored(partition, key).then((bytes) => this.decodeStored(key, bytes));
+  }
+
+  private decodeStored(key: string, bytes: Uint8Array | undefined): VersionedObject | undefined {
+    if (bytes === undefined) return undefined;
+    return this.decoded === undefined ? decodeObject(bytes) : this.decoded.decode(key, bytes);
   }
 
   /**
@@ -200,6 +202,11 @@ export class LocalReplica {
   readStored(partition: number, key: string): Promise<Uint8Array | undefined> {
     // A key never held here needs no store read (see KeyFilter).
     if (this.keys?.absent(key) === true) return Promise.resolve(undefined);
+    return this.readFromStore(partition, key);
+  }
+
+  /** readStored without asking the key filter (for callers that already did). */
+  private readFromStore(partition: number, key: string): Promise<Uint8Array | undefined> {
     try {
       return this.components.store.getShared('obj', objectKey(partition, key));
     } catch (err) {
@@ -322,7 +329,9 @@ export class LocalReplica {
    * key can land between this read and the next one made under the lock.
    */
   private async readLocked(partition: number, key: string): Promise<VersionedObject | undefined> {
-    const object = await this.read(partition, key);
+    // Straight to the store: the writers asked the key filter before coming here, and the
+    // removers (dropIfSame, reap) expect the key to be held.
+    const object = this.decodeStored(key, await this.readFromStore(partition, key));
     if (object === undefined) this.versions?.delete(key);
     else this.versions?.set(partition, key, object);
     return object;
@@ -343,8 +352,9 @@ export class LocalReplica {
     if (hintsFor.length === 0) ops = [];
     else ({ ops, added } = await this.hintOps(partition, key, hintsFor));
     if (changed) {
-      // Before the write goes out: the filter must never call a stored key absent.
-      this.keys?.add(key);
+      // Before the write goes out: the filter must never call a stored key absent. A key held
+      // already (`before`) is in the filter, or in the start scan's snapshot.
+      if (before === undefined) this.keys?.add(key);
       if (this.keys?.gaveUp === true) this.warnKeyFilterGaveUp();
       ops.push({ type: 'put', ns: 'obj', key: objectKey(partition, key), value: encodeObject(after) });
     }

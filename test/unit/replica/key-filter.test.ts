@@ -134,6 +134,8 @@ describe('LocalReplica key filter', () => {
     expect(next.object.siblings.map((s) => text(s.value)).sort()).toEqual(['new', 'old']);
     expect(next.object.clock[stored.dot.actor]).toBe(stored.dot.counter);
     expect(store.objectReads).toBeGreaterThan(0);
+    // Asked once per write, not again on the way to the store.
+    expect(r.keyFilterStats).toMatchObject({ hits: 0, misses: 1 });
   });
 
   it('answers nothing while its scan runs: absent keys are read from the store meanwhile', async () => {
