@@ -381,12 +381,6 @@ export class LocalReplica {
 
   // ---------------------------------------------------------------- anti-entropy (tombstone reaping)
 
-  /**
-   * Delete a tombstone for good, but only if the stored object is still exactly `expected`
-   * (same version) and every sibling of it is a tombstone: a write that arrived after the
-   * reaper checked the replicas wins. Listeners see the removal (`after` undefined).
-   * Returns true if the key was deleted.
-   */
   /** Delete the key if its stored version is still `expected` (after a hand-off to its owners). */
   async dropIfSame(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
     return this.lock.run(key, async () => {
@@ -397,6 +391,12 @@ export class LocalReplica {
     });
   }
 
+  /**
+   * Delete a tombstone for good, but only if the stored object is still exactly `expected`
+   * (same version) and every sibling of it is a tombstone: a write that arrived after the
+   * reaper checked the replicas wins. Listeners see the removal (`after` undefined).
+   * Returns true if the key was deleted.
+   */
   async reap(partition: number, key: string, expected: VersionedObject): Promise<boolean> {
     return this.lock.run(key, async () => {
       const before = await this.readLocked(partition, key);
