@@ -32,8 +32,10 @@ afterEach(async () => {
   for (const s of stores.splice(0)) await s.close();
 });
 
-/** A replica over a fresh memory store (with an object cache, as LevelStore has by default). */
-/** `seed` fills the store before the replica starts (what it held before a restart). */
+/**
+ * A replica over a fresh memory store (with an object cache, as LevelStore has by default).
+ * `seed` fills the store before the replica starts (what it held before a restart).
+ */
 async function replica(actor: string, seed?: (store: FlakyStore) => Promise<void>): Promise<{ r: LocalReplica; store: FlakyStore }> {
   const store = new FlakyStore({ objectCacheBytes: 1 << 20 });
   stores.push(store);

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { KeyFilter } from '../../../src/replica/key-filter.js';
-import { LocalReplica } from '../../../src/replica/local-replica.js';
+import { LocalReplica, type LocalReplicaInit } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
 import { MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { Namespace } from '../../../src/storage/store.js';
@@ -95,10 +95,11 @@ describe('LocalReplica key filter', () => {
     return store;
   }
 
-  function replicaOn(store: ScanStore, warnings?: string[]): LocalReplica {
+  /** A replica on `store`; its warnings go to `warnings`, and `init` adds to its settings. */
+  function replicaOn(store: ScanStore, warnings?: string[], init?: Partial<LocalReplicaInit>): LocalReplica {
     const log = silentLogger();
     if (warnings) log.warn = ((_o: unknown, msg?: string) => warnings.push(msg ?? '')) as typeof log.warn;
-    return new LocalReplica({ store, random: seededRandom(1), log }, { actor: 'n1.abc' });
+    return new LocalReplica({ store, random: seededRandom(1), log }, { actor: 'n1.abc', ...init });
   }
 
   it('writes and reads keys never held here without a store read', async () => {
@@ -173,16 +174,13 @@ describe('LocalReplica key filter', () => {
 
   it('gives up past its bound, during the start scan or on a write, and says so once', async () => {
     const many = 1000; // more than a 1 KiB filter takes (~600 keys)
+    const bound = { keyFilterMaxBytes: 1024 };
     const seeded = await openStore();
-    for (let i = 0; i < many; i += 1000) {
-      await seeded.batch(
-        Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, ns: 'obj' as const, key: objectKey(0, `k${i + j}`), value: new Uint8Array(1) })),
-      );
-    }
+    await seeded.batch(
+      Array.from({ length: many }, (_, i) => ({ type: 'put' as const, ns: 'obj' as const, key: objectKey(0, `k${i}`), value: new Uint8Array(1) })),
+    );
     const warnings: string[] = [];
-    const log = silentLogger();
-    log.warn = ((_o: unknown, msg?: string) => warnings.push(msg ?? '')) as typeof log.warn;
-    const r = new LocalReplica({ store: seeded, random: seededRandom(1), log }, { actor: 'n1.abc', keyFilterMaxBytes: 1024 });
+    const r = replicaOn(seeded, warnings, bound);
     await r.start();
     await r.keyScanDone;
     expect(r.keyFilterComplete).toBe(false);
@@ -193,9 +191,7 @@ describe('LocalReplica key filter', () => {
     // On writes: the scan finds nothing, then the writes outgrow it.
     const empty = await openStore();
     const w: string[] = [];
-    const log2 = silentLogger();
-    log2.warn = ((_o: unknown, msg?: string) => w.push(msg ?? '')) as typeof log2.warn;
-    const r2 = new LocalReplica({ store: empty, random: seededRandom(1), log: log2 }, { actor: 'n1.abc', keyFilterMaxBytes: 1024 });
+    const r2 = replicaOn(empty, w, bound);
     await r2.start();
     await r2.keyScanDone;
     expect(r2.keyFilterComplete).toBe(true);
@@ -210,7 +206,7 @@ describe('LocalReplica key filter', () => {
 
   it('can be turned off', async () => {
     const store = await openStore();
-    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc', keyFilter: false });
+    const r = replicaOn(store, undefined, { keyFilter: false });
     await r.start();
     expect(r.keyScanDone).toBeUndefined();
     expect(r.keyFilterStats).toBeUndefined();
