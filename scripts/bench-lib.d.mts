@@ -24,4 +24,13 @@ export interface Protocol {
   get(pool: Pool, state: KeyState, i: number): Promise<string | number>;
 }
 
+/** CPU clock ticks of the whole machine from /proc/stat's text: all states, and steal. */
+export function parseProcStat(text: string): { total: number; steal: number } | undefined;
+
+/** Steal between two readings as a fraction of all CPU time in between. */
+export function stealFraction(
+  before: { total: number; steal: number } | undefined,
+  after: { total: number; steal: number } | undefined,
+): number | undefined;
+
 export const protocols: Record<'ringkv' | 'baseline' | 'replicated' | 'etcd', Protocol>;

@@ -298,6 +298,41 @@ function procCpuTicks(pid) {
   }
 }
 
+/**
+ * The machine's CPU time from the `cpu` line of /proc/stat (clock ticks summed over every CPU):
+ * `total` over all states, and `steal`, time the hypervisor ran something else while a vCPU
+ * wanted to run. Undefined where /proc/stat is missing or unreadable (not Linux).
+ */
+export function parseProcStat(text) {
+  const line = text.split('\n', 1)[0] ?? '';
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== 'cpu' || f.length < 9) return undefined;
+  // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already
+  // counted in user and nice, so the total stops at steal.
+  const ticks = f.slice(1, 9).map(Number);
+  if (!ticks.every((t) => Number.isSafeInteger(t) && t >= 0)) return undefined;
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] };
+}
+
+function machineTicks() {
+  try {
+    return parseProcStat(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Steal between two parseProcStat readings, as a fraction of all CPU time in between; undefined
+ * if either is missing or no time passed. On a VM this is the share the host took away: a run
+ * with steal is a run on a slower machine, whatever the code did.
+ */
+export function stealFraction(before, after) {
+  if (before === undefined || after === undefined) return undefined;
+  const total = after.total - before.total;
+  return total > 0 ? (after.steal - before.steal) / total : undefined;
+}
+
 // USER_HZ is 100 on every Linux we care about; `getconf CLK_TCK` would be the way to ask.
 const CLK_TCK = 100;
 
@@ -341,9 +376,11 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
 
   let cpuStart;
   let serverStart;
+  let machineStart;
   const snapshot = setTimeout(() => {
     cpuStart = process.cpuUsage();
     serverStart = serverPids.map(procCpuTicks);
+    machineStart = machineTicks();
   }, warmupMs);
 
   const client = async (c) => {
@@ -383,6 +420,7 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
 
   const seconds = durationMs / 1000;
   const cpu = cpuStart ? process.cpuUsage(cpuStart) : undefined;
+  const steal = stealFraction(machineStart, machineTicks());
   const serverCpu = serverStart
     ? serverPids.map((pid, k) => {
         const a = serverStart[k];
@@ -408,6 +446,8 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
     serverCpu: serverCpu.reduce((a, b) => (b === undefined ? a : a + b), 0),
     // The machine is shared: a 1-minute load average far above the core count flags a noisy run.
     loadAvg1: loadavg()[0],
+    // Fraction of the machine's CPU time the hypervisor took during the window (see stealFraction).
+    steal,
   };
 }
 
@@ -416,6 +456,8 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
 
 const ms = (us) => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
 const pct = (f) => (f === undefined ? '-' : `${Math.round(f * 100)}%`);
+/** Steal is a few percent at most on a usable run: one decimal. */
+const stealPct = (f) => (f === undefined ? '-' : `${(f * 100).toFixed(1)}%`);
 
 /** Align columns: the first `textCols` to the left, the numbers to the right. */
 function pad(rows, textCols) {
@@ -444,14 +486,14 @@ export function formatRun(target, r) {
     `${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ` +
     `p50 ${ms(l.p50)}  p99 ${ms(l.p99)}  p999 ${ms(l.p999)}  max ${ms(l.max)} ms  ` +
     `errors ${failureText(r)}  300s ${r.counts.siblings}  404s ${r.counts.miss}  ` +
-    `cpu client ${pct(r.clientCpu)} servers ${pct(r.serverCpu)} (${cpuPerOp(r)} µs/op)  load ${r.loadAvg1.toFixed(1)}`
+    `cpu client ${pct(r.clientCpu)} servers ${pct(r.serverCpu)} (${cpuPerOp(r)} µs/op)  load ${r.loadAvg1.toFixed(1)}  steal ${stealPct(r.steal)}`
   );
 }
 
 /** The final table (latencies in ms). */
 export function formatTable(results) {
   const rows = [
-    ['target', 'workload', 'value', 'ops/s', 'p50', 'p99', 'p999', 'max', 'errors', '300s', '404s', 'cpu(cl)', 'cpu(srv)', 'srv µs/op'],
+    ['target', 'workload', 'value', 'ops/s', 'p50', 'p99', 'p999', 'max', 'errors', '300s', '404s', 'cpu(cl)', 'cpu(srv)', 'srv µs/op', 'steal'],
   ];
   for (const { target, result: r } of results) {
     const l = r.latencyUs;
@@ -470,6 +512,7 @@ export function formatTable(results) {
       pct(r.clientCpu),
       pct(r.serverCpu),
       cpuPerOp(r),
+      stealPct(r.steal),
     ]);
   }
   return pad(rows, 3);

@@ -1,0 +1,40 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseProcStat, stealFraction } from '../../../scripts/bench-lib.mjs';
+
+/**
+ * The benchmark reports how much CPU the hypervisor took during each measured window (steal),
+ * from two readings of /proc/stat's `cpu` line.
+ */
+describe('bench steal time', () => {
+  const stat = (user: number, idle: number, steal: number, guest = 0): string =>
+    `cpu  ${user} 0 100 ${idle} 5 0 20 ${steal} ${guest} 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1 2 3\n`;
+
+  it('sums user through steal, leaving out guest time (already inside user)', () => {
+    expect(parseProcStat(stat(1000, 4000, 50, 300))).toEqual({ total: 1000 + 100 + 4000 + 5 + 20 + 50, steal: 50 });
+  });
+
+  it('gives the steal share of the time between two readings', () => {
+    const before = parseProcStat(stat(1000, 4000, 50));
+    const after = parseProcStat(stat(1150, 4030, 70));
+    // 150 user + 30 idle + 20 steal ticks passed.
+    expect(stealFraction(before, after)).toBeCloseTo(20 / 200, 12);
+  });
+
+  it('gives no figure for text that is not a cpu line, or when no time passed', () => {
+    expect(parseProcStat('')).toBeUndefined();
+    expect(parseProcStat('cpu0 1 2 3 4 5 6 7 8\n')).toBeUndefined();
+    expect(parseProcStat('cpu 1 2 3\n')).toBeUndefined();
+    expect(parseProcStat('cpu 1 2 x 4 5 6 7 8\n')).toBeUndefined();
+    const one = parseProcStat(stat(1, 2, 3));
+    expect(stealFraction(one, one)).toBeUndefined();
+    expect(stealFraction(undefined, one)).toBeUndefined();
+    expect(stealFraction(one, undefined)).toBeUndefined();
+  });
+
+  it.runIf(existsSync('/proc/stat'))('reads this machine (Linux)', () => {
+    const reading = parseProcStat(readFileSync('/proc/stat', 'utf8'));
+    expect(reading?.total).toBeGreaterThan(0);
+    expect(reading?.steal).toBeGreaterThanOrEqual(0);
+  });
+});
