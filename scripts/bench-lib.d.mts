@@ -34,3 +34,20 @@ export function stealFraction(
 ): number | undefined;
 
 export const protocols: Record<'ringkv' | 'baseline' | 'replicated' | 'etcd', Protocol>;
+
+/** One measured run as runLoad returns it (the fields the formatters read). */
+export interface RunResult {
+  workload: string;
+  valueSize: number;
+  opsPerSec: number;
+  latencyUs: { p50: number; p99: number; p999: number; max: number };
+  counts: { ok: number; miss: number; siblings: number; failed: number };
+  failures: Record<string, number>;
+  clientCpu: number | undefined;
+  serverCpu: number;
+  loadAvg1: number;
+  steal: number | undefined;
+}
+
+/** The ratio table of `base` over `other`, one row per (workload, size) both ran; undefined if none. */
+export function formatRatios(results: { target: string; result: RunResult }[], base: string, other: string): string | undefined;

@@ -521,7 +521,7 @@ export function formatTable(results) {
 /** ringkv/other ratios per (workload, size) for targets measured in the same invocation. */
 export function formatRatios(results, base, other) {
   const find = (t, w, s) => results.find((x) => x.target === t && x.result.workload === w && x.result.valueSize === s);
-  const rows = [['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio']];
+  const rows = [['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio', `steal ${base}/${other}`]];
   for (const { target, result: r } of results) {
     if (target !== base) continue;
     const o = find(other, r.workload, r.valueSize);
@@ -535,6 +535,8 @@ export function formatRatios(results, base, other) {
       q(r.latencyUs.p99, o.result.latencyUs.p99),
       q(r.latencyUs.p999, o.result.latencyUs.p999),
       q(cpuPerOp(r), cpuPerOp(o.result)),
+      // A ratio whose halves ran with different steal compares two different machines.
+      `${stealPct(r.steal)}/${stealPct(o.result.steal)}`,
     ]);
   }
   return rows.length > 1 ? pad(rows, 2) : undefined;

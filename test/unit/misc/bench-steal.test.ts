@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseProcStat, stealFraction } from '../../../scripts/bench-lib.mjs';
+import { formatRatios, parseProcStat, type RunResult, stealFraction } from '../../../scripts/bench-lib.mjs';
 
 /**
  * The benchmark reports how much CPU the hypervisor took during each measured window (steal),
@@ -36,5 +36,46 @@ describe('bench steal time', () => {
     const reading = parseProcStat(readFileSync('/proc/stat', 'utf8'));
     expect(reading?.total).toBeGreaterThan(0);
     expect(reading?.steal).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('bench ratio table', () => {
+  const run = (opsPerSec: number, steal: number | undefined): RunResult => ({
+    workload: 'put',
+    valueSize: 256,
+    opsPerSec,
+    latencyUs: { p50: 1000, p99: 2000, p999: 3000, max: 4000 },
+    counts: { ok: opsPerSec * 10, miss: 0, siblings: 0, failed: 0 },
+    failures: {},
+    clientCpu: 0.2,
+    serverCpu: 1.5,
+    loadAvg1: 2,
+    steal,
+  });
+
+  it("shows each target's steal beside the ratios, so a starved half is visible", () => {
+    const text = formatRatios(
+      [
+        { target: 'ringkv', result: run(4000, 0.002) },
+        { target: 'etcd', result: run(2000, 0.173) },
+      ],
+      'ringkv',
+      'etcd',
+    );
+    const [header, row] = (text ?? '').split('\n');
+    expect(header).toContain('steal ringkv/etcd');
+    expect(row).toMatch(/^put\s+256 B\s+2\.00\s.*\s0\.2%\/17\.3%$/);
+  });
+
+  it('shows a dash for a target whose steal is unknown', () => {
+    const text = formatRatios(
+      [
+        { target: 'ringkv', result: run(4000, undefined) },
+        { target: 'etcd', result: run(2000, 0) },
+      ],
+      'ringkv',
+      'etcd',
+    );
+    expect(text?.split('\n')[1]).toMatch(/\s-\/0\.0%$/);
   });
 });
