@@ -415,6 +415,8 @@ export class Coordinator {
     // When this node holds a copy it reads it whole (first in `order`), so the peers need only
     // say which version they hold: see ReplicaClient.readVersion and resolveVersions.
     const versionsOnly = order[0]?.target === this.c.membership.self;
+    // This node's own copy once read: a peer's answer of that same version is not decoded.
+    const own = versionsOnly ? (): VersionedObject | undefined => replies.get(order[0] as ReplicaSlot) : undefined;
     const stamps = new Map<ReplicaSlot, VersionStamp>();
     const reads: Promise<void>[] = [];
     const started = this.c.clock.monotonic();
@@ -428,7 +430,7 @@ export class Coordinator {
       const slot = order[asked++];
       if (slot === undefined) return;
       reads.push(
-        this.readFrom(slot.target, partition, key, opts.timeoutMs, versionsOnly).then(
+        this.readFrom(slot.target, partition, key, opts.timeoutMs, versionsOnly, own).then(
           (answer) => {
             if (answer.stamp !== undefined) stamps.set(slot, answer.stamp);
             else replies.set(slot, answer.object);
@@ -591,25 +593,35 @@ export class Coordinator {
     return [...local, ...others, ...suspects];
   }
 
-  /** One replica's answer; with `versionsOnly` a peer may answer with the version alone. */
+  /**
+   * One replica's answer; with `versionsOnly` a peer may answer with the version alone, and
+   * `own()` (this node's copy, when read) spares decoding an answer of that very version.
+   */
   private readFrom(
     target: string,
     partition: number,
     key: string,
     timeoutMs: number,
     versionsOnly: boolean,
+    own?: () => VersionStamp | undefined,
   ): Promise<ReplicaAnswer> {
     // This node's own copy: no async frame of its own (it is on every GET's path).
     if (target === this.c.membership.self) return this.c.replica.read(partition, key).then(wholeAnswer);
-    return this.readRemote(target, key, timeoutMs, versionsOnly);
+    return this.readRemote(target, key, timeoutMs, versionsOnly, own);
   }
 
-  private async readRemote(target: string, key: string, timeoutMs: number, versionsOnly: boolean): Promise<ReplicaAnswer> {
+  private async readRemote(
+    target: string,
+    key: string,
+    timeoutMs: number,
+    versionsOnly: boolean,
+    own?: () => VersionStamp | undefined,
+  ): Promise<ReplicaAnswer> {
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
     const started = this.c.clock.monotonic();
     const answer = versionsOnly
-      ? await this.replicas.readVersion(address, key, timeoutMs)
+      ? await this.replicas.readVersion(address, key, timeoutMs, own)
       : { object: await this.replicas.read(address, key, timeoutMs) };
     this.readLatency.add(this.c.clock.monotonic() - started);
     this.c.metrics.replicaRequests.inc({ route: versionsOnly ? ROUTES.replicaReadVersion : ROUTES.replicaRead, outcome: 'ok' });

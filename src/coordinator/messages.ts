@@ -6,6 +6,7 @@ import { RingkvError } from '../errors.js';
 import {
   decodeObject,
   encodeObject,
+  encodesPlaceholderStamp,
   type VersionedObject,
   type VersionStamp,
   versioned,
@@ -139,9 +140,14 @@ export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
   return out;
 }
 
-/** Any read reply: absent, a stored object, or a version only. */
-export function decodeReplicaAnswer(b: Uint8Array): ReplicaAnswer {
+/**
+ * Any read reply: absent, a stored object, or a version only. `expected` is the version the
+ * reader holds already (its own copy): a version-only reply that is exactly that version comes
+ * back as `expected` itself, without decoding (see encodesPlaceholderStamp).
+ */
+export function decodeReplicaAnswer(b: Uint8Array, expected?: VersionStamp): ReplicaAnswer {
   if (b.length > 0 && b[0] === STAMP_REPLY) {
+    if (expected !== undefined && encodesPlaceholderStamp(b.subarray(1), expected)) return { stamp: expected };
     // Only the clock and the dots: the placeholder object itself must never pass for the
     // replica's object (its siblings would read as live empty values).
     const o = decodeObject(b.subarray(1));

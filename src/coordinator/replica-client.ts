@@ -7,7 +7,7 @@ import type { MembershipView } from '../membership/types.js';
 import type { LocalReplica } from '../replica/local-replica.js';
 import { isUnknownRouteError } from '../transport/batching.js';
 import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
-import type { VersionedObject } from '../version/index.js';
+import type { VersionedObject, VersionStamp } from '../version/index.js';
 import {
   decodeReadReply,
   decodeReplicaAnswer,
@@ -96,11 +96,18 @@ export class ReplicaClient {
    * just that. For a coordinator that has read its own copy: when the versions agree (the
    * usual case) it answers from its own copy, and the peer neither read its store nor sent
    * the value. A peer from before this route (a rolling upgrade) is read whole instead.
+   * `expected()` is the caller's own copy once it has it, asked when the reply arrives: a
+   * reply of exactly that version is not decoded (see decodeReplicaAnswer).
    */
-  async readVersion(address: PeerAddress, key: string, timeoutMs: number): Promise<ReplicaAnswer> {
+  async readVersion(
+    address: PeerAddress,
+    key: string,
+    timeoutMs: number,
+    expected?: () => VersionStamp | undefined,
+  ): Promise<ReplicaAnswer> {
     try {
       const reply = await this.c.transport.send(address, ROUTES.replicaReadVersion, encodeString(key), { timeoutMs, idempotent: true });
-      return decodeReplicaAnswer(reply);
+      return decodeReplicaAnswer(reply, expected?.());
     } catch (err) {
       if (!isUnknownRouteError(err)) throw err;
       return { object: await this.read(address, key, timeoutMs) };

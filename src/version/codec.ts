@@ -36,7 +36,7 @@ import {
   writeVarint,
 } from './bytes.js';
 import { encodingOf, rememberEncoding, versioned } from './object.js';
-import type { Sibling, VersionedObject, VersionVector } from './types.js';
+import type { Sibling, VersionedObject, VersionStamp, VersionVector } from './types.js';
 
 /** Version byte of the object format. */
 export const OBJECT_FORMAT = 1;
@@ -234,6 +234,123 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
   return versioned(clock, siblings, bytes);
+}
+
+/** A placeholder sibling after its dot: flags 0, lastModified +0 (8 bytes), empty content type, empty value. */
+const PLACEHOLDER_TAIL = 1 + 8 + 1 + 1;
+
+/** Where `varintAt` is in the bytes it reads (it runs to completion, so one will do). */
+let at = 0;
+
+/** The minimal LEB128 varint at `at`, below `end`; -1 if it is truncated, not minimal or too large. */
+function varintAt(bytes: Uint8Array, end: number): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < 8 && at < end; i++) {
+    const b = bytes[at++] as number;
+    result += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) return (b === 0 && i > 0) || !Number.isSafeInteger(result) ? -1 : result;
+    scale *= 0x80;
+  }
+  return -1;
+}
+
+/**
+ * True when `bytes` are exactly what encodeObject writes for `stamp` with every sibling made a
+ * placeholder (a live empty value, no content type, lastModified 0): a peer's version-only read
+ * answer (see encodeStampReadReply in the coordinator's messages). Decides it from the bytes,
+ * without building the clock, the actor strings and the sibling list a decode would: a GET's
+ * peer usually holds the very version the coordinator read itself, and decoding its answer
+ * just to find that out was ~3.7 µs per GET.
+ *
+ * False means only "not shown equal", and the caller decodes as before. A stamp that carries
+ * its encoding (an object read from the store) is compared byte for byte with it; any other is
+ * compared with its clock and dots, and then an actor that is not ASCII, a dot whose actor the
+ * clock lacks, or siblings out of canonical order also answer false. The checksum is not read:
+ * bytes equal to a valid encoding up to it say what that encoding says, whatever the last four
+ * bytes hold.
+ */
+export function encodesPlaceholderStamp(bytes: Uint8Array, stamp: VersionStamp): boolean {
+  const end = bytes.length - CRC_BYTES;
+  if (end < 1 || bytes[0] !== OBJECT_FORMAT) return false;
+  // The usual stamp, a stored object read here, carries its own encoding: compare bytes with
+  // bytes, without listing the clock's actors (a dictionary-mode object) or reading it.
+  const own = encodingOf(stamp as VersionedObject);
+  if (own !== undefined) return placeholderOfEncoding(bytes, end, own);
+  const clock = stamp.clock;
+  const actors = sortStrings(Object.keys(clock));
+  at = 1;
+  if (varintAt(bytes, end) !== actors.length) return false;
+  for (let k = 0; k < actors.length; k++) {
+    const actor = actors[k] as string;
+    const n = actor.length;
+    if (varintAt(bytes, end) !== n || at + n > end) return false;
+    for (let i = 0; i < n; i++) {
+      const c = actor.charCodeAt(i);
+      if (c >= 0x80 || bytes[at + i] !== c) return false;
+    }
+    at += n;
+  }
+  for (let k = 0; k < actors.length; k++) if (varintAt(bytes, end) !== clock[actors[k] as string]) return false;
+  const siblings = stamp.siblings;
+  if (varintAt(bytes, end) !== siblings.length) return false;
+  let prevIdx = -1;
+  let prevCounter = 0;
+  for (let k = 0; k < siblings.length; k++) {
+    const dot = (siblings[k] as { readonly dot: { readonly actor: string; readonly counter: number } }).dot;
+    const idx = actors.indexOf(dot.actor);
+    // Actors are sorted, so (index, counter) order is the canonical (actor, counter) order.
+    if (idx < 0 || idx < prevIdx || (idx === prevIdx && dot.counter <= prevCounter)) return false;
+    prevIdx = idx;
+    prevCounter = dot.counter;
+    if (varintAt(bytes, end) !== idx || varintAt(bytes, end) !== dot.counter || at + PLACEHOLDER_TAIL > end) return false;
+    for (let i = 0; i < PLACEHOLDER_TAIL; i++) if (bytes[at + i] !== 0) return false;
+    at += PLACEHOLDER_TAIL;
+  }
+  return at === end;
+}
+
+/**
+ * encodesPlaceholderStamp against `own`, an object's encoding (ours, or checked by decodeObject):
+ * the placeholder encoding of the same version has the same header (format, actor table,
+ * counters, sibling count; none of it depends on values) and the same dots, each followed by
+ * the placeholder's zeros instead of the sibling's contents. So `bytes` must repeat own's
+ * header and dots byte for byte. Reading `own` stops at anything malformed, answering false.
+ */
+function placeholderOfEncoding(bytes: Uint8Array, end: number, own: Uint8Array): boolean {
+  const ownEnd = own.length - CRC_BYTES;
+  at = 1;
+  const actorCount = varintAt(own, ownEnd);
+  for (let k = 0; k < actorCount; k++) {
+    const n = varintAt(own, ownEnd);
+    if (n < 0) return false;
+    at += n;
+  }
+  for (let k = 0; k < actorCount; k++) if (varintAt(own, ownEnd) < 0) return false;
+  const siblingCount = varintAt(own, ownEnd);
+  if (actorCount < 0 || siblingCount < 0 || at > end) return false;
+  const header = at;
+  for (let i = 0; i < header; i++) if (bytes[i] !== own[i]) return false;
+  let pos = header;
+  for (let k = 0; k < siblingCount; k++) {
+    const dot = at;
+    if (varintAt(own, ownEnd) < 0 || varintAt(own, ownEnd) < 0) return false;
+    const dotLength = at - dot;
+    if (pos + dotLength + PLACEHOLDER_TAIL > end) return false;
+    for (let i = 0; i < dotLength; i++) if (bytes[pos + i] !== own[dot + i]) return false;
+    pos += dotLength;
+    for (let i = 0; i < PLACEHOLDER_TAIL; i++) if (bytes[pos + i] !== 0) return false;
+    pos += PLACEHOLDER_TAIL;
+    // Past own's contents: flags and lastModified, the content type, the value.
+    at += 1 + 8;
+    const ct = varintAt(own, ownEnd);
+    if (ct < 0) return false;
+    at += ct;
+    const valueLength = varintAt(own, ownEnd);
+    if (valueLength < 0) return false;
+    at += valueLength;
+  }
+  return pos === end && at === ownEnd;
 }
 
 /**

@@ -270,6 +270,8 @@ export function mergeMaybe(
  * Exact: when it is false, the merge's version differs from incoming's.
  */
 export function mergeKeepsIncoming(local: VersionStamp, incoming: VersionStamp): boolean {
+  // One version against itself (a read whose peer answered the coordinator's own version).
+  if (local === incoming) return true;
   if (!descends(incoming.clock, local.clock)) return false;
   const ls = canonicalStamps(local.siblings);
   const is = canonicalStamps(incoming.siblings);
@@ -305,6 +307,7 @@ export function contextCoversAll(context: VersionVector, local: VersionStamp): b
 
 /** Same clock and same set of dots: the same version (contents are identified by dots). */
 export function sameVersion(a: VersionStamp, b: VersionStamp): boolean {
+  if (a === b) return true;
   if (!clocksEqual(a.clock, b.clock)) return false;
   const as = canonicalStamps(a.siblings);
   const bs = canonicalStamps(b.siblings);
