@@ -6,10 +6,10 @@ import { RingkvError } from '../errors.js';
 import {
   decodeObject,
   encodeObject,
+  encodePlaceholderStamp,
   encodesPlaceholderStamp,
   type VersionedObject,
   type VersionStamp,
-  versioned,
   type WriteValue,
 } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
@@ -125,18 +125,14 @@ export type ReplicaAnswer =
 
 /** Tag of a read reply that carries only a version. */
 const STAMP_REPLY = 2;
-const NO_VALUE = new Uint8Array(0);
 
 /**
  * A read reply carrying only a version: the object codec over the dots with empty
  * placeholder contents, so it is checksummed and validated like any object.
  */
 export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
-  const siblings = stamp.siblings.map((s) => ({ dot: s.dot, value: NO_VALUE, contentType: '', lastModified: 0, deleted: false }));
-  const enc = encodeObject(versioned(stamp.clock, siblings));
-  const out = allocBytes(enc.length + 1);
+  const out = encodePlaceholderStamp(stamp, 1);
   out[0] = STAMP_REPLY;
-  out.set(enc, 1);
   return out;
 }
 

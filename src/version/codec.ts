@@ -71,14 +71,29 @@ export function encodeObject(obj: VersionedObject): Uint8Array {
   // re-encode and re-checksum the whole value.
   const known = encodingOf(obj);
   if (known !== undefined) return known;
-  const out = encodeFresh(obj);
+  const out = encodeFresh(obj, 0, false);
   rememberEncoding(obj, out);
   return out;
 }
 
-function encodeFresh(obj: VersionedObject): Uint8Array {
+/**
+ * encodeObject's bytes for `stamp` with every sibling a placeholder (a live empty value, no
+ * content type, lastModified 0), after `headroom` bytes left for the caller: a version-only read
+ * answer, encoded straight from the version (no placeholder objects, no copy to prepend a tag).
+ * Throws INTERNAL as encodeObject does.
+ */
+export function encodePlaceholderStamp(stamp: VersionStamp, headroom: number): Uint8Array {
+  return encodeFresh(stamp, headroom, true);
+}
+
+/**
+ * The encoding of `obj` after `headroom` bytes. With `placeholders`, only the siblings' dots
+ * are read (see encodePlaceholderStamp).
+ */
+function encodeFresh(obj: VersionStamp, headroom: number, placeholders: boolean): Uint8Array {
   const clock = obj.clock;
-  const siblings = obj.siblings;
+  // With `placeholders` the contents are never read: a VersionStamp will do.
+  const siblings = obj.siblings as readonly Sibling[];
 
   // The actor table: the clock's actors, plus any dot actor the clock lacks (none while every
   // sibling's dot is covered by its clock, which every function of this module keeps). Plain
@@ -92,7 +107,7 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
   sortStrings(actors);
   const counters: number[] = new Array<number>(actors.length);
   const actorLengths: number[] = new Array<number>(actors.length);
-  let size = 1 + varintSize(actors.length);
+  let size = headroom + 1 + varintSize(actors.length);
   for (let i = 0; i < actors.length; i++) {
     const actor = actors[i]!;
     const length = utf8Length(actor);
@@ -117,31 +132,25 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     if (previous !== undefined) {
       const order = compareStrings(previous.dot.actor, s.dot.actor) || previous.dot.counter - s.dot.counter;
       if (order >= 0) invalid('siblings not in strictly increasing (actor, counter) order');
-      ct = previous.contentType === s.contentType ? ctLengths[i - 1]! : utf8Length(s.contentType);
+      ct = placeholders ? 0 : previous.contentType === s.contentType ? ctLengths[i - 1]! : utf8Length(s.contentType);
     } else {
-      ct = utf8Length(s.contentType);
+      ct = placeholders ? 0 : utf8Length(s.contentType);
     }
     if (ct < 0) invalid('ill-formed content type');
     previous = s;
     ctLengths[i] = ct;
     const idx = actors.indexOf(s.dot.actor);
     dotIndexes[i] = idx;
-    size +=
-      varintSize(idx) +
-      varintSize(s.dot.counter) +
-      SIBLING_FIXED +
-      varintSize(ct) +
-      ct +
-      varintSize(s.value.length) +
-      s.value.length;
+    const valueLength = placeholders ? 0 : s.value.length;
+    size += varintSize(idx) + varintSize(s.dot.counter) + SIBLING_FIXED + varintSize(ct) + ct + varintSize(valueLength) + valueLength;
   }
   size += CRC_BYTES;
 
   // Every byte is written below (the size is exact, checked before the checksum).
   const out = allocBytes(size);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  out[0] = OBJECT_FORMAT;
-  let pos = writeVarint(out, 1, actors.length);
+  out[headroom] = OBJECT_FORMAT;
+  let pos = writeVarint(out, headroom + 1, actors.length);
   for (let i = 0; i < actors.length; i++) {
     const length = actorLengths[i]!;
     pos = writeVarint(out, pos, length);
@@ -153,6 +162,11 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     const s = siblings[i]!;
     pos = writeVarint(out, pos, dotIndexes[i]!);
     pos = writeVarint(out, pos, s.dot.counter);
+    if (placeholders) {
+      // Flags, lastModified +0, an empty content type and an empty value: all zero bytes.
+      for (let k = 0; k < PLACEHOLDER_TAIL; k++) out[pos++] = 0;
+      continue;
+    }
     out[pos++] = s.deleted ? FLAG_DELETED : 0;
     view.setFloat64(pos, s.lastModified, true);
     pos += 8;
@@ -164,7 +178,7 @@ function encodeFresh(obj: VersionedObject): Uint8Array {
     pos += s.value.length;
   }
   if (pos !== size - CRC_BYTES) invalid(`encoded ${pos + CRC_BYTES} bytes, measured ${size}`);
-  view.setUint32(pos, crc32(out.subarray(0, pos)), true);
+  view.setUint32(pos, crc32(out.subarray(headroom, pos)), true);
   return out;
 }
 

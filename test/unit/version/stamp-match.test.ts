@@ -1,9 +1,11 @@
+import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeReplicaAnswer, encodeStampReadReply } from '../../../src/coordinator/messages.js';
 import {
   decodeObject,
   encodeObject,
+  encodePlaceholderStamp,
   encodesPlaceholderStamp,
   sameVersion,
   type VersionedObject,
@@ -119,5 +121,31 @@ describe('decodeReplicaAnswer with the reader\'s own version', () => {
     const bytes = encodeStampReadReply({ clock: { 'n1.1': 5 }, siblings: [{ dot: { actor: 'n1.1', counter: 5 } }] }).slice();
     bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff;
     expect(() => decodeReplicaAnswer(bytes, mine)).toThrow(/corrupt object/);
+  });
+});
+
+describe('encodePlaceholderStamp', () => {
+  const viaObject = (s: VersionStamp): Uint8Array =>
+    encodeObject({
+      clock: s.clock,
+      siblings: s.siblings.map((x) => ({ dot: x.dot, value: new Uint8Array(0), contentType: '', lastModified: 0, deleted: false })),
+    });
+
+  it('writes the bytes encodeObject writes for the placeholder object, after the headroom', () => {
+    fc.assert(
+      fc.property(anyObject, fc.integer({ min: 0, max: 3 }), (o, headroom) => {
+        const out = encodePlaceholderStamp(o, headroom);
+        expect(Buffer.from(out.subarray(headroom)).equals(Buffer.from(viaObject(o)))).toBe(true);
+        expect(decodeObject(out.subarray(headroom)).clock).toEqual({ ...o.clock });
+      }),
+      RUNS,
+    );
+  });
+
+  it('refuses what encodeObject refuses', () => {
+    const unordered = { clock: { a: 2 }, siblings: [{ dot: { actor: 'a', counter: 2 } }, { dot: { actor: 'a', counter: 1 } }] };
+    expect(() => encodePlaceholderStamp(unordered, 1)).toThrow(/strictly increasing/);
+    expect(() => viaObject(unordered)).toThrow(/strictly increasing/);
+    expect(() => encodePlaceholderStamp({ clock: { a: 0 }, siblings: [] }, 1)).toThrow(/invalid counter/);
   });
 });
