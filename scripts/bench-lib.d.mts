@@ -51,3 +51,24 @@ export interface RunResult {
 
 /** The ratio table of `base` over `other`, one row per (workload, size) both ran; undefined if none. */
 export function formatRatios(results: { target: string; result: RunResult }[], base: string, other: string): string | undefined;
+
+/** One cell of summarizeRepeats: each run's ratio and the medians over the runs. */
+export interface RepeatCell {
+  workload: string;
+  valueSize: number;
+  runs: { run: number; ratio: number; p99: number; errors: number; steal: (number | undefined)[]; met: boolean }[];
+  medianRatio: number;
+  medianP99: number;
+  met: number;
+}
+
+/** `base` against `other` over repeated runs (one results array per run); undefined if no cell has both. */
+export function summarizeRepeats(
+  runs: { target: string; result: RunResult }[][],
+  base: string,
+  other: string,
+  goal?: number,
+): RepeatCell[] | undefined;
+
+/** summarizeRepeats as a table. */
+export function formatRepeats(summary: RepeatCell[], goal?: number): string;

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { serverUsPerOp } from './ab-stats.mjs';
+import { median, serverUsPerOp } from './ab-stats.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Latency samples
@@ -540,6 +540,53 @@ export function formatRatios(results, base, other) {
     ]);
   }
   return rows.length > 1 ? pad(rows, 2) : undefined;
+}
+
+/**
+ * ringkv against `other` over repeated full runs (`--repeat`): per (workload, size), each run's
+ * ops/s ratio, the median of the ratios and of the p99 ratios, and how many runs reached
+ * `goal` with p99 no worse and no errors on either side. `runs` is one results array per run
+ * (as `results` in bench.mjs). A run that lacks either target's figure for a cell is left out
+ * of that cell. Returns undefined when no cell has both.
+ */
+export function summarizeRepeats(runs, base, other, goal = 2) {
+  const cells = new Map();
+  runs.forEach((results, run) => {
+    for (const { target, result: r } of results) {
+      if (target !== base) continue;
+      const o = results.find((x) => x.target === other && x.result.workload === r.workload && x.result.valueSize === r.valueSize)?.result;
+      if (!o || !(o.opsPerSec > 0) || !(o.latencyUs.p99 > 0)) continue;
+      const key = `${r.workload} ${r.valueSize}`;
+      if (!cells.has(key)) cells.set(key, { workload: r.workload, valueSize: r.valueSize, runs: [] });
+      const ratio = r.opsPerSec / o.opsPerSec;
+      const p99 = r.latencyUs.p99 / o.latencyUs.p99;
+      const errors = r.counts.failed + o.counts.failed;
+      cells.get(key).runs.push({ run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal], met: ratio >= goal && p99 <= 1 && errors === 0 });
+    }
+  });
+  if (cells.size === 0) return undefined;
+  return [...cells.values()].map((c) => ({
+    ...c,
+    medianRatio: median(c.runs.map((x) => x.ratio)),
+    medianP99: median(c.runs.map((x) => x.p99)),
+    met: c.runs.filter((x) => x.met).length,
+  }));
+}
+
+/** summarizeRepeats as a table: a column per run (ratio, and steal when either side had 2 % or more). */
+export function formatRepeats(summary, goal = 2) {
+  const n = Math.max(...summary.map((c) => c.runs.at(-1)?.run ?? 0));
+  const rows = [['workload', 'value', ...Array.from({ length: n }, (_, i) => `run ${i + 1}`), 'median', 'p99 median', `runs at ${goal}x`]];
+  for (const c of summary) {
+    const perRun = Array.from({ length: n }, (_, i) => {
+      const x = c.runs.find((y) => y.run === i + 1);
+      if (!x) return '-';
+      const stolen = x.steal.some((f) => f !== undefined && f >= 0.02);
+      return `${x.ratio.toFixed(2)}${stolen ? ` (steal ${x.steal.map(stealPct).join('/')})` : ''}`;
+    });
+    rows.push([c.workload, `${c.valueSize} B`, ...perRun, c.medianRatio.toFixed(2), c.medianP99.toFixed(2), `${c.met} of ${c.runs.length}`]);
+  }
+  return pad(rows, 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   closePools,
   formatRatios,
+  formatRepeats,
   formatRun,
   formatTable,
   freePorts,
@@ -41,6 +42,7 @@ import {
   splitList,
   stopChild,
   stopping,
+  summarizeRepeats,
   waitFor,
 } from './bench-lib.mjs';
 import { ensureEtcd, etcdVersion, startEtcd } from './etcd.mjs';
@@ -63,6 +65,9 @@ const USAGE = `usage: node scripts/bench.mjs [flags]      (npm run bench -- [fla
   --replicated        also run it against scripts/bench-replicated.mjs (3 processes moving
                       ringkv's N=3 R=2 W=2 messages on the same stack, nothing else)
   --targets LIST      exactly these, in this order: ringkv,baseline,replicated,etcd
+  --repeat N          the whole comparison N times, each target fresh each time, the targets'
+                      order reversed every other time; then each ratio per run, their median
+                      and how many runs reached 2x (default 1)
   --json FILE         write all results as JSON
   --keep              keep the temp dir (data and process logs) and print its path
   --cpu-prof DIR      run each ringkv node under node --cpu-prof, writing its .cpuprofile into DIR
@@ -76,6 +81,7 @@ const FLAGS = {
   compare: 'string',
   targets: 'string',
   json: 'string',
+  repeat: 'number',
   keep: 'boolean',
   'cpu-prof': 'string',
   help: 'boolean',
@@ -95,7 +101,10 @@ function parseOptions(argv) {
   }
   if (f.targets !== undefined) targets = splitList(f.targets);
   for (const t of targets) if (!protocols[t]) throw new Error(`--targets: unknown ${t}`);
+  const repeat = f.repeat ?? 1;
+  if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat: expected a whole number of runs, at least 1, got ${f.repeat}`);
   return {
+    repeat,
     help: f.help,
     ...load,
     single: Boolean(f.single),
@@ -388,13 +397,44 @@ async function main() {
       '  latencies in ms; cpu = cores busy (100% = one core) in the load generator / all server processes',
   );
 
-  const results = [];
+  const runs = [];
   const memory = {};
-  for (const target of opts.targets) {
-    await benchTarget(target, baseDir, opts, results, memory);
-    if (stopping()) return;
+  for (let k = 0; k < opts.repeat; k++) {
+    // Every other run reverses the targets' order, so a drift of the machine over the session
+    // does not always land on the same target's half.
+    const order = k % 2 === 0 ? opts.targets : [...opts.targets].reverse();
+    if (opts.repeat > 1) say(`\n=== run ${k + 1} of ${opts.repeat}: ${order.join(', ')}`);
+    const results = [];
+    const runMemory = {};
+    for (const target of order) {
+      // A fresh directory per run: a target never starts on the data of an earlier run.
+      await benchTarget(target, opts.repeat > 1 ? join(baseDir, `run${k + 1}`) : baseDir, opts, results, runMemory);
+      if (stopping()) return;
+    }
+    runs.push(results);
+    printRun(results, runMemory, opts);
+    for (const [name, mib] of Object.entries(runMemory)) memory[name] = Math.max(memory[name] ?? 0, mib);
+  }
+  if (opts.repeat > 1) {
+    for (const other of ['etcd', 'baseline', 'replicated']) {
+      if (!opts.targets.includes('ringkv') || !opts.targets.includes(other)) continue;
+      const summary = summarizeRepeats(runs, 'ringkv', other);
+      if (!summary) continue;
+      say(`\n== ringkv / ${other} over ${opts.repeat} runs (ops/s ratio per run; steal shown where either side had 2 % or more)`);
+      say(formatRepeats(summary));
+    }
   }
 
+  if (opts.json) {
+    const results = runs.flatMap((rs, k) => rs.map((r) => (opts.repeat > 1 ? { ...r, run: k + 1 } : r)));
+    const doc = { when: new Date().toISOString(), machine, options: opts, results, peakRssMiB: memory };
+    writeFileSync(opts.json, `${JSON.stringify(doc, null, 2)}\n`);
+    say(`\nwrote ${opts.json}`);
+  }
+}
+
+/** One run's tables: every result, the ratios of ringkv to each other target, peak RSS. */
+function printRun(results, memory, opts) {
   say('\n== results');
   say(formatTable(results));
   for (const other of ['etcd', 'baseline', 'replicated']) {
@@ -409,12 +449,6 @@ async function main() {
   for (const [name, mib] of Object.entries(memory)) say(`  ${name.padEnd(12)} ${mib}`);
   const siblings = results.reduce((a, r) => a + r.result.counts.siblings, 0);
   if (siblings > 0) say(`\nwarning: ${siblings} GETs answered 300 (siblings); the PUT loop should never cause any`);
-
-  if (opts.json) {
-    const doc = { when: new Date().toISOString(), machine, options: opts, results, peakRssMiB: memory };
-    writeFileSync(opts.json, `${JSON.stringify(doc, null, 2)}\n`);
-    say(`\nwrote ${opts.json}`);
-  }
 }
 
 // Run only as a script: bench-rss.mjs imports startRingkv from here.
