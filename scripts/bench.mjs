@@ -10,7 +10,7 @@
  * on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -406,11 +406,14 @@ async function main() {
     if (opts.repeat > 1) say(`\n=== run ${k + 1} of ${opts.repeat}: ${order.join(', ')}`);
     const results = [];
     const runMemory = {};
+    // A fresh directory per run: a target never starts on the data of an earlier run.
+    const runBase = opts.repeat > 1 ? join(baseDir, `run${k + 1}`) : baseDir;
     for (const target of order) {
-      // A fresh directory per run: a target never starts on the data of an earlier run.
-      await benchTarget(target, opts.repeat > 1 ? join(baseDir, `run${k + 1}`) : baseDir, opts, results, runMemory);
+      await benchTarget(target, runBase, opts, results, runMemory);
       if (stopping()) return;
     }
+    // Its data is done with (~1.4 GB per run at the defaults, mostly etcd's); --keep keeps it all.
+    if (runBase !== baseDir && !opts.keep) rmSync(runBase, { recursive: true, force: true });
     runs.push(results);
     printRun(results, runMemory, opts);
     for (const [name, mib] of Object.entries(runMemory)) memory[name] = Math.max(memory[name] ?? 0, mib);

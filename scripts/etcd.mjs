@@ -142,7 +142,7 @@ async function main() {
   );
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main().catch(async (err) => {
     process.stderr.write(`etcd.mjs: ${err?.message ?? err}\n`);
     await cleanup();
