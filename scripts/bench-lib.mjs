@@ -518,25 +518,29 @@ export function formatTable(results) {
   return pad(rows, 3);
 }
 
+/** `target`'s result for `workload` at `valueSize` among one run's results, if it ran. */
+function resultFor(results, target, workload, valueSize) {
+  return results.find((x) => x.target === target && x.result.workload === workload && x.result.valueSize === valueSize)?.result;
+}
+
 /** ringkv/other ratios per (workload, size) for targets measured in the same invocation. */
 export function formatRatios(results, base, other) {
-  const find = (t, w, s) => results.find((x) => x.target === t && x.result.workload === w && x.result.valueSize === s);
   const rows = [['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio', `steal ${base}/${other}`]];
   for (const { target, result: r } of results) {
     if (target !== base) continue;
-    const o = find(other, r.workload, r.valueSize);
+    const o = resultFor(results, other, r.workload, r.valueSize);
     if (!o) continue;
     const q = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? (a / b).toFixed(2) : '-');
     rows.push([
       r.workload,
       `${r.valueSize} B`,
-      q(r.opsPerSec, o.result.opsPerSec),
-      q(r.latencyUs.p50, o.result.latencyUs.p50),
-      q(r.latencyUs.p99, o.result.latencyUs.p99),
-      q(r.latencyUs.p999, o.result.latencyUs.p999),
-      q(cpuPerOp(r), cpuPerOp(o.result)),
+      q(r.opsPerSec, o.opsPerSec),
+      q(r.latencyUs.p50, o.latencyUs.p50),
+      q(r.latencyUs.p99, o.latencyUs.p99),
+      q(r.latencyUs.p999, o.latencyUs.p999),
+      q(cpuPerOp(r), cpuPerOp(o)),
       // A ratio whose halves ran with different steal compares two different machines.
-      `${stealPct(r.steal)}/${stealPct(o.result.steal)}`,
+      `${stealPct(r.steal)}/${stealPct(o.steal)}`,
     ]);
   }
   return rows.length > 1 ? pad(rows, 2) : undefined;
@@ -554,7 +558,7 @@ export function summarizeRepeats(runs, base, other, goal = 2) {
   runs.forEach((results, run) => {
     for (const { target, result: r } of results) {
       if (target !== base) continue;
-      const o = results.find((x) => x.target === other && x.result.workload === r.workload && x.result.valueSize === r.valueSize)?.result;
+      const o = resultFor(results, other, r.workload, r.valueSize);
       if (!o || !(o.opsPerSec > 0) || !(o.latencyUs.p99 > 0)) continue;
       const key = `${r.workload} ${r.valueSize}`;
       if (!cells.has(key)) cells.set(key, { workload: r.workload, valueSize: r.valueSize, runs: [] });

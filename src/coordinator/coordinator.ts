@@ -603,7 +603,7 @@ export class Coordinator {
     key: string,
     timeoutMs: number,
     versionsOnly: boolean,
-    own?: () => VersionStamp | undefined,
+    own?: () => VersionedObject | undefined,
   ): Promise<ReplicaAnswer> {
     // This node's own copy: no async frame of its own (it is on every GET's path).
     if (target === this.c.membership.self) return this.c.replica.read(partition, key).then(wholeAnswer);
@@ -615,7 +615,7 @@ export class Coordinator {
     key: string,
     timeoutMs: number,
     versionsOnly: boolean,
-    own?: () => VersionStamp | undefined,
+    own?: () => VersionedObject | undefined,
   ): Promise<ReplicaAnswer> {
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);

@@ -137,11 +137,11 @@ export function encodeStampReadReply(stamp: VersionStamp): Uint8Array {
 }
 
 /**
- * Any read reply: absent, a stored object, or a version only. `expected` is the version the
- * reader holds already (its own copy): a version-only reply that is exactly that version comes
- * back as `expected` itself, without decoding (see encodesPlaceholderStamp).
+ * Any read reply: absent, a stored object, or a version only. `expected` is the reader's own
+ * copy: a version-only reply that is exactly its version comes back as `expected` itself,
+ * without decoding (see encodesPlaceholderStamp).
  */
-export function decodeReplicaAnswer(b: Uint8Array, expected?: VersionStamp): ReplicaAnswer {
+export function decodeReplicaAnswer(b: Uint8Array, expected?: VersionedObject): ReplicaAnswer {
   if (b.length > 0 && b[0] === STAMP_REPLY) {
     if (expected !== undefined && encodesPlaceholderStamp(b.subarray(1), expected)) return { stamp: expected };
     // Only the clock and the dots: the placeholder object itself must never pass for the

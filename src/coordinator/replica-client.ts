@@ -7,7 +7,7 @@ import type { MembershipView } from '../membership/types.js';
 import type { LocalReplica } from '../replica/local-replica.js';
 import { isUnknownRouteError } from '../transport/batching.js';
 import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
-import type { VersionedObject, VersionStamp } from '../version/index.js';
+import type { VersionedObject } from '../version/index.js';
 import {
   decodeReadReply,
   decodeReplicaAnswer,
@@ -103,7 +103,7 @@ export class ReplicaClient {
     address: PeerAddress,
     key: string,
     timeoutMs: number,
-    expected?: () => VersionStamp | undefined,
+    expected?: () => VersionedObject | undefined,
   ): Promise<ReplicaAnswer> {
     try {
       const reply = await this.c.transport.send(address, ROUTES.replicaReadVersion, encodeString(key), { timeoutMs, idempotent: true });

@@ -270,68 +270,28 @@ function varintAt(bytes: Uint8Array, end: number): number {
 }
 
 /**
- * True when `bytes` are exactly what encodeObject writes for `stamp` with every sibling made a
- * placeholder (a live empty value, no content type, lastModified 0): a peer's version-only read
- * answer (see encodeStampReadReply in the coordinator's messages). Decides it from the bytes,
- * without building the clock, the actor strings and the sibling list a decode would: a GET's
- * peer usually holds the very version the coordinator read itself, and decoding its answer
- * just to find that out was ~3.7 µs per GET.
+ * True when `bytes` are exactly what encodeObject writes for `obj`'s version with every sibling
+ * made a placeholder (a live empty value, no content type, lastModified 0): a peer's
+ * version-only read answer (see encodeStampReadReply in the coordinator's messages). Decides it
+ * from the bytes, without building the clock, the actor strings and the sibling list a decode
+ * would: a GET's peer usually holds the very version the coordinator read itself, and decoding
+ * its answer just to find that out cost 4.5-6.8 µs per GET (idle).
  *
- * False means only "not shown equal", and the caller decodes as before. A stamp that carries
- * its encoding (an object read from the store) is compared byte for byte with it; any other is
- * compared with its clock and dots, and then an actor that is not ASCII, a dot whose actor the
- * clock lacks, or siblings out of canonical order also answer false. The checksum is not read:
- * bytes equal to a valid encoding up to it say what that encoding says, whatever the last four
- * bytes hold.
- */
-export function encodesPlaceholderStamp(bytes: Uint8Array, stamp: VersionStamp): boolean {
-  const end = bytes.length - CRC_BYTES;
-  if (end < 1 || bytes[0] !== OBJECT_FORMAT) return false;
-  // The usual stamp, a stored object read here, carries its own encoding: compare bytes with
-  // bytes, without listing the clock's actors (a dictionary-mode object) or reading it.
-  const own = encodingOf(stamp as VersionedObject);
-  if (own !== undefined) return placeholderOfEncoding(bytes, end, own);
-  const clock = stamp.clock;
-  const actors = sortStrings(Object.keys(clock));
-  at = 1;
-  if (varintAt(bytes, end) !== actors.length) return false;
-  for (let k = 0; k < actors.length; k++) {
-    const actor = actors[k] as string;
-    const n = actor.length;
-    if (varintAt(bytes, end) !== n || at + n > end) return false;
-    for (let i = 0; i < n; i++) {
-      const c = actor.charCodeAt(i);
-      if (c >= 0x80 || bytes[at + i] !== c) return false;
-    }
-    at += n;
-  }
-  for (let k = 0; k < actors.length; k++) if (varintAt(bytes, end) !== clock[actors[k] as string]) return false;
-  const siblings = stamp.siblings;
-  if (varintAt(bytes, end) !== siblings.length) return false;
-  let prevIdx = -1;
-  let prevCounter = 0;
-  for (let k = 0; k < siblings.length; k++) {
-    const dot = (siblings[k] as { readonly dot: { readonly actor: string; readonly counter: number } }).dot;
-    const idx = actors.indexOf(dot.actor);
-    // Actors are sorted, so (index, counter) order is the canonical (actor, counter) order.
-    if (idx < 0 || idx < prevIdx || (idx === prevIdx && dot.counter <= prevCounter)) return false;
-    prevIdx = idx;
-    prevCounter = dot.counter;
-    if (varintAt(bytes, end) !== idx || varintAt(bytes, end) !== dot.counter || at + PLACEHOLDER_TAIL > end) return false;
-    for (let i = 0; i < PLACEHOLDER_TAIL; i++) if (bytes[at + i] !== 0) return false;
-    at += PLACEHOLDER_TAIL;
-  }
-  return at === end;
-}
-
-/**
- * encodesPlaceholderStamp against `own`, an object's encoding (ours, or checked by decodeObject):
- * the placeholder encoding of the same version has the same header (format, actor table,
+ * `obj` is compared through the encoding it carries (every object read from the store has
+ * one): the placeholder encoding of the same version has the same header (format, actor table,
  * counters, sibling count; none of it depends on values) and the same dots, each followed by
- * the placeholder's zeros instead of the sibling's contents. So `bytes` must repeat own's
- * header and dots byte for byte. Reading `own` stops at anything malformed, answering false.
+ * the placeholder's zeros instead of the sibling's contents. So `bytes` must repeat that
+ * header and those dots byte for byte. An object without an encoding, or one whose encoding
+ * reads as malformed, answers false.
+ *
+ * False means only "not shown equal", and the caller decodes as before. The checksum is not
+ * read: bytes equal to a valid encoding up to it say what that encoding says, whatever the
+ * last four bytes hold.
  */
-function placeholderOfEncoding(bytes: Uint8Array, end: number, own: Uint8Array): boolean {
+export function encodesPlaceholderStamp(bytes: Uint8Array, obj: VersionedObject): boolean {
+  const end = bytes.length - CRC_BYTES;
+  const own = encodingOf(obj);
+  if (own === undefined || end < 1 || bytes[0] !== OBJECT_FORMAT) return false;
   const ownEnd = own.length - CRC_BYTES;
   at = 1;
   const actorCount = varintAt(own, ownEnd);
