@@ -92,8 +92,11 @@ function jsonBytes(v: unknown): Buffer {
 export async function publicApi(app: FastifyInstance, opts: PublicApiOptions): Promise<void> {
   const { coordinator } = opts;
   // Values are opaque bytes whatever their Content-Type: take every body as a Buffer.
+  // A pattern that matches every type (the empty one of a body sent without a header too),
+  // not '*': fastify caches the parser it finds for each type through a pattern, but looks a
+  // '*' parser up again on every request, parsing the header anew (~0.7 µs per PUT).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxValueBytes }, (_req, body, done) => {
+  app.addContentTypeParser(/^/, { parseAs: 'buffer', bodyLimit: opts.maxValueBytes }, (_req, body, done) => {
     done(null, body);
   });
 
