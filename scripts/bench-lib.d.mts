@@ -72,3 +72,17 @@ export function summarizeRepeats(
 
 /** summarizeRepeats as a table. */
 export function formatRepeats(summary: RepeatCell[], goal?: number): string;
+
+/** One value size of jointTarget: the runs with both a PUT and a GET cell, and those that met it. */
+export interface JointTarget {
+  valueSize: number;
+  goal: number;
+  runs: { run: number; met: boolean; put: number; get: number }[];
+  met: number[];
+}
+
+/** PUT and GET both at `goal`x in the same run (p99 no worse, no errors), per value size. */
+export function jointTarget(summary: RepeatCell[], goal?: number): JointTarget[];
+
+/** jointTarget as one line per value size. */
+export function formatJointTarget(joint: JointTarget[]): string;

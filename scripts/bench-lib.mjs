@@ -593,6 +593,37 @@ export function formatRepeats(summary, goal = 2) {
   return pad(rows, 2);
 }
 
+/**
+ * The issue's target is joint: PUT and GET each at `goal` times the other target's ops/s in the
+ * same run, each with p99 no worse and no errors. Per value size (from summarizeRepeats' cells):
+ * the runs that had both a PUT and a GET cell, and which of them met it on every count.
+ */
+export function jointTarget(summary, goal = 2) {
+  const out = [];
+  for (const size of [...new Set(summary.map((c) => c.valueSize))]) {
+    const put = summary.find((c) => c.workload === 'put' && c.valueSize === size);
+    const get = summary.find((c) => c.workload === 'get' && c.valueSize === size);
+    if (!put || !get) continue;
+    const runs = [];
+    for (const p of put.runs) {
+      const g = get.runs.find((x) => x.run === p.run);
+      if (g) runs.push({ run: p.run, met: p.met && g.met, put: p.ratio, get: g.ratio });
+    }
+    if (runs.length > 0) out.push({ valueSize: size, goal, runs, met: runs.filter((r) => r.met).map((r) => r.run) });
+  }
+  return out;
+}
+
+/** jointTarget as one line per value size, e.g. `256 B: 1 of 2 runs (run 2)`. */
+export function formatJointTarget(joint) {
+  return joint
+    .map((j) => {
+      const which = j.met.length > 0 ? ` (run${j.met.length > 1 ? 's' : ''} ${j.met.join(', ')})` : '';
+      return `  ${j.valueSize} B: ${j.met.length} of ${j.runs.length} run${j.runs.length > 1 ? 's' : ''}${which}`;
+    })
+    .join('\n');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Flags
 

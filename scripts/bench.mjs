@@ -17,11 +17,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   closePools,
+  formatJointTarget,
   formatRatios,
   formatRepeats,
   formatRun,
   formatTable,
   freePorts,
+  jointTarget,
   LOAD_FLAGS,
   loadOptions,
   logTail,
@@ -425,6 +427,7 @@ async function main() {
       if (!summary) continue;
       say(`\n== ringkv / ${other} over ${opts.repeat} runs (ops/s ratio per run; steal shown where either side had 2 % or more)`);
       say(formatRepeats(summary));
+      sayJointTarget(summary, other);
     }
   }
 
@@ -437,6 +440,14 @@ async function main() {
 }
 
 /** One run's tables: every result, the ratios of ringkv to each other target, peak RSS. */
+/** Which runs met the joint target against `other` (see jointTarget), per value size. */
+function sayJointTarget(summary, other) {
+  const joint = jointTarget(summary);
+  if (joint.length === 0) return;
+  say(`\n== PUT and GET both at ${joint[0].goal}x ${other} in the same run, p99 no worse, no errors`);
+  say(formatJointTarget(joint));
+}
+
 function printRun(results, memory, opts) {
   say('\n== results');
   say(formatTable(results));
@@ -446,6 +457,7 @@ function printRun(results, memory, opts) {
     if (text) {
       say(`\n== ringkv / ${other} (ops/s above 1 = ringkv faster; latency above 1 = ringkv slower)`);
       say(text);
+      sayJointTarget(summarizeRepeats([results], 'ringkv', other) ?? [], other);
     }
   }
   say('\n== peak RSS (MiB)');

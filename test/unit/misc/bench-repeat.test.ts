@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { formatRepeats, type RunResult, summarizeRepeats } from '../../../scripts/bench-lib.mjs';
+import { formatJointTarget, formatRepeats, jointTarget, type RunResult, summarizeRepeats } from '../../../scripts/bench-lib.mjs';
 
 /** `npm run bench -- --repeat N` sums up ringkv against etcd over N full runs. */
-function run(workload: string, opsPerSec: number, p99Us: number, failed = 0, steal = 0): RunResult {
+function run(workload: string, opsPerSec: number, p99Us: number, failed = 0, steal = 0, valueSize = 256): RunResult {
   return {
     workload,
-    valueSize: 256,
+    valueSize,
     opsPerSec,
     latencyUs: { p50: p99Us / 2, p99: p99Us, p999: p99Us * 2, max: p99Us * 3 },
     counts: { ok: opsPerSec * 10, miss: 0, siblings: 0, failed },
@@ -66,4 +66,33 @@ describe('bench repeat summary', () => {
     expect(getRow).toMatch(/^get\s+256 B\s+-\s+-\s+-\s+-\s+2\.00\s+2\.00\s+0\.50\s+1 of 1$/);
     expect(summarizeRepeats([[{ target: 'ringkv', result: run('get', 1, 1) }]], 'ringkv', 'etcd')).toBeUndefined();
   });
+
+  it('counts a run toward the joint target only if its PUT and its GET both met the goal', () => {
+    const both = (put: [number, number, number?], get: [number, number, number?], size = 256) => [
+      { target: 'ringkv', result: run('put', put[0], put[1], put[2] ?? 0, 0, size) },
+      { target: 'etcd', result: run('put', 2000, 40_000, 0, 0, size) },
+      { target: 'ringkv', result: run('get', get[0], get[1], get[2] ?? 0, 0, size) },
+      { target: 'etcd', result: run('get', 3000, 40_000, 0, 0, size) },
+    ];
+    const runs = [
+      [...both([5000, 20_000], [7000, 20_000]), ...both([3000, 20_000], [7000, 20_000], 4096)], // 256 B met; 4 KiB PUT 1.5x
+      [...both([5000, 20_000], [5000, 20_000]), ...both([4500, 20_000], [6500, 20_000], 4096)], // 256 B GET 1.67x; 4 KiB met
+      [...both([5000, 20_000], [7000, 50_000]), ...both([4500, 20_000], [6500, 20_000, 1], 4096)], // GET p99 worse; GET errors
+      [...both([4100, 20_000], [6100, 20_000])], // met, and no 4 KiB at all
+    ];
+    const joint = jointTarget(summarizeRepeats(runs, 'ringkv', 'etcd') ?? []);
+    expect(joint.map((j) => [j.valueSize, j.met, j.runs.length])).toEqual([
+      [256, [1, 4], 4],
+      [4096, [2], 3],
+    ]);
+    expect(joint[0]?.runs[1]).toEqual({ run: 2, met: false, put: 2.5, get: 5000 / 3000 });
+    expect(formatJointTarget(joint).split('\n')).toEqual(['  256 B: 2 of 4 runs (runs 1, 4)', '  4096 B: 1 of 3 runs (run 2)']);
+    // One run, as a single comparison prints it.
+    expect(formatJointTarget(jointTarget(summarizeRepeats([runs[1] ?? []], 'ringkv', 'etcd') ?? []))).toBe(
+      '  256 B: 0 of 1 run\n  4096 B: 1 of 1 run (run 1)',
+    );
+    // A size with only one of the two workloads has no verdict.
+    expect(jointTarget(summarizeRepeats([both([5000, 20_000], [7000, 20_000]).slice(0, 2)], 'ringkv', 'etcd') ?? [])).toEqual([]);
+  });
 });
+
