@@ -439,7 +439,6 @@ async function main() {
   }
 }
 
-/** One run's tables: every result, the ratios of ringkv to each other target, peak RSS. */
 /** Which runs met the joint target against `other` (see jointTarget), per value size. */
 function sayJointTarget(summary, other) {
   const joint = jointTarget(summary);
@@ -448,6 +447,7 @@ function sayJointTarget(summary, other) {
   say(formatJointTarget(joint));
 }
 
+/** One run's tables: every result, the ratios of ringkv to each other target, peak RSS. */
 function printRun(results, memory, opts) {
   say('\n== results');
   say(formatTable(results));

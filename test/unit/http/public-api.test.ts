@@ -3,14 +3,15 @@
  * error paths in detail, including inputs that only make sense knowing the context format.
  */
 import type { LightMyRequestResponse } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseNodeConfig } from '../../../src/config.js';
+import { DEFAULT_TIMEOUT_MS } from '../../../src/http/request-params.js';
 import { RingkvNode } from '../../../src/node.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { MemoryStore } from '../../../src/storage/index.js';
 import { decodeContext, encodeContext } from '../../../src/version/index.js';
 import { BAD_QUORUMS, BAD_TIMEOUTS, badContexts, forgedReplicaWrite, GOOD_QUORUMS, wrongAuthorizations } from '../../helpers/api-cases.js';
-import { freePort } from '../../helpers/ports.js';
+import { freePort, waitFor } from '../../helpers/ports.js';
 import { errorOf, errorShape, kvPath, type RawResponse } from '../../helpers/raw-http.js';
 
 const SECRET = 'unit-test-cluster-secret';
@@ -294,6 +295,79 @@ describe('public API errors (in-process)', () => {
     const body = res.json<{ context: string; siblings: unknown[] }>();
     expect(res.header('x-ringkv-context')).toBe(body.context);
     expect(body.siblings).toHaveLength(2);
+  });
+});
+
+describe('default quorums and timeouts (in-process)', () => {
+  it("--r and --w are the routes' default quorums, and r, w and timeout from the query reach the coordinator", async () => {
+    // A single node (quorums are capped at the one member, so every request succeeds), with
+    // non-default quorums; the coordinator is watched, not replaced.
+    const strict = await startNode(['--id', 'u3', '--n', '3', '--r', '3', '--w', '1']);
+    try {
+      const coordinator = strict.nodeCore.coordinator;
+      const put = vi.spyOn(coordinator, 'put');
+      const get = vi.spyOn(coordinator, 'get');
+      const optsOf = (spy: typeof put | typeof get) => spy.mock.calls.at(-1)?.[spy === put ? 3 : 1];
+
+      expect((await call(strict, { method: 'PUT', url: kvPath('q'), payload: 'v' })).status).toBe(204);
+      expect(optsOf(put)).toEqual({ w: 1, timeoutMs: DEFAULT_TIMEOUT_MS });
+      expect((await call(strict, { method: 'PUT', url: kvPath('q', 'w=all&timeout=1234'), payload: 'v' })).status).toBe(204);
+      expect(optsOf(put)).toEqual({ w: 3, timeoutMs: 1234 });
+      expect((await call(strict, { method: 'GET', url: kvPath('q') })).status).toBe(300);
+      expect(optsOf(get)).toEqual({ r: 3, timeoutMs: DEFAULT_TIMEOUT_MS });
+      expect((await call(strict, { method: 'GET', url: kvPath('q', 'r=quorum&timeout=777') })).status).toBe(300);
+      expect(optsOf(get)).toEqual({ r: 2, timeoutMs: 777 });
+      expect((await call(strict, { method: 'DELETE', url: kvPath('q', 'timeout=99') })).status).toBe(204);
+      expect(optsOf(put)).toEqual({ w: 1, timeoutMs: 99 });
+      expect(put).toHaveBeenCalledTimes(3);
+      expect(get).toHaveBeenCalledTimes(2);
+
+      // The node started with the defaults (n=3, r=2, w=2).
+      const putDefault = vi.spyOn(node.nodeCore.coordinator, 'put');
+      const getDefault = vi.spyOn(node.nodeCore.coordinator, 'get');
+      await seed('q-default');
+      expect(putDefault.mock.calls.at(-1)?.[3]).toEqual({ w: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
+      await call(node, { method: 'GET', url: kvPath('q-default') });
+      expect(getDefault.mock.calls.at(-1)?.[1]).toEqual({ r: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
+      putDefault.mockRestore();
+      getDefault.mockRestore();
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
+describe('--weight (in-process, two nodes)', () => {
+  it("gives a node a share of the ring in proportion to its weight, as /v1/cluster reports it", async () => {
+    // N=1, so each partition has one replica and the shares are the ring's split itself.
+    const [pa, pb] = [await freePort(), await freePort()];
+    const common = ['--secret', SECRET, '--n', '1', '--r', '1', '--w', '1', '--gossip-interval-ms', '100', '--seeds', `127.0.0.1:${pa}`];
+    const start = (id: string, port: number, weight: string) =>
+      new RingkvNode(parseNodeConfig(['--id', id, '--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused', '--weight', weight, ...common]), {
+        store: new MemoryStore(),
+        log: silentLogger(),
+      });
+    const light = start('w1', pa, '1');
+    const heavy = start('w3', pb, '3');
+    await light.start();
+    await heavy.start();
+    try {
+      type View = { members: { id: string; status: string; ownership: number }[] };
+      const view = async (n: RingkvNode) => (await call(n, { method: 'GET', url: '/v1/cluster' })).json<View>();
+      const shares = await waitFor('both nodes to see both up in their rings', async () => {
+        const [a, b] = [await view(light), await view(heavy)];
+        const both = (v: View) => v.members.length === 2 && v.members.every((m) => m.status === 'up' && m.ownership > 0);
+        return both(a) && both(b) ? a.members : undefined;
+      });
+      const share = (id: string) => shares.find((m) => m.id === id)?.ownership ?? Number.NaN;
+      expect(share('w1') + share('w3')).toBeCloseTo(1, 6);
+      // 1:3 by weight; the ring's placement is not exact, so within a few points of 0.25/0.75.
+      expect(share('w3')).toBeGreaterThan(0.7);
+      expect(share('w3')).toBeLessThan(0.8);
+    } finally {
+      await heavy.stop();
+      await light.stop();
+    }
   });
 });
 
