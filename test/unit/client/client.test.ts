@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortError,
+  backoffDelay,
   CircuitOpenError,
   Client,
   type ClientOptions,
@@ -13,7 +14,7 @@ import {
   TimeoutError,
   UnavailableError,
 } from '../../../src/client/index.js';
-import { ManualTime, seededRandom, systemClock } from '../../../src/runtime/index.js';
+import { ManualTime, seededRandom, systemClock, systemTimers, type Timers } from '../../../src/runtime/index.js';
 import { deadUrl, errorBody, FakeV1, startBlackHole } from './fake-v1.js';
 
 const dec = new TextDecoder();
@@ -136,6 +137,29 @@ describe('get', () => {
     const got = await client({ retries: 2 }).get('k');
     expect(got.found).toBe(true);
     expect(fake.hitsFor('GET')).toHaveLength(3);
+  });
+
+  it('waits a jittered, exponentially growing backoff before each retry', async () => {
+    fake.seed('k', 'v');
+    quorumFailures(4);
+    // Real timers, with every sleep recorded, and a "random" source that always draws the
+    // middle of its range, so each wait is half of its ceiling.
+    const slept: number[] = [];
+    const timers: Timers = {
+      setTimeout: (fn, ms) => systemTimers.setTimeout(fn, ms),
+      sleep: (ms, signal) => {
+        slept.push(ms);
+        return systemTimers.sleep(ms, signal);
+      },
+    };
+    const middle = { next: () => 0.5, int: (n: number) => Math.floor(n / 2), bytes: (n: number) => new Uint8Array(n).fill(0x80) };
+    const backoff = { baseMs: 4, maxMs: 20 };
+    const got = await client({ retries: 4, timers, random: middle, backoff }).get('k');
+    expect(got.found).toBe(true);
+    expect(fake.hitsFor('GET')).toHaveLength(5);
+    // Ceilings 4, 8, 16, then the 20 ms cap.
+    expect(slept).toEqual([2, 4, 8, 10]);
+    expect(slept).toEqual([1, 2, 3, 4].map((retry) => backoffDelay(retry, middle, backoff)));
   });
 
   it('throws a QuorumError with the counts from the error body once retries run out', async () => {
