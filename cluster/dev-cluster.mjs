@@ -1,19 +1,27 @@
 #!/usr/bin/env node
 // The local dev cluster of SPEC §1 (`npm start`): three nodes on 127.0.0.1:8081-8083 in zones
 // a, b, c, data under ./data/, one random secret shared by the three. Ctrl-C stops all three.
+// RINGKV_DEV_PORTS (three comma-separated ports) and RINGKV_DEV_DATA (the data directory) move
+// it elsewhere, so a test can run it next to anything already on those ports.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli.js');
 const secret = process.env.RINGKV_SECRET || randomBytes(18).toString('base64url');
+const ports = (process.env.RINGKV_DEV_PORTS || '8081,8082,8083').split(',').map((p) => Number(p.trim()));
+if (ports.length !== 3 || !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) {
+  process.stderr.write(`RINGKV_DEV_PORTS: expected three comma-separated ports, got "${process.env.RINGKV_DEV_PORTS}"\n`);
+  process.exit(2);
+}
+const dataRoot = process.env.RINGKV_DEV_DATA || 'data';
 const nodes = [
-  { id: 'n1', port: 8081, zone: 'a' },
-  { id: 'n2', port: 8082, zone: 'b' },
-  { id: 'n3', port: 8083, zone: 'c' },
+  { id: 'n1', port: ports[0], zone: 'a' },
+  { id: 'n2', port: ports[1], zone: 'b' },
+  { id: 'n3', port: ports[2], zone: 'c' },
 ];
 const seeds = nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
 const colors = ['\x1b[36m', '\x1b[35m', '\x1b[33m'];
@@ -38,7 +46,7 @@ function pretty(line) {
 const children = nodes.map((n, i) => {
   const child = spawn(
     process.execPath,
-    [cli, 'node', '--id', n.id, '--listen', `127.0.0.1:${n.port}`, '--data', join('data', n.id), '--zone', n.zone, '--seeds', seeds],
+    [cli, 'node', '--id', n.id, '--listen', `127.0.0.1:${n.port}`, '--data', join(dataRoot, n.id), '--zone', n.zone, '--seeds', seeds],
     { cwd: root, env: { ...process.env, RINGKV_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const prefix = tty ? `${colors[i]}[${n.id}]${reset} ` : `[${n.id}] `;
@@ -95,13 +103,13 @@ waitReady().then((ok) => {
   const lines = [
     '',
     ok ? 'ringkv dev cluster is up (3 nodes, zones a b c)' : 'ringkv dev cluster started (not converged yet; see logs)',
-    ...nodes.map((n) => `  ${n.id}  http://127.0.0.1:${n.port}   zone ${n.zone}   data ./data/${n.id}`),
+    ...nodes.map((n) => `  ${n.id}  http://127.0.0.1:${n.port}   zone ${n.zone}   data ${isAbsolute(dataRoot) ? '' : './'}${join(dataRoot, n.id)}`),
     `  cluster secret (admin routes): ${secret}`,
     '',
     'try:',
-    "  curl -i -X PUT --data-binary 'hello' -H 'Content-Type: text/plain' http://127.0.0.1:8081/v1/kv/greeting",
-    '  curl -i http://127.0.0.1:8082/v1/kv/greeting',
-    '  curl -s http://127.0.0.1:8083/v1/cluster',
+    `  curl -i -X PUT --data-binary 'hello' -H 'Content-Type: text/plain' http://127.0.0.1:${ports[0]}/v1/kv/greeting`,
+    `  curl -i http://127.0.0.1:${ports[1]}/v1/kv/greeting`,
+    `  curl -s http://127.0.0.1:${ports[2]}/v1/cluster`,
     '',
     'Ctrl-C stops all three nodes.',
     '',

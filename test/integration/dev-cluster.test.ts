@@ -1,0 +1,79 @@
+/**
+ * SPEC §1: `npm start` builds, then starts a local 3-node dev cluster (zones a, b, c, data
+ * under ./data/, one random secret), prints the endpoints and a sample curl, and Ctrl-C stops
+ * all three cleanly. Here the launcher (cluster/dev-cluster.mjs, which `npm start` runs after
+ * the build) runs on free ports with a temporary data directory (RINGKV_DEV_PORTS and
+ * RINGKV_DEV_DATA), so it never meets a dev cluster already running on 8081-8083.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freePort, waitFor } from '../helpers/ports.js';
+
+const LAUNCHER = resolve(import.meta.dirname, '../../cluster/dev-cluster.mjs');
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+}
+
+async function refused(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/v1/health`, { signal: AbortSignal.timeout(2_000) });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+describe('the dev cluster launcher (npm start)', () => {
+  it('starts three nodes in zones a, b, c, prints endpoints and a sample curl, and Ctrl-C stops all three', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'ringkv-dev-cluster-'));
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const env: NodeJS.ProcessEnv = { ...process.env, RINGKV_DEV_PORTS: ports.join(','), RINGKV_DEV_DATA: data };
+    delete env.RINGKV_SECRET;
+    const launcher = spawn(process.execPath, [LAUNCHER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    launcher.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    launcher.stderr?.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    try {
+      await waitFor('the launcher to say the cluster is up', () => out.includes('ringkv dev cluster is up (3 nodes, zones a b c)'), 60_000, 100);
+      for (const [i, zone] of ['a', 'b', 'c'].entries()) {
+        expect(out).toContain(`n${i + 1}  http://127.0.0.1:${ports[i]}   zone ${zone}   data ${join(data, `n${i + 1}`)}`);
+      }
+      expect(out).toMatch(new RegExp(`curl -i -X PUT .* http://127\\.0\\.0\\.1:${ports[0]}/v1/kv/greeting`));
+      expect(out).toMatch(/cluster secret \(admin routes\): \S{16,}/);
+
+      // The three nodes are one cluster: a write through n1 reads back through n2.
+      const put = await fetch(`http://127.0.0.1:${ports[0]}/v1/kv/greeting?w=all`, { method: 'PUT', body: 'hello', headers: { 'content-type': 'text/plain' } });
+      expect(put.status).toBe(204);
+      const got = await fetch(`http://127.0.0.1:${ports[1]}/v1/kv/greeting`);
+      expect(got.status).toBe(200);
+      expect(await got.text()).toBe('hello');
+      const zones = (await (await fetch(`http://127.0.0.1:${ports[2]}/v1/cluster`)).json()) as { members: { id: string; zone: string }[] };
+      expect(zones.members.map((m) => `${m.id}:${m.zone}`).sort()).toEqual(['n1:a', 'n2:b', 'n3:c']);
+      expect((await readdir(data)).sort()).toEqual(['n1', 'n2', 'n3']);
+
+      // Ctrl-C: the launcher stops every node, each exits cleanly, and then the launcher itself.
+      launcher.kill('SIGINT');
+      const exit = await Promise.race([exited(launcher), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
+      expect(exit, out.slice(-2000)).toEqual({ code: 0, signal: null });
+      for (const id of ['n1', 'n2', 'n3']) expect(out).toContain(`[${id}] exited (0)`);
+      for (const port of ports) expect(await refused(port)).toBe(true);
+    } finally {
+      if (launcher.exitCode === null && launcher.signalCode === null) {
+        launcher.kill('SIGINT');
+        await Promise.race([exited(launcher), new Promise((r) => setTimeout(r, 15_000))]);
+      }
+      // Should the launcher have died without stopping them, no node outlives the test.
+      await new Promise((r) => execFile('pkill', ['-KILL', '-f', data], () => r(undefined)));
+      await rm(data, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
