@@ -9,14 +9,14 @@ import { describe, expect, it } from 'vitest';
 import { decodeReadReply, encodeString } from '../../src/coordinator/messages.js';
 import { clusterView, startCluster, type TestNode } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/ports.js';
+import { parseExposition } from '../helpers/prometheus.js';
 
 const dec = new TextDecoder();
 
+/** Keys anti-entropy has repaired on `node` (its /metrics counter). */
 async function repairedBy(node: TestNode): Promise<number> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith('ringkv_antientropy_keys_repaired_total')) sum += Number(line.split(' ').pop());
-  return sum;
+  const { samples } = parseExposition(await (await fetch(`${node.url}/metrics`)).text());
+  return samples.filter((s) => s.name === 'ringkv_antientropy_keys_repaired_total').reduce((sum, s) => sum + s.value, 0);
 }
 
 /** The value of `key` in `node`'s own store (its single live sibling), or undefined. */

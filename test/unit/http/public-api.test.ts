@@ -33,8 +33,8 @@ function wrap(res: LightMyRequestResponse): RawResponse {
   };
 }
 
-async function startNode(argv: string[]): Promise<RingkvNode> {
-  const port = await freePort();
+async function startNode(argv: string[], listenPort?: number): Promise<RingkvNode> {
+  const port = listenPort ?? (await freePort());
   const node = new RingkvNode(parseNodeConfig(['--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused', ...argv]), {
     store: new MemoryStore(),
     log: silentLogger(),
@@ -342,20 +342,15 @@ describe('--weight (in-process, two nodes)', () => {
     // N=1, so each partition has one replica and the shares are the ring's split itself.
     const [pa, pb] = [await freePort(), await freePort()];
     const common = ['--secret', SECRET, '--n', '1', '--r', '1', '--w', '1', '--gossip-interval-ms', '100', '--seeds', `127.0.0.1:${pa}`];
-    const start = (id: string, port: number, weight: string) =>
-      new RingkvNode(parseNodeConfig(['--id', id, '--listen', `127.0.0.1:${port}`, '--data', '/nonexistent/unused', '--weight', weight, ...common]), {
-        store: new MemoryStore(),
-        log: silentLogger(),
-      });
-    const light = start('w1', pa, '1');
-    const heavy = start('w3', pb, '3');
-    await light.start();
-    await heavy.start();
+    const light = await startNode(['--id', 'w1', '--weight', '1', ...common], pa);
+    let heavy: RingkvNode | undefined;
     try {
+      heavy = await startNode(['--id', 'w3', '--weight', '3', ...common], pb);
+      const heavyNode = heavy;
       type View = { members: { id: string; status: string; ownership: number }[] };
       const view = async (n: RingkvNode) => (await call(n, { method: 'GET', url: '/v1/cluster' })).json<View>();
       const shares = await waitFor('both nodes to see both up in their rings', async () => {
-        const [a, b] = [await view(light), await view(heavy)];
+        const [a, b] = [await view(light), await view(heavyNode)];
         const both = (v: View) => v.members.length === 2 && v.members.every((m) => m.status === 'up' && m.ownership > 0);
         return both(a) && both(b) ? a.members : undefined;
       });
@@ -365,7 +360,7 @@ describe('--weight (in-process, two nodes)', () => {
       expect(share('w3')).toBeGreaterThan(0.7);
       expect(share('w3')).toBeLessThan(0.8);
     } finally {
-      await heavy.stop();
+      await heavy?.stop();
       await light.stop();
     }
   });
