@@ -510,6 +510,17 @@ describe('POST /v1/cluster/leave', () => {
     const exit = await leaver.exitWithin(30_000);
     expect(exit, leaver.output().slice(-2000)).toEqual({ code: 0, signal: null, timedOut: false });
     expect(leaver.output()).not.toContain(SECRET);
+    // The leaver may be gone before /v1/cluster is asked (above), so its own log is the record
+    // that it went through `leaving`, the state /v1/cluster reports, before it left.
+    const states = leaver
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; from?: string; to?: string })
+      .filter((l) => l.msg === 'own membership state changed')
+      .map((l) => `${l.from}>${l.to}`);
+    expect(states.at(-1)).toBe('active>leaving');
+    expect(leaver.output()).toContain('every receiver has its data; leaving the cluster');
 
     const got = await raw(`http://${a}`, 'GET', kvPath('kept', 'r=all'));
     expect(got.status).toBe(200);
