@@ -27,9 +27,12 @@ describe('ownership transfer on a simulated cluster', () => {
       expect(c.node('n4').c.membership.member('n4')?.state).toBe('joining');
       // Keep reading and writing while n4 joins; every request must succeed.
       let i = 150;
+      // What /v1/cluster reports as transfers.pending on n4: partitions it still has to receive.
+      let mostPending = 0;
       await c.runUntil(
         'n4 active everywhere',
         async () => {
+          mostPending = Math.max(mostPending, c.node('n4').c.transfers.pending);
           const k = `k${i++}`;
           keys.push(k);
           await c.put(c.sim.pick(['n1', 'n2', 'n3']), k, `v-${k}`);
@@ -39,6 +42,8 @@ describe('ownership transfer on a simulated cluster', () => {
         },
         60_000,
       );
+      expect(mostPending).toBeGreaterThan(0);
+      expect(mostPending).toBeLessThanOrEqual(c.node('n4').c.membership.ring().partitions);
       expect(c.node('n4').c.transfers.pending).toBe(0);
       await c.waitConverged();
       expect(await fullyReplicated(c, keys)).toEqual([]);
@@ -62,15 +67,20 @@ describe('ownership transfer on a simulated cluster', () => {
         left = true;
       };
       expect(n2.membership.leave()).toBe(true);
+      // n2's transfers.pending: partitions its receivers have yet to report complete.
+      let mostPending = 0;
       await c.runUntil(
         'n2 left',
         async () => {
+          mostPending = Math.max(mostPending, n2.transfers.pending);
           const probe = c.sim.pick(keys);
           expect((await c.get(c.sim.pick(['n1', 'n3', 'n4']), probe)).values).toEqual([`v-${probe}`]);
           return left && ['n1', 'n3', 'n4'].every((id) => c.node(id).c.membership.ring().members.length === 3);
         },
         60_000,
       );
+      expect(mostPending).toBeGreaterThan(0);
+      expect(n2.transfers.pending).toBe(0);
       await c.crash('n2');
       expect(await fullyReplicated(c, keys)).toEqual([]);
     } finally {
