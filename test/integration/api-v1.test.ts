@@ -769,6 +769,8 @@ describe('HTTP API v1 on a real 3-node cluster (zones a, b, c)', () => {
     expect(errorOf(p)).toEqual(errorShape(503, 'QUORUM_FAILED'));
     expect(p.json<ErrorBody>().error).toMatchObject({ answered: 1, needed: 2 });
     expect(p.json<ErrorBody>().error.message).toMatch(/1\D+2/);
+    // SPEC §2: a failed write may still have been stored on some replicas, and says so.
+    expect(p.json<ErrorBody>().error.message).toMatch(/may still have been stored on some replicas/);
 
     const d = await del(url(0), other);
     expect(errorOf(d)).toEqual(errorShape(503, 'QUORUM_FAILED'));
@@ -778,6 +780,7 @@ describe('HTTP API v1 on a real 3-node cluster (zones a, b, c)', () => {
     const g = await get(url(0), key);
     expect(errorOf(g)).toEqual(errorShape(503, 'QUORUM_FAILED'));
     expect(g.json<ErrorBody>().error).toMatchObject({ answered: 1, needed: 2 });
+    expect(g.json<ErrorBody>().error.message).not.toMatch(/stored/);
 
     // Enough replicas for w=1/r=1: accepted.
     const one = await get(url(0), key, 'r=1');
