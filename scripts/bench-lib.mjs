@@ -599,6 +599,7 @@ export function formatRepeats(summary, goal = 2) {
  * the runs that had both a PUT and a GET cell, and which of them met it on every count.
  */
 export function jointTarget(summary, goal = 2) {
+  const met = (x) => x.ratio >= goal && x.p99 <= 1 && x.errors === 0;
   const out = [];
   for (const size of [...new Set(summary.map((c) => c.valueSize))]) {
     const put = summary.find((c) => c.workload === 'put' && c.valueSize === size);
@@ -607,7 +608,7 @@ export function jointTarget(summary, goal = 2) {
     const runs = [];
     for (const p of put.runs) {
       const g = get.runs.find((x) => x.run === p.run);
-      if (g) runs.push({ run: p.run, met: p.met && g.met, put: p.ratio, get: g.ratio });
+      if (g) runs.push({ run: p.run, met: met(p) && met(g), put: p.ratio, get: g.ratio });
     }
     if (runs.length > 0) out.push({ valueSize: size, goal, runs, met: runs.filter((r) => r.met).map((r) => r.run) });
   }

@@ -775,6 +775,7 @@ describe('HTTP API v1 on a real 3-node cluster (zones a, b, c)', () => {
     const d = await del(url(0), other);
     expect(errorOf(d)).toEqual(errorShape(503, 'QUORUM_FAILED'));
     expect(d.json<ErrorBody>().error).toMatchObject({ answered: 1, needed: 2 });
+    expect(d.json<ErrorBody>().error.message).toMatch(/may still have been stored on some replicas/);
 
     // This node's own replica answers; the two dead ones do not.
     const g = await get(url(0), key);

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortError,
-  backoffDelay,
   CircuitOpenError,
   Client,
   type ClientOptions,
@@ -142,6 +141,13 @@ describe('get', () => {
   it('waits a jittered, exponentially growing backoff before each retry', async () => {
     fake.seed('k', 'v');
     quorumFailures(4);
+    // When each attempt reached the server: the next one must come a whole backoff later.
+    const failing = fake.intercept;
+    const arrived: number[] = [];
+    fake.intercept = (hit, reply) => {
+      arrived.push(performance.now());
+      return failing?.(hit, reply) ?? false;
+    };
     // Real timers, with every sleep recorded, and a "random" source that always draws the
     // middle of its range, so each wait is half of its ceiling.
     const slept: number[] = [];
@@ -153,13 +159,14 @@ describe('get', () => {
       },
     };
     const middle = { next: () => 0.5, int: (n: number) => Math.floor(n / 2), bytes: (n: number) => new Uint8Array(n).fill(0x80) };
-    const backoff = { baseMs: 4, maxMs: 20 };
-    const got = await client({ retries: 4, timers, random: middle, backoff }).get('k');
+    const got = await client({ retries: 4, timers, random: middle, backoff: { baseMs: 40, maxMs: 200 } }).get('k');
     expect(got.found).toBe(true);
     expect(fake.hitsFor('GET')).toHaveLength(5);
-    // Ceilings 4, 8, 16, then the 20 ms cap.
-    expect(slept).toEqual([2, 4, 8, 10]);
-    expect(slept).toEqual([1, 2, 3, 4].map((retry) => backoffDelay(retry, middle, backoff)));
+    // Ceilings 40, 80, 160, then the 200 ms cap.
+    expect(slept).toEqual([20, 40, 80, 100]);
+    // And the client waited them out: a lower bound on each gap (2 ms for timer rounding).
+    expect(arrived).toHaveLength(5);
+    for (let i = 0; i < 4; i++) expect((arrived[i + 1] as number) - (arrived[i] as number)).toBeGreaterThanOrEqual((slept[i] as number) - 2);
   });
 
   it('throws a QuorumError with the counts from the error body once retries run out', async () => {

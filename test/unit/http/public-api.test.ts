@@ -322,15 +322,19 @@ describe('default quorums and timeouts (in-process)', () => {
       expect(put).toHaveBeenCalledTimes(3);
       expect(get).toHaveBeenCalledTimes(2);
 
-      // The node started with the defaults (n=3, r=2, w=2).
+      // The node started with the defaults (n=3, r=2, w=2), shared with the other tests: its
+      // spies go whatever happens.
       const putDefault = vi.spyOn(node.nodeCore.coordinator, 'put');
       const getDefault = vi.spyOn(node.nodeCore.coordinator, 'get');
-      await seed('q-default');
-      expect(putDefault.mock.calls.at(-1)?.[3]).toEqual({ w: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
-      await call(node, { method: 'GET', url: kvPath('q-default') });
-      expect(getDefault.mock.calls.at(-1)?.[1]).toEqual({ r: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
-      putDefault.mockRestore();
-      getDefault.mockRestore();
+      try {
+        await seed('q-default');
+        expect(putDefault.mock.calls.at(-1)?.[3]).toEqual({ w: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
+        await call(node, { method: 'GET', url: kvPath('q-default') });
+        expect(getDefault.mock.calls.at(-1)?.[1]).toEqual({ r: 2, timeoutMs: DEFAULT_TIMEOUT_MS });
+      } finally {
+        putDefault.mockRestore();
+        getDefault.mockRestore();
+      }
     } finally {
       await strict.stop();
     }

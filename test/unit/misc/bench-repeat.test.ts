@@ -91,6 +91,8 @@ describe('bench repeat summary', () => {
     expect(formatJointTarget(jointTarget(summarizeRepeats([runs[1] ?? []], 'ringkv', 'etcd') ?? []))).toBe(
       '  256 B: 0 of 1 run\n  4096 B: 1 of 1 run (run 1)',
     );
+    // The goal is the verdict's own, not the one the summary counted with.
+    expect(jointTarget(summarizeRepeats(runs, 'ringkv', 'etcd') ?? [], 2.3).map((j) => j.met)).toEqual([[1], []]);
     // A size with only one of the two workloads has no verdict.
     expect(jointTarget(summarizeRepeats([both([5000, 20_000], [7000, 20_000]).slice(0, 2)], 'ringkv', 'etcd') ?? [])).toEqual([]);
   });
