@@ -546,6 +546,11 @@ export function formatRatios(results, base, other) {
   return rows.length > 1 ? pad(rows, 2) : undefined;
 }
 
+/** One cell of one run (see summarizeRepeats) at `goal`x or more, p99 no worse, no errors. */
+function meetsGoal(x, goal) {
+  return x.ratio >= goal && x.p99 <= 1 && x.errors === 0;
+}
+
 /**
  * ringkv against `other` over repeated full runs (`--repeat`): per (workload, size), each run's
  * ops/s ratio, the median of the ratios and of the p99 ratios, and how many runs reached
@@ -565,7 +570,8 @@ export function summarizeRepeats(runs, base, other, goal = 2) {
       const ratio = r.opsPerSec / o.opsPerSec;
       const p99 = r.latencyUs.p99 / o.latencyUs.p99;
       const errors = r.counts.failed + o.counts.failed;
-      cells.get(key).runs.push({ run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal], met: ratio >= goal && p99 <= 1 && errors === 0 });
+      const cell = { run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal] };
+      cells.get(key).runs.push({ ...cell, met: meetsGoal(cell, goal) });
     }
   });
   if (cells.size === 0) return undefined;
@@ -599,7 +605,6 @@ export function formatRepeats(summary, goal = 2) {
  * the runs that had both a PUT and a GET cell, and which of them met it on every count.
  */
 export function jointTarget(summary, goal = 2) {
-  const met = (x) => x.ratio >= goal && x.p99 <= 1 && x.errors === 0;
   const out = [];
   for (const size of [...new Set(summary.map((c) => c.valueSize))]) {
     const put = summary.find((c) => c.workload === 'put' && c.valueSize === size);
@@ -608,7 +613,7 @@ export function jointTarget(summary, goal = 2) {
     const runs = [];
     for (const p of put.runs) {
       const g = get.runs.find((x) => x.run === p.run);
-      if (g) runs.push({ run: p.run, met: met(p) && met(g), put: p.ratio, get: g.ratio });
+      if (g) runs.push({ run: p.run, met: meetsGoal(p, goal) && meetsGoal(g, goal), put: p.ratio, get: g.ratio });
     }
     if (runs.length > 0) out.push({ valueSize: size, goal, runs, met: runs.filter((r) => r.met).map((r) => r.run) });
   }

@@ -307,18 +307,20 @@ describe('default quorums and timeouts (in-process)', () => {
       const coordinator = strict.nodeCore.coordinator;
       const put = vi.spyOn(coordinator, 'put');
       const get = vi.spyOn(coordinator, 'get');
-      const optsOf = (spy: typeof put | typeof get) => spy.mock.calls.at(-1)?.[spy === put ? 3 : 1];
+      // The quorum options of the latest call: put(key, write, context, opts), get(key, opts).
+      const putOpts = () => put.mock.calls.at(-1)?.[3];
+      const getOpts = () => get.mock.calls.at(-1)?.[1];
 
       expect((await call(strict, { method: 'PUT', url: kvPath('q'), payload: 'v' })).status).toBe(204);
-      expect(optsOf(put)).toEqual({ w: 1, timeoutMs: DEFAULT_TIMEOUT_MS });
+      expect(putOpts()).toEqual({ w: 1, timeoutMs: DEFAULT_TIMEOUT_MS });
       expect((await call(strict, { method: 'PUT', url: kvPath('q', 'w=all&timeout=1234'), payload: 'v' })).status).toBe(204);
-      expect(optsOf(put)).toEqual({ w: 3, timeoutMs: 1234 });
+      expect(putOpts()).toEqual({ w: 3, timeoutMs: 1234 });
       expect((await call(strict, { method: 'GET', url: kvPath('q') })).status).toBe(300);
-      expect(optsOf(get)).toEqual({ r: 3, timeoutMs: DEFAULT_TIMEOUT_MS });
+      expect(getOpts()).toEqual({ r: 3, timeoutMs: DEFAULT_TIMEOUT_MS });
       expect((await call(strict, { method: 'GET', url: kvPath('q', 'r=quorum&timeout=777') })).status).toBe(300);
-      expect(optsOf(get)).toEqual({ r: 2, timeoutMs: 777 });
+      expect(getOpts()).toEqual({ r: 2, timeoutMs: 777 });
       expect((await call(strict, { method: 'DELETE', url: kvPath('q', 'timeout=99') })).status).toBe(204);
-      expect(optsOf(put)).toEqual({ w: 1, timeoutMs: 99 });
+      expect(putOpts()).toEqual({ w: 1, timeoutMs: 99 });
       expect(put).toHaveBeenCalledTimes(3);
       expect(get).toHaveBeenCalledTimes(2);
 
