@@ -1,0 +1,237 @@
+/**
+ * The failure paths of hinted handoff and ownership transfer, each provoked on purpose in a
+ * simulated cluster: a hint owner whose writes fail, hints for a removed owner, a leave whose
+ * receiver is down, a join whose source refuses to serve, and a join that finds pull records
+ * of an earlier transition in its store.
+ */
+import { describe, expect, it } from 'vitest';
+import { ROUTES } from '../../src/coordinator/messages.js';
+import { RingkvError } from '../../src/errors.js';
+import { TRANSFER_ROUTES } from '../../src/handoff/transfer.js';
+import { receivers } from '../../src/handoff/transfer-plan.js';
+import { utf8 } from '../../src/storage/index.js';
+import type { InternalHandler } from '../../src/transport/transport.js';
+import { Writer } from '../../src/wire.js';
+import { SimCluster } from './cluster-sim.js';
+
+async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
+  const c = new SimCluster(opts);
+  try {
+    await c.start(started);
+    await body(c);
+  } catch (err) {
+    throw new Error(`seed ${opts.seed}: ${err instanceof Error ? err.stack : String(err)}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+/**
+ * Serve node `id`'s routes again, but with `route` failing as a broken disk would (the node
+ * stays up and gossips). Returns a counter of the refused calls and a way to undo it.
+ */
+function breakRoute(c: SimCluster, id: string, route: string): { refused: () => number; repair: () => void } {
+  const node = c.node(id);
+  let refused = 0;
+  const failing: InternalHandler = async () => {
+    refused++;
+    throw new RingkvError('INTERNAL', `${route} failed on ${id} (provoked by the test)`);
+  };
+  const handlers = new Map(node.c.handlers);
+  handlers.set(route, failing);
+  c.sim.net.register(node.address, handlers);
+  return { refused: () => refused, repair: () => c.sim.net.register(node.address, node.c.handlers) };
+}
+
+/** Keys (of `keys`) that some owner in `via`'s current ring does not hold with their value. */
+async function missingCopies(c: SimCluster, keys: readonly string[], via: string): Promise<string[]> {
+  const ring = c.node(via).c.membership.ring();
+  const missing: string[] = [];
+  for (const k of keys)
+    for (const owner of ring.preferenceList(ring.partitionOf(k)))
+      if ((await c.local(owner, k)).join() !== `v-${k}`) missing.push(`${k}@${owner}`);
+  return missing;
+}
+
+const pendingHints = (c: SimCluster, ids: readonly string[]): number => ids.reduce((s, id) => s + c.node(id).c.replica.pendingHints, 0);
+
+async function delivered(c: SimCluster, ids: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const id of ids) n += (await c.node(id).metrics.hintsDelivered.get()).values[0]?.value ?? 0;
+  return n;
+}
+
+describe('hinted handoff when delivery fails', () => {
+  it('keeps every hint while the owner refuses the hinted writes, and delivers them all once it accepts', async () => {
+    await withCluster({ seed: 31, nodes: 3 }, 3, async (c) => {
+      const holders = ['n1', 'n2'];
+      await c.crash('n3');
+      await c.runUntil('n3 seen down', () => holders.every((id) => !c.node(id).c.membership.isUp('n3')), 20_000);
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      for (const k of keys) await c.put(c.sim.pick(holders), k, `v-${k}`);
+      const parked = pendingHints(c, holders);
+      expect(parked).toBeGreaterThanOrEqual(keys.length);
+
+      // n3 is back and gossips, but every hinted write it is sent fails.
+      await c.startNode(c.node('n3'));
+      const broken = breakRoute(c, 'n3', ROUTES.replicaWriteBatch);
+      await c.runUntil('n3 refused several deliveries', () => broken.refused() >= 3, 30_000);
+      expect(holders.every((id) => c.node(id).c.membership.isUp('n3'))).toBe(true);
+      expect(pendingHints(c, holders)).toBe(parked);
+      expect(await delivered(c, holders)).toBe(0);
+      for (const k of keys) expect(await c.local('n3', k)).toEqual([]);
+
+      broken.repair();
+      await c.runUntil('hints drained', () => pendingHints(c, holders) === 0, 30_000);
+      for (const k of keys) expect(await c.local('n3', k)).toEqual([`v-${k}`]);
+      expect(await delivered(c, holders)).toBe(parked);
+    });
+  });
+
+  it('drops the hints held for a member removed for good, and only those', async () => {
+    await withCluster({ seed: 32, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 4, async (c) => {
+      const survivors = ['n1', 'n2', 'n3'];
+      await c.crash('n4');
+      await c.runUntil('n4 seen down', () => survivors.every((id) => !c.node(id).c.membership.isUp('n4')), 20_000);
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+      for (const k of keys) await c.put(c.sim.pick(survivors), k, `v-${k}`);
+      expect(pendingHints(c, survivors)).toBeGreaterThan(0);
+
+      expect(c.node('n1').c.membership.remove('n4')).toBe(true);
+      await c.runUntil('hints for n4 dropped', () => pendingHints(c, survivors) === 0, 30_000);
+      // Dropped, not delivered (n4 never came back), and no write was lost with them.
+      expect(await delivered(c, survivors)).toBe(0);
+      for (const k of keys) expect((await c.get(c.sim.pick(survivors), k)).values).toEqual([`v-${k}`]);
+    });
+  });
+});
+
+describe('ownership transfer when a peer fails', () => {
+  /** n2 starts leaving a 4-node cluster; returns a flag set once it has gone and its receivers. */
+  async function startLeave(c: SimCluster): Promise<{ keys: string[]; left: () => boolean; gaining: string[] }> {
+    const keys = Array.from({ length: 120 }, (_, i) => `k${i}`);
+    for (const k of keys) await c.put('n1', k, `v-${k}`);
+    const n2 = c.node('n2').c;
+    let left = false;
+    n2.transfers.onLeft = () => {
+      left = true;
+    };
+    expect(n2.membership.leave()).toBe(true);
+    const gaining = receivers(n2.membership.ring(), n2.membership.pendingRing()).filter((id) => id !== 'n2');
+    expect(gaining.length).toBeGreaterThan(1);
+    return { keys, left: () => left, gaining };
+  }
+
+  /** 20 simulated seconds in which n2 must not go: it is still leaving, with work pending. */
+  async function staysFor20s(c: SimCluster, left: () => boolean): Promise<void> {
+    const n2 = c.node('n2').c;
+    const t0 = c.time.now();
+    await c.runUntil('20 s', () => c.time.now() - t0 >= 20_000, 30_000);
+    expect(left()).toBe(false);
+    expect(n2.membership.member('n2')?.state).toBe('leaving');
+    expect(n2.transfers.pending).toBeGreaterThan(0);
+  }
+
+  /** `id` knows of the leave and has received everything it gains in it. */
+  function hasItsData(c: SimCluster, id: string): boolean {
+    const m = c.node(id).c.membership;
+    return m.pendingRing() !== m.ring() && c.node(id).c.transfers.complete();
+  }
+
+  async function goesAndNothingIsMissing(c: SimCluster, keys: string[], left: () => boolean): Promise<void> {
+    const others = ['n1', 'n3', 'n4'];
+    await c.runUntil('n2 left', () => left() && others.every((id) => c.node(id).c.membership.ring().members.length === 3), 60_000);
+    await c.crash('n2');
+    expect(await missingCopies(c, keys, 'n1')).toEqual([]);
+  }
+
+  it('a leaving node stays while a receiver that has not got its data is down, and goes once it has', async () => {
+    await withCluster({ seed: 33, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 4, async (c) => {
+      const { keys, left, gaining } = await startLeave(c);
+      const [down, ...rest] = gaining as [string, ...string[]];
+      // Hold `down` back (its sources refuse it), let the other receivers finish, then take
+      // `down` off the network: only its being down can keep n2 now.
+      const address = c.node(down).address;
+      const restores: (() => void)[] = [];
+      for (const n of c.nodes) {
+        if (n.id === down) continue;
+        const pull = n.c.handlers.get(TRANSFER_ROUTES.pull) as InternalHandler;
+        const handlers = new Map(n.c.handlers);
+        handlers.set(TRANSFER_ROUTES.pull, async (body, from) => {
+          if (from === address) throw new RingkvError('INTERNAL', 'refused (provoked by the test)');
+          return pull(body, from);
+        });
+        c.sim.net.register(n.address, handlers);
+        restores.push(() => c.sim.net.register(n.address, n.c.handlers));
+      }
+      await c.runUntil('the other receivers have their data', () => rest.every((id) => hasItsData(c, id)), 30_000);
+      expect(c.node(down).c.membership.pendingRing()).not.toBe(c.node(down).c.membership.ring());
+      expect(c.node(down).c.transfers.complete()).toBe(false);
+      c.sim.net.isolate(address);
+      await c.runUntil('n2 sees the receiver down', () => !c.node('n2').c.membership.isUp(down), 20_000);
+      await staysFor20s(c, left);
+
+      for (const restore of restores) restore();
+      c.sim.net.heal();
+      await goesAndNothingIsMissing(c, keys, left);
+    });
+  });
+
+  it('a leaving node stays while a receiver cannot say how far it is, and goes once it can', async () => {
+    await withCluster({ seed: 36, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 4, async (c) => {
+      const { keys, left, gaining } = await startLeave(c);
+      const broken = breakRoute(c, gaining[0] as string, TRANSFER_ROUTES.status);
+      await c.runUntil('every receiver has its data', () => gaining.every((id) => hasItsData(c, id)), 30_000);
+      await staysFor20s(c, left);
+      expect(broken.refused()).toBeGreaterThan(0);
+      broken.repair();
+      await goesAndNothingIsMissing(c, keys, left);
+    });
+  });
+
+  it('a joining node stays joining while a source refuses its pulls, then completes from where it stood', async () => {
+    await withCluster({ seed: 34, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+      for (const [i, k] of keys.entries()) await c.put(`n${(i % 3) + 1}`, k, `v-${k}`);
+      // Every source refuses: whichever n4's plan picks, its pulls fail.
+      const broken = ['n1', 'n2', 'n3'].map((id) => breakRoute(c, id, TRANSFER_ROUTES.pull));
+      const n4 = c.node('n4');
+      await c.startNode(n4);
+      const refused = (): number => broken.reduce((s, b) => s + b.refused(), 0);
+      await c.runUntil('pulls refused', () => refused() >= 5, 30_000);
+      const t0 = c.time.now();
+      await c.runUntil('10 s of refused pulls', () => c.time.now() - t0 >= 10_000, 20_000);
+      expect(n4.c.membership.member('n4')?.state).toBe('joining');
+      expect(n4.c.transfers.complete()).toBe(false);
+      expect(n4.c.transfers.pending).toBeGreaterThan(0);
+      expect(c.nodes.slice(0, 3).every((n) => n.c.membership.ring().members.length === 3)).toBe(true);
+
+      for (const b of broken) b.repair();
+      await c.runUntil('n4 active everywhere', () => c.nodes.every((n) => n.c.membership.ring().members.length === 4), 60_000);
+      await c.waitConverged();
+      expect(await missingCopies(c, keys, 'n1')).toEqual([]);
+    });
+  });
+
+  it('a joining node ignores pull records of another transition left in its store, and pulls everything', async () => {
+    await withCluster({ seed: 35, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+      for (const [i, k] of keys.entries()) await c.put(`n${(i % 3) + 1}`, k, `v-${k}`);
+      const n4 = c.node('n4');
+      // What an earlier, finished transition would have left: every source marked done, with
+      // a cursor past every key, under another plan's id.
+      await n4.store.open();
+      for (const source of ['n1', 'n2', 'n3'])
+        await n4.store.put('xfer', utf8.encode(`pull/${source}`), new Writer(64).str('an-earlier-plan').uint(1).bytes(utf8.encode('\xff\xff')).finish());
+      await c.startNode(n4);
+      await c.runUntil('n4 active everywhere', () => c.nodes.every((n) => n.c.membership.ring().members.length === 4), 60_000);
+      await c.waitConverged();
+      const received = (await n4.metrics.transferKeys.get()).values[0]?.value ?? 0;
+      const ring = c.node('n1').c.membership.ring();
+      const owned = keys.filter((k) => ring.preferenceList(ring.partitionOf(k)).includes('n4')).length;
+      expect(owned).toBeGreaterThan(0);
+      expect(received).toBeGreaterThanOrEqual(owned);
+      expect(await missingCopies(c, keys, 'n1')).toEqual([]);
+    });
+  });
+});
