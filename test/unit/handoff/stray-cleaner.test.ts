@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { foreignRuns } from '../../../src/handoff/transfer-plan.js';
 import { STRAY_CLEANER_DEFAULTS, StrayCleaner, type StrayCleanerInit } from '../../../src/handoff/transfer.js';
+import { foreignRuns } from '../../../src/handoff/transfer-plan.js';
 import type { Membership } from '../../../src/membership/index.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
@@ -45,13 +45,16 @@ function recording(store: MemoryStore, scans: Scans): Store {
   }) as unknown as Store;
 }
 
-/** Replica writes to the owners: all acknowledged, or (failing) all refused. */
+/** Replica writes to the owners: all acknowledged, or (failing) all refused, or those `refusing` refused. */
 class OwnerWire implements Transport {
   readonly sent: PeerAddress[] = [];
-  constructor(private readonly failing = false) {}
+  constructor(
+    private readonly failing = false,
+    private readonly refusing: readonly PeerAddress[] = [],
+  ) {}
   async send(to: PeerAddress, _route: string, _body: Uint8Array, _opts: SendOptions): Promise<Uint8Array> {
     this.sent.push(to);
-    if (this.failing) throw new Error('owner unreachable');
+    if (this.failing || this.refusing.includes(to)) throw new Error('owner unreachable');
     return new Uint8Array(0);
   }
   async close(): Promise<void> {}
@@ -62,7 +65,10 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((s) => s.close()));
 });
 
-async function setup(ring: Ring, opts: { init?: Partial<StrayCleanerInit>; failing?: boolean } = {}) {
+async function setup(
+  ring: Ring,
+  opts: { init?: Partial<StrayCleanerInit>; failing?: boolean; down?: readonly string[]; refusing?: readonly string[] } = {},
+) {
   const mem = new MemoryStore();
   await mem.open();
   opened.push(mem);
@@ -78,9 +84,12 @@ async function setup(ring: Ring, opts: { init?: Partial<StrayCleanerInit>; faili
     ring: () => view.ring,
     pendingRing: () => view.ring,
     member: (id: string) => ({ id, address: `${id}:7000` }),
-    isUp: () => true,
+    isUp: (id: string) => !(opts.down ?? []).includes(id),
   } as unknown as Membership;
-  const wire = new OwnerWire(opts.failing);
+  const wire = new OwnerWire(
+    opts.failing,
+    (opts.refusing ?? []).map((id) => `${id}:7000`),
+  );
   const cleaner = new StrayCleaner(
     { store, replica, membership, transport: wire, clock: time, log: silentLogger() },
     { ...STRAY_CLEANER_DEFAULTS, ...opts.init },
@@ -142,6 +151,23 @@ describe('StrayCleaner', () => {
     expect(left.every((k) => owns(ring, objectKeyPartition(k)))).toBe(true);
     expect(s.wire.sent.length).toBeGreaterThan(0);
     expect(s.wire.sent).not.toContain('a:7000');
+  });
+
+  it('keeps each copy one of whose owners is down or refuses it; hands over and drops the rest', async () => {
+    const ring = ringOf(['a', 'b', 'c', 'd', 'e'], 2);
+    const s = await setup(ring, { init: { maxScan: 7, batchSize: 4 }, down: ['b'], refusing: ['c'] });
+    await s.fill(all(ring));
+    for (let i = 0; i < 5000; i++) await s.cleaner.step();
+    const held = (p: number): boolean => ring.preferenceList(p).some((o) => o === 'b' || o === 'c');
+    const keep = all(ring).filter((p) => owns(ring, p) || held(p));
+    expect(all(ring).some((p) => !owns(ring, p) && held(p))).toBe(true);
+    expect(all(ring).some((p) => !owns(ring, p) && !held(p))).toBe(true);
+    const left = await s.stored();
+    expect(new Set(left.map((k) => objectKeyPartition(k)))).toEqual(new Set(keep));
+    expect(left.length).toBe(3 * keep.length);
+    // A member that is down is not even sent to; one that refuses was asked.
+    expect(s.wire.sent).not.toContain('b:7000');
+    expect(s.wire.sent).toContain('c:7000');
   });
 
   it('a node that replicates every partition opens no scan at all', async () => {

@@ -4,7 +4,7 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { DECODED_ENTRY_OVERHEAD } from '../../../src/replica/decoded-cache.js';
 import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
-import { MemoryStore, objectKey } from '../../../src/storage/index.js';
+import { hintKey, MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp, Namespace } from '../../../src/storage/store.js';
 import { merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
 
@@ -59,6 +59,28 @@ describe('LocalReplica', () => {
     store.failNext = true;
     await expect(r.addHints(0, 'k', ['n4'])).rejects.toThrow('disk error');
     expect(r.pendingHints).toBe(1);
+  });
+
+  it('clears a hint only while it still carries the change counter delivery read', async () => {
+    const { r, store } = await replica();
+    const hk = hintKey('n2', 0, 'k');
+    await r.coordinate(0, 'k', {}, write('a'), 1, ['n2']);
+    const read = (await store.get('hint', hk)) as Uint8Array;
+    expect(read).toBeDefined();
+    // A newer write re-parks the hint while the old copy is on its way.
+    const second = await r.coordinate(0, 'k', (await r.read(0, 'k'))!.clock, write('b'), 2, ['n2']);
+    const now = (await store.get('hint', hk)) as Uint8Array;
+    expect(Buffer.from(now).equals(Buffer.from(read))).toBe(false);
+    expect(await r.clearHint('n2', 0, 'k', read)).toBe(false);
+    expect(await store.get('hint', hk)).toEqual(now);
+    expect(r.pendingHints).toBe(1);
+    // The counter of the newest hint clears it; a hint that is gone is not counted twice.
+    expect(await r.clearHint('n2', 0, 'k', now)).toBe(true);
+    expect(await store.get('hint', hk)).toBeUndefined();
+    expect(r.pendingHints).toBe(0);
+    expect(await r.clearHint('n2', 0, 'k', now)).toBe(false);
+    expect(r.pendingHints).toBe(0);
+    expect(second.object.siblings).toHaveLength(1);
   });
 
   it('mints under a fresh actor when it holds nothing for the key, then under its own', async () => {

@@ -11,6 +11,7 @@ import {
   type Transport,
   TransportError,
 } from '../../../src/transport/transport.js';
+import { Reader, Writer } from '../../../src/wire.js';
 
 const PEER = 'peer:1';
 const enc = new TextEncoder();
@@ -206,6 +207,67 @@ describe('withBatching', () => {
     // Sends that pass straight through are not batches.
     await t.send(PEER, 'other', enc.encode('x'), opts).catch(() => undefined);
     expect(sizes).toEqual([3, 3, 1]);
+  });
+
+  it('bounds the queued bytes too: a send that would pass the bound fails at once as unreachable', async () => {
+    const time = new ManualTime();
+    const peer = fakePeer(new Map([['echo', echo]]));
+    const t = withBatching(peer.inner, { clock: time, timers: time }, { routes: ['echo'], maxInFlight: 1, maxQueuedBytes: 100 });
+    peer.holdBatches();
+    const inflight = t.send(PEER, 'echo', new Uint8Array(50), opts);
+    await tick();
+    const queued = t.send(PEER, 'echo', new Uint8Array(60), opts);
+    const err = await t.send(PEER, 'echo', new Uint8Array(41), opts).catch((e: TransportError) => e);
+    expect((err as TransportError).kind).toBe('unreachable');
+    // What still fits the bound is queued as usual.
+    const fits = t.send(PEER, 'echo', new Uint8Array(40), opts);
+    peer.release();
+    expect((await Promise.all([inflight, queued, fits])).map((r) => r.length)).toEqual([50, 60, 40]);
+  });
+
+  it('a batch reply with the wrong number of items fails every item as timeout (outcome unknown), never mismatched', async () => {
+    const time = new ManualTime();
+    // A peer that answers a batch of n items with n - 1 replies (a bug or a corrupt reply).
+    const inner: Transport = {
+      async send(_to, route, body) {
+        const reply = await (withBatchRoute(new Map([['echo', echo]])).get(BATCH_ROUTE) as InternalHandler)(body, 'me:1');
+        const r = new Reader(reply);
+        const n = r.uint();
+        const w = new Writer(reply.length).uint(n - 1);
+        for (let i = 0; i < n - 1; i++) w.uint(r.uint()).bytes(r.bytes());
+        expect(route).toBe(BATCH_ROUTE);
+        return w.finish();
+      },
+      close: async () => undefined,
+    };
+    const t = withBatching(inner, { clock: time, timers: time }, { routes: ['echo'] });
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((v) => t.send(PEER, 'echo', enc.encode(v), opts)));
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      const reason = (r as PromiseRejectedResult).reason as TransportError;
+      expect(reason).toBeInstanceOf(TransportError);
+      expect(reason.kind).toBe('timeout');
+      expect(reason.message).toMatch(/bad batch reply/);
+    }
+  });
+
+  it('the batch route refuses a malformed envelope and runs none of its items', async () => {
+    let ran = 0;
+    const counting: InternalHandler = async (b) => {
+      ran++;
+      return b;
+    };
+    const batch = withBatchRoute(new Map([['echo', counting]])).get(BATCH_ROUTE) as InternalHandler;
+    const two = new Writer(64).uint(2).str('echo').bytes(enc.encode('a')).str('echo').bytes(enc.encode('b')).finish();
+    expect(new Reader(await batch(two, 'me:1')).uint()).toBe(2);
+    expect(ran).toBe(2);
+    ran = 0;
+    const trailing = new Uint8Array(two.length + 1);
+    trailing.set(two);
+    await expect(batch(trailing, 'me:1')).rejects.toMatchObject({ code: 'BAD_REQUEST', message: 'trailing bytes after batch' });
+    await expect(batch(two.subarray(0, two.length - 1), 'me:1')).rejects.toThrow();
+    await expect(batch(new Writer(8).uint(65_537).finish(), 'me:1')).rejects.toMatchObject({ code: 'BAD_REQUEST', message: 'too many items in batch' });
+    expect(ran).toBe(0);
   });
 
   it('passes non-idempotent sends and other routes straight through', async () => {
