@@ -13,13 +13,16 @@ export function planId(current: Ring, pending: Ring): string {
 /**
  * Partitions `self` replicates in `pending` but not in `current`, grouped by the node to pull
  * each from: the first member of the partition's current preference list (other than self)
- * that `isUp`. Partitions with no reachable source are returned under `unsourced`.
+ * that `isUp`. Partitions with no reachable source are returned under `unsourced`. With
+ * `only`, just those partitions are planned (a re-plan of some of them); `total` still counts
+ * every partition `self` receives.
  */
 export function receivePlan(
   current: Ring,
   pending: Ring,
   self: string,
   isUp: (id: string) => boolean,
+  only?: ReadonlySet<number>,
 ): { bySource: Map<string, number[]>; unsourced: number[]; total: number } {
   const bySource = new Map<string, number[]>();
   const unsourced: number[] = [];
@@ -31,7 +34,7 @@ export function receivePlan(
     if (owners.includes(self)) continue;
     total++;
     // An empty current ring (a brand-new cluster) has no data to hand over.
-    if (owners.length === 0) continue;
+    if (owners.length === 0 || (only !== undefined && !only.has(p))) continue;
     const source = owners.find((id) => id !== self && isUp(id));
     if (source === undefined) {
       unsourced.push(p);

@@ -15,7 +15,7 @@ import type { LocalReplica } from '../replica/local-replica.js';
 import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { Ring } from '../ring/types.js';
-import { objectKeyPartition, parseObjectKey, partitionRange, type Store, utf8 } from '../storage/index.js';
+import { compareBytes, objectKeyPartition, parseObjectKey, partitionRange, type Store, utf8 } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
 import { decodeObject, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
@@ -51,8 +51,21 @@ export const TRANSFER_DEFAULTS: TransferInit = {
 interface PullState {
   readonly source: string;
   readonly partitions: number[];
+  /** `partitions` as a bitmap (see toBitmap): sent with each pull and saved with its record. */
+  readonly bitmap: Uint8Array;
   cursor: Uint8Array | undefined;
   done: boolean;
+}
+
+/** What this node receives in one transition (plan id), and from whom. */
+interface Plan {
+  readonly id: string;
+  readonly pulls: PullState[];
+  /** Partitions no member that is up can serve yet. */
+  readonly unsourced: number[];
+  /** Partitions received in this transition, in all. */
+  readonly total: number;
+  readonly firstSeen: number;
 }
 
 const PULL_PREFIX = 'pull/';
@@ -63,7 +76,7 @@ export class Transfers {
   private timer: TimerHandle | undefined;
   private stopped = true;
   private running: Promise<void> | undefined;
-  private plan: { id: string; pulls: PullState[]; unsourced: number; total: number; firstSeen: number } | undefined;
+  private plan: Plan | undefined;
   /** For a leaving node: partitions still to be received by others (from their status replies). */
   private sendPending = 0;
   private leftAt: number | undefined;
@@ -103,7 +116,7 @@ export class Transfers {
     const pending = m.pendingRing();
     if (current === pending) return true;
     if (!this.plan || this.plan.id !== planId(current, pending)) return false;
-    return this.plan.unsourced === 0 && this.plan.pulls.every((p) => p.done);
+    return this.plan.unsourced.length === 0 && this.plan.pulls.every((p) => p.done);
   }
 
   private completedPartitions(): number {
@@ -172,38 +185,68 @@ export class Transfers {
       if (this.stopped) return;
       if (!pull.done && m.isUp(pull.source)) await this.pullSome(plan.id, pull);
     }
-    if (plan.unsourced > 0) await this.newPlan(id, plan.firstSeen); // a source may be back
+    // A source may be back for unsourced partitions, and a source that went down before its
+    // pulls finished is replaced by another owner that is up, so the transition never waits
+    // on one node while another replica could serve.
+    if (plan.unsourced.length > 0 || plan.pulls.some((p) => !p.done && !m.isUp(p.source))) await this.replan(plan);
 
     if (m.member(m.self)?.state === 'leaving') await this.checkLeave(current, pending, id);
   }
 
-  private async newPlan(id: string, firstSeen = this.c.clock.monotonic()): Promise<void> {
+  private async newPlan(id: string): Promise<void> {
     const m = this.c.membership;
     const { bySource, unsourced, total } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => m.isUp(x));
     const pulls: PullState[] = [];
-    for (const [source, partitions] of bySource) {
-      const saved = await this.c.store.get('xfer', utf8.encode(`${PULL_PREFIX}${source}`));
-      let cursor: Uint8Array | undefined;
-      let done = false;
-      if (saved) {
-        const r = new Reader(saved);
-        if (r.str() === id) {
-          done = r.uint() === 1;
-          const c = r.bytes();
-          cursor = c.length > 0 ? Uint8Array.from(c) : undefined;
+    for (const [source, partitions] of bySource) pulls.push(await this.resumePull(id, source, partitions));
+    this.plan = { id, pulls, unsourced, total, firstSeen: this.c.clock.monotonic() };
+    if (total > 0) this.c.log.info({ plan: id, partitions: total, sources: [...bySource.keys()] }, 'transfer plan');
+  }
+
+  /**
+   * Plan again the partitions that have no source, or whose source went down before its
+   * pulls finished. Finished pulls, and pulls whose source is up, stay as they are, cursor
+   * and all: nothing already received is pulled again because some other node went down.
+   */
+  private async replan(plan: Plan): Promise<void> {
+    const m = this.c.membership;
+    const kept = plan.pulls.filter((p) => p.done || m.isUp(p.source));
+    const orphans = new Set<number>(plan.unsourced);
+    for (const p of plan.pulls) if (!kept.includes(p)) for (const x of p.partitions) orphans.add(x);
+    const { bySource, unsourced } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => m.isUp(x), orphans);
+    const pulls = [...kept];
+    for (const [source, partitions] of bySource) pulls.push(await this.resumePull(plan.id, source, partitions));
+    this.plan = { ...plan, pulls, unsourced };
+    if (bySource.size > 0)
+      this.c.log.info({ plan: plan.id, partitions: orphans.size - unsourced.length, sources: [...bySource.keys()] }, 'transfer re-planned');
+  }
+
+  /**
+   * A pull of `partitions` from `source`, resumed from its saved record when that record is
+   * for this very plan and these very partitions; otherwise from the start. A cursor is only
+   * valid for the partition set it was made with: the source scans its keys in partition
+   * order, so a cursor reused for a grown set would skip the added partitions' keys before it.
+   */
+  private async resumePull(id: string, source: string, partitions: number[]): Promise<PullState> {
+    const saved = await this.c.store.get('xfer', utf8.encode(`${PULL_PREFIX}${source}`));
+    const bitmap = toBitmap(partitions, this.c.membership.pendingRing().partitions);
+    if (saved) {
+      const r = new Reader(saved);
+      if (r.str() === id) {
+        const done = r.uint() === 1;
+        const c = r.bytes();
+        // Records written before they named their partitions never match.
+        if (!r.done() && compareBytes(r.bytes(), bitmap) === 0) {
+          return { source, partitions, bitmap, cursor: c.length > 0 ? Uint8Array.from(c) : undefined, done };
         }
       }
-      pulls.push({ source, partitions, cursor, done });
     }
-    this.plan = { id, pulls, unsourced: unsourced.length, total, firstSeen };
-    if (total > 0) this.c.log.info({ plan: id, partitions: total, sources: [...bySource.keys()] }, 'transfer plan');
+    return { source, partitions, bitmap, cursor: undefined, done: false };
   }
 
   private async pullSome(id: string, pull: PullState): Promise<void> {
     const address = this.c.membership.member(pull.source)?.address;
     if (!address) return;
-    const partitions = this.c.membership.pendingRing().partitions;
-    const bitmap = toBitmap(pull.partitions, partitions);
+    const bitmap = pull.bitmap;
     // Bounded work per pass so the pass returns and re-plans; back-pressure: one at a time.
     for (let i = 0; i < 16 && !pull.done && !this.stopped; i++) {
       const req = new Writer(bitmap.length + 64)
@@ -237,7 +280,7 @@ export class Transfers {
       await this.c.store.put(
         'xfer',
         utf8.encode(`${PULL_PREFIX}${pull.source}`),
-        new Writer(64).str(id).uint(done ? 1 : 0).bytes(pull.cursor ?? EMPTY).finish(),
+        new Writer(bitmap.length + 128).str(id).uint(done ? 1 : 0).bytes(pull.cursor ?? EMPTY).bytes(bitmap).finish(),
       );
       if (done) this.c.log.info({ source: pull.source, partitions: pull.partitions.length }, 'transfer from source complete');
     }

@@ -213,6 +213,55 @@ describe('ownership transfer when a peer fails', () => {
     });
   });
 
+  it('a source that finished its pulls and is then given more partitions (another source went down) serves those too', async () => {
+    // N=2 on four nodes, with n3 and n4 down when n5 joins: partitions only they own have no
+    // source, so n5 re-plans on every pass until they return. n1 serves its share in full;
+    // n2 refuses and then goes down, so its partitions pass to n1 in a re-plan, after n1's
+    // pull for this transition was already recorded as done.
+    await withCluster({ seed: 37, nodes: 5, n: 2, r: 1, w: 1, zones: ['a', 'b', 'c', 'd', 'e'] }, 4, async (c) => {
+      const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+      for (const [i, k] of keys.entries()) await c.put(`n${(i % 4) + 1}`, k, `v-${k}`, { w: 2 });
+      const live = ['n1', 'n2'];
+      await c.crash('n3');
+      await c.crash('n4');
+      await c.runUntil('n3 and n4 seen down', () => live.every((id) => !c.node(id).c.membership.isUp('n3') && !c.node(id).c.membership.isUp('n4')), 20_000);
+      breakRoute(c, 'n2', TRANSFER_ROUTES.pull);
+      const n5 = c.node('n5');
+      await c.startNode(n5);
+      // n1's whole share arrives (n1 is the only source that serves), then no key for 2 s
+      // (n5 pulls on every 200 ms pass while a source has more).
+      const received = async (): Promise<number> => (await n5.metrics.transferKeys.get()).values[0]?.value ?? 0;
+      let last = -1;
+      let since = 0;
+      await c.runUntil(
+        "n1's share received",
+        async () => {
+          const now = await received();
+          if (now !== last) {
+            last = now;
+            since = c.time.now();
+          }
+          return now > 0 && c.time.now() - since >= 2_000;
+        },
+        30_000,
+      );
+      await c.crash('n2');
+      await c.runUntil('n2 seen down by n5', () => !n5.c.membership.isUp('n2'), 20_000);
+      const t0 = c.time.now();
+      await c.runUntil('a few re-plans', () => c.time.now() - t0 >= 5_000, 10_000);
+      await c.startNode(c.node('n3'));
+      await c.startNode(c.node('n4'));
+      await c.runUntil('n5 active', () => n5.c.membership.member('n5')?.state === 'active', 60_000);
+      // Every key n5 replicates must be on n5 (n2 stays down; no reads or writes meanwhile).
+      const ring = n5.c.membership.ring();
+      const mine = keys.filter((k) => ring.preferenceList(ring.partitionOf(k)).includes('n5'));
+      expect(mine.length).toBeGreaterThan(0);
+      const missing: string[] = [];
+      for (const k of mine) if ((await c.local('n5', k)).join() !== `v-${k}`) missing.push(k);
+      expect(missing).toEqual([]);
+    });
+  });
+
   it('a joining node ignores pull records of another transition left in its store, and pulls everything', async () => {
     await withCluster({ seed: 35, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
       const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
