@@ -27,18 +27,18 @@ async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], st
 }
 
 /**
- * Serve node `id`'s routes again, but with `route` failing as a broken disk would (the node
+ * Serve node `id`'s routes again, but with `routes` failing as a broken disk would (the node
  * stays up and gossips). Returns a counter of the refused calls and a way to undo it.
  */
-function breakRoute(c: SimCluster, id: string, route: string): { refused: () => number; repair: () => void } {
+function breakRoute(c: SimCluster, id: string, ...routes: string[]): { refused: () => number; repair: () => void } {
   const node = c.node(id);
   let refused = 0;
-  const failing: InternalHandler = async () => {
-    refused++;
-    throw new RingkvError('INTERNAL', `${route} failed on ${id} (provoked by the test)`);
-  };
   const handlers = new Map(node.c.handlers);
-  handlers.set(route, failing);
+  for (const route of routes)
+    handlers.set(route, async () => {
+      refused++;
+      throw new RingkvError('INTERNAL', `${route} failed on ${id} (provoked by the test)`);
+    });
   c.sim.net.register(node.address, handlers);
   return { refused: () => refused, repair: () => c.sim.net.register(node.address, node.c.handlers) };
 }
@@ -102,6 +102,60 @@ describe('hinted handoff when delivery fails', () => {
       // Dropped, not delivered (n4 never came back), and no write was lost with them.
       expect(await delivered(c, survivors)).toBe(0);
       for (const k of keys) expect((await c.get(c.sim.pick(survivors), k)).values).toEqual([`v-${k}`]);
+    });
+  });
+});
+
+describe('writes for a joining owner that cannot take them', () => {
+  it('are parked as hints for it, and delivered when it is back', async () => {
+    await withCluster({ seed: 38, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const n4 = c.node('n4');
+      await c.startNode(n4);
+      const m1 = c.node('n1').c.membership;
+      await c.runUntil('n1 sees n4 joining', () => m1.member('n4')?.state === 'joining' && m1.pendingRing() !== m1.ring(), 20_000);
+      await c.crash('n4');
+      await c.runUntil('n1 sees n4 down', () => !m1.isUp('n4'), 20_000);
+      expect(m1.member('n4')?.state).toBe('joining');
+      // Keys n4 will replicate once active (it holds none of them yet).
+      const pending = m1.pendingRing();
+      const gains = Array.from({ length: 400 }, (_, i) => `g${i}`)
+        .filter((k) => pending.preferenceList(pending.partitionOf(k)).includes('n4'))
+        .slice(0, 10);
+      expect(gains.length).toBe(10);
+      const before = c.node('n1').c.replica.pendingHints;
+      for (const k of gains) await c.put('n1', k, `v-${k}`);
+      expect(c.node('n1').c.replica.pendingHints - before).toBe(gains.length);
+      await c.startNode(n4);
+      await c.runUntil('n1 delivered its hints', () => c.node('n1').c.replica.pendingHints === 0, 30_000);
+      expect(await delivered(c, ['n1'])).toBeGreaterThanOrEqual(gains.length);
+      for (const k of gains) expect(await c.local('n4', k)).toEqual([`v-${k}`]);
+    });
+  });
+
+  it('are parked as hints for it when it is up but refuses them, and delivered once it accepts', async () => {
+    await withCluster({ seed: 39, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const n4 = c.node('n4');
+      await c.startNode(n4);
+      // n4 joins, but every replica write it is sent fails, hinted ones too (it stays up and
+      // gossips). Its sources refuse its pulls, so it stays joining as long as the test needs.
+      const broken = breakRoute(c, 'n4', ROUTES.replicaWrite, ROUTES.replicaWriteBatch);
+      const pulls = ['n1', 'n2', 'n3'].map((id) => breakRoute(c, id, TRANSFER_ROUTES.pull));
+      const m1 = c.node('n1').c.membership;
+      await c.runUntil('n1 sees n4 joining', () => m1.member('n4')?.state === 'joining' && m1.pendingRing() !== m1.ring(), 20_000);
+      expect(m1.isUp('n4')).toBe(true);
+      const pending = m1.pendingRing();
+      const gains = Array.from({ length: 400 }, (_, i) => `g${i}`)
+        .filter((k) => pending.preferenceList(pending.partitionOf(k)).includes('n4'))
+        .slice(0, 10);
+      expect(gains.length).toBe(10);
+      const before = c.node('n1').c.replica.pendingHints;
+      for (const k of gains) await c.put('n1', k, `v-${k}`);
+      await c.runUntil('a hint per refused copy', () => c.node('n1').c.replica.pendingHints - before === gains.length, 5_000);
+      expect(broken.refused()).toBeGreaterThanOrEqual(gains.length);
+      for (const k of gains) expect(await c.local('n4', k)).toEqual([]);
+      for (const b of [broken, ...pulls]) b.repair();
+      await c.runUntil('n1 delivered its hints', () => c.node('n1').c.replica.pendingHints === 0, 30_000);
+      for (const k of gains) expect(await c.local('n4', k)).toEqual([`v-${k}`]);
     });
   });
 });
