@@ -35,7 +35,7 @@ import type { Random } from '../runtime/random.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { objectKey, objectKeyPartition, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
-import { decodeObject, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
+import { decodeObject, isCorruptObject, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
 import {
   AAE_ROUTES,
   decodeFetchReply,
@@ -107,6 +107,9 @@ export interface AntiEntropyInit {
   /** Tombstone reaping options, or false to never reap. */
   readonly reaper: Partial<ReaperInit> | false;
 }
+
+/** The digest a stored copy that cannot be decoded hashes as (see digestOf). */
+const CORRUPT_DIGEST = 0;
 
 export const ANTI_ENTROPY_DEFAULTS: AntiEntropyInit = {
   intervalMs: 60_000,
@@ -303,7 +306,7 @@ export class AntiEntropy {
     return { keys, ms };
   }
 
-  private readonly onWrite: WriteListener = (partition, key, before, after) => {
+  private readonly onWrite: WriteListener = (partition, key, before, after, replacedCorrupt) => {
     const tree = this.tree;
     if (!tree || partition >= tree.partitions) return;
     this.writeSeq![partition] = (this.writeSeq![partition]! + 1) >>> 0;
@@ -311,23 +314,28 @@ export class AntiEntropy {
       this.dirty.add(partition);
       return;
     }
-    if (before === undefined && after !== undefined) this.keyCounts![partition] = this.keyCounts![partition]! + 1;
-    if (before !== undefined && after === undefined) this.keyCounts![partition] = Math.max(0, this.keyCounts![partition]! - 1);
+    // A corrupt copy was counted, and hashed with CORRUPT_DIGEST (see digestOf).
+    const held = before !== undefined || replacedCorrupt;
+    if (!held && after !== undefined) this.keyCounts![partition] = this.keyCounts![partition]! + 1;
+    if (held && after === undefined) this.keyCounts![partition] = Math.max(0, this.keyCounts![partition]! - 1);
     tree.update(
       partition,
       key,
-      before === undefined ? undefined : versionDigest(before),
+      before !== undefined ? versionDigest(before) : replacedCorrupt ? CORRUPT_DIGEST : undefined,
       after === undefined ? undefined : versionDigest(after),
     );
   };
 
-  /** Digest of a stored object; an undecodable one still gets a stable value (its bytes differ). */
+  /**
+   * Digest of a stored object. An undecodable (corrupt) one gets CORRUPT_DIGEST, so it differs
+   * from every healthy replica's copy and an exchange repairs it (see LocalReplica.apply).
+   */
   private digestOf(key: string, bytes: Uint8Array): number {
     try {
       return versionDigest(decodeObject(bytes));
     } catch (err) {
       this.c.log.error({ key, err: String(err) }, 'unreadable object in the anti-entropy scan');
-      return 0;
+      return CORRUPT_DIGEST;
     }
   }
 
@@ -673,24 +681,37 @@ export class AntiEntropy {
     const push: ObjectItem[] = [];
     for (let i = 0; i < refs.length; i++) {
       const { partition, key } = refs[i]!;
-      const bytes = theirs[i];
-      const remote = bytes === undefined ? undefined : decodeObject(bytes);
+      // A corrupt copy, ours or theirs, counts as none: the healthy one replaces it (a replica
+      // writes over a copy it cannot decode), and the other keys of the batch still go ahead.
+      const remote = this.decodeCopy(key, theirs[i], address);
       const localBytes = mine[i];
-      const local = localBytes === undefined ? undefined : decodeObject(localBytes);
+      const local = this.decodeCopy(key, localBytes, 'self');
       const merged = mergeMaybe(local, remote);
       if (merged === undefined) continue;
       // apply() merges again under the key's lock and writes only if that changes something.
       if (remote !== undefined && isStale(local, merged)) {
-        if ((await this.c.replica.apply(partition, key, remote)).changed) repaired++;
+        if ((await this.c.replica.apply(partition, key, remote, [], true)).changed) repaired++;
       }
       // The peer merges our copy into its own, so sending ours is enough to bring it level.
-      if (localBytes !== undefined && isStale(remote, merged)) push.push({ partition, key, object: localBytes });
+      if (local !== undefined && localBytes !== undefined && isStale(remote, merged)) push.push({ partition, key, object: localBytes });
     }
     if (push.length > 0) {
       const flags = decodeFlags(await this.send(address, AAE_ROUTES.repair, encodeObjectItems(push)));
       for (const f of flags) if (f) repaired++;
     }
     return repaired;
+  }
+
+  /** `bytes` decoded, or undefined when absent or corrupt (logged; see repairBatch). */
+  private decodeCopy(key: string, bytes: Uint8Array | undefined, holder: string): VersionedObject | undefined {
+    if (bytes === undefined) return undefined;
+    try {
+      return decodeObject(bytes);
+    } catch (err) {
+      if (!isCorruptObject(err)) throw err;
+      this.c.log.error({ key, holder, err: String(err) }, 'corrupt copy found by anti-entropy; a healthy copy will replace it');
+      return undefined;
+    }
   }
 
   // ---------------------------------------------------------------- serving peers
@@ -759,7 +780,7 @@ export class AntiEntropy {
   private async onRepair(body: Uint8Array): Promise<Uint8Array> {
     const items = this.decodeItems(body);
     const flags: boolean[] = [];
-    for (const it of items) flags.push((await this.c.replica.apply(it.partition, it.key, it.object)).changed);
+    for (const it of items) flags.push((await this.c.replica.apply(it.partition, it.key, it.object, [], true)).changed);
     return encodeFlags(flags);
   }
 

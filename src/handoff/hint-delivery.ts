@@ -12,6 +12,7 @@ import type { LocalReplica } from '../replica/local-replica.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
 import type { Transport } from '../transport/transport.js';
+import { decodeObject, isCorruptObject } from '../version/index.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
 
@@ -141,6 +142,18 @@ export class HintDelivery {
     }
   }
 
+  /** False (logged) for a stored copy that does not decode; see deliverTo. */
+  private sound(key: string, bytes: Uint8Array): boolean {
+    try {
+      decodeObject(bytes);
+      return true;
+    } catch (err) {
+      if (!isCorruptObject(err)) throw err;
+      this.c.log.error({ key, err: String(err) }, 'not handing off a corrupt copy; anti-entropy will replace it');
+      return false;
+    }
+  }
+
   private async deliverTo(owner: string): Promise<number> {
     const address = this.c.membership.member(owner)?.address;
     if (!address) return 0;
@@ -166,7 +179,10 @@ export class HintDelivery {
       const items: { key: string; object: Uint8Array }[] = [];
       hints.forEach((h, idx) => {
         const o = objects[idx];
-        if (o) items.push({ key: h.key, object: o });
+        // A copy that rotted on disk would make the owner refuse the whole batch, on every
+        // pass: leave it out (its hint is cleared with the rest); anti-entropy replaces our
+        // copy from a healthy replica and brings the owner level.
+        if (o && this.sound(h.key, o)) items.push({ key: h.key, object: o });
       });
       try {
         if (items.length > 0)

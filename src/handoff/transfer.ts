@@ -17,11 +17,26 @@ import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { Ring } from '../ring/types.js';
 import { compareBytes, objectKeyPartition, parseObjectKey, partitionRange, type Store, utf8 } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
-import { decodeObject, type VersionedObject } from '../version/index.js';
+import { decodeObject, isCorruptObject, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
 import { foreignRuns, hasBit, type PartitionRun, planId, receivePlan, receivers, toBitmap } from './transfer-plan.js';
+
+/**
+ * `bytes` decoded, or undefined (logged) when the copy is corrupt: a transfer or a stray
+ * hand-off skips it instead of failing at the same key on every pass. Anti-entropy later
+ * replaces the copy (from a healthy replica) and fills in the receiver.
+ */
+function decodeOrSkip(bytes: Uint8Array, key: string, holder: string, log: Logger): VersionedObject | undefined {
+  try {
+    return decodeObject(bytes);
+  } catch (err) {
+    if (!isCorruptObject(err)) throw err;
+    log.error({ key, holder, err: String(err) }, 'skipping a corrupt copy; anti-entropy will replace it');
+    return undefined;
+  }
+}
 
 export const TRANSFER_ROUTES = {
   pull: 'xfer-pull',
@@ -271,8 +286,9 @@ export class Transfers {
       for (let k = 0; k < n; k++) {
         const key = r.str();
         const bytes = r.bytes();
-        await this.c.replica.apply(ring.partitionOf(key), key, decodeObject(bytes));
         this.c.metrics.transferBytes.inc(bytes.length);
+        const object = decodeOrSkip(bytes, key, pull.source, this.c.log);
+        if (object !== undefined) await this.c.replica.apply(ring.partitionOf(key), key, object);
       }
       this.c.metrics.transferKeys.inc(n);
       pull.cursor = next.length > 0 ? next : pull.cursor;
@@ -484,7 +500,8 @@ export class StrayCleaner {
         const { partition, key } = parseObjectKey(k);
         if (!ring.preferenceList(partition).includes(m.self)) {
           const v = await this.c.store.get('obj', k);
-          if (v !== undefined) strays.push({ partition, key, object: decodeObject(v), bytes: v });
+          const object = v === undefined ? undefined : decodeOrSkip(v, key, m.self, this.c.log);
+          if (v !== undefined && object !== undefined) strays.push({ partition, key, object, bytes: v });
         }
         if (strays.length >= this.init.batchSize || scanned >= this.init.maxScan) {
           next = { key: k, after: true };

@@ -14,6 +14,7 @@ import {
   type Dot,
   decodeObject,
   encodeObject,
+  isCorruptObject,
   isDeleted,
   merge,
   mergeKeepsIncoming,
@@ -33,15 +34,19 @@ import { VersionCache } from './version-cache.js';
 /**
  * Called after a key's stored version changed (anti-entropy keeps its trees current with it).
  * `before` is the version replaced (its values may not have been read), undefined when the
- * key was new here; `after` is undefined when the key was removed from the store (a reaped
- * tombstone).
+ * key was new here, or when `replacedCorrupt` says the stored copy it replaced could not be
+ * decoded; `after` is undefined when the key was removed from the store (a reaped tombstone).
  */
 export type WriteListener = (
   partition: number,
   key: string,
   before: VersionStamp | undefined,
   after: VersionedObject | undefined,
+  replacedCorrupt: boolean,
 ) => void;
+
+const ABSENT = { before: undefined, corrupt: false } as const;
+const ABSENT_CORRUPT = { before: undefined, corrupt: true } as const;
 
 /** Hint values: a change counter, so delivery deletes a hint only if no newer write re-parked it. */
 function hintValue(seq: number): Uint8Array {
@@ -240,41 +245,44 @@ export class LocalReplica {
         return minted;
       }
       // A key never held here (see KeyFilter) is not read: the usual insert.
-      const before = this.keys?.absent(key) === true ? undefined : await this.readLocked(partition, key);
+      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
       const minted = mint(before, context, write, actor, now);
-      await this.persist(partition, key, before, minted.object, hintsFor);
+      await this.persist(partition, key, before, minted.object, hintsFor, true, corrupt);
       return minted;
     });
   }
 
   /**
    * Merge a version received from another replica (replication, hint delivery, read repair,
-   * anti-entropy). Returns the merged object and whether anything changed here.
+   * anti-entropy). Returns the merged object and whether anything changed here. With
+   * `verifyStored`, the stored copy is read and decoded even when the version cache knows its
+   * version (anti-entropy's repairs: the copy may have rotted on disk under the cache).
    */
   apply(
     partition: number,
     key: string,
     incoming: VersionedObject,
     hintsFor: readonly string[] = [],
+    verifyStored = false,
   ): Promise<{ object: VersionedObject; changed: boolean }> {
     return this.lock.run(key, async () => {
       // The usual replication case, a newer version arriving, needs only the stored version's
       // stamp, which the version cache may know without a read.
-      const stamp = this.versions?.get(partition, key);
+      const stamp = verifyStored ? undefined : this.versions?.get(partition, key);
       if (stamp !== undefined && mergeKeepsIncoming(stamp, incoming)) {
         const changed = !sameVersion(stamp, incoming);
         if (changed || hintsFor.length > 0) await this.persist(partition, key, stamp, incoming, hintsFor, changed);
         return { object: incoming, changed };
       }
-      const before = this.keys?.absent(key) === true ? undefined : await this.readLocked(partition, key);
+      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
       let object = before ? merge(before, incoming) : incoming;
       // The usual replication case: the incoming version supersedes ours. Keep `incoming`
       // itself (the same version; contents are identified by dots) so persist stores the
       // bytes it arrived as instead of encoding and checksumming the value again.
       if (before && object !== incoming && sameVersion(object, incoming)) object = incoming;
       const changed = !before || !sameVersion(before, object);
-      if (changed || hintsFor.length > 0) await this.persist(partition, key, before, object, hintsFor, changed);
+      if (changed || hintsFor.length > 0) await this.persist(partition, key, before, object, hintsFor, changed, corrupt);
       return { object, changed };
     });
   }
@@ -337,6 +345,23 @@ export class LocalReplica {
     return object;
   }
 
+  /**
+   * readLocked for a writer. A stored copy that fails to decode (corrupt on disk) counts as
+   * absent, so the write replaces it: nothing in it can be read any more, and keeping it would
+   * fail every later write of the key on this replica, and every anti-entropy repair of it.
+   * A coordinator then mints under a fresh actor, as for a key it never held. Logged loudly;
+   * any version only that copy held is lost, which is what the other replicas are for.
+   */
+  private async readForWrite(partition: number, key: string): Promise<{ before: VersionedObject | undefined; corrupt: boolean }> {
+    try {
+      return { before: await this.readLocked(partition, key), corrupt: false };
+    } catch (err) {
+      if (!isCorruptObject(err)) throw err;
+      this.components.log.error({ partition, key, err: String(err) }, 'stored copy is corrupt; replacing it with the version being written');
+      return ABSENT_CORRUPT;
+    }
+  }
+
   private async persist(
     partition: number,
     key: string,
@@ -344,6 +369,7 @@ export class LocalReplica {
     after: VersionedObject,
     hintsFor: readonly string[],
     changed = true,
+    replacedCorrupt = false,
   ): Promise<void> {
     // The usual write parks no hint: skip hintOps' await (an async frame per write) and its
     // result object.
@@ -368,7 +394,7 @@ export class LocalReplica {
     this.hintCount += added;
     if (!changed) return;
     this.versions?.set(partition, key, after);
-    for (const l of this.listeners) l(partition, key, before, after);
+    for (const l of this.listeners) l(partition, key, before, after, replacedCorrupt);
   }
 
   /** Delete the key's object (the caller holds the lock and has read it as `before`). */
@@ -376,7 +402,7 @@ export class LocalReplica {
     // Forgotten first: whatever the delete's outcome, the cache must not claim a version.
     this.versions?.delete(key);
     await this.components.store.del('obj', objectKey(partition, key));
-    for (const l of this.listeners) l(partition, key, before, undefined);
+    for (const l of this.listeners) l(partition, key, before, undefined, false);
   }
 
   // ---------------------------------------------------------------- anti-entropy (tombstone reaping)

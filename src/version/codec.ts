@@ -51,6 +51,8 @@ const SIBLING_FIXED = 1 + 8;
 /** Smallest encoded sibling: index, counter, flags, f64, empty contentType, empty value. */
 const MIN_SIBLING_BYTES = 1 + 1 + SIBLING_FIXED + 1 + 1;
 const CRC_BYTES = 4;
+/** How decodeObject's errors begin (see isCorruptObject). */
+const CORRUPT = 'corrupt object';
 
 function invalid(reason: string): never {
   throw new RingkvError('INTERNAL', `cannot encode object: ${reason}`);
@@ -192,10 +194,10 @@ function encodeFresh(obj: VersionStamp, headroom: number, placeholders: boolean)
  * reachable (copy with `slice()` to keep one long-term out of a large message).
  */
 export function decodeObject(bytes: Uint8Array): VersionedObject {
-  if (bytes.length < 1 + CRC_BYTES) throw new RingkvError('INTERNAL', 'corrupt object: truncated');
+  if (bytes.length < 1 + CRC_BYTES) throw new RingkvError('INTERNAL', `${CORRUPT}: truncated`);
   const end = bytes.length - CRC_BYTES;
   // Annotated so TypeScript treats r.fail() (returns never) as ending the branch.
-  const r: ByteReader = new ByteReader(bytes, 'INTERNAL', 'corrupt object', end);
+  const r: ByteReader = new ByteReader(bytes, 'INTERNAL', CORRUPT, end);
   const format = r.u8('format');
   if (format !== OBJECT_FORMAT) r.fail(`unknown format ${format}`);
   const stored = new DataView(bytes.buffer, bytes.byteOffset + end, CRC_BYTES).getUint32(0, true);
@@ -248,6 +250,14 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
   return versioned(clock, siblings, bytes);
+}
+
+/**
+ * True when `err` is decodeObject's refusal of bytes that are not a valid object (checksum
+ * mismatch, truncation, bad fields): the copy is corrupt, as opposed to a read that failed.
+ */
+export function isCorruptObject(err: unknown): boolean {
+  return err instanceof RingkvError && err.code === 'INTERNAL' && err.message.startsWith(CORRUPT);
 }
 
 /** A placeholder sibling after its dot: flags 0, lastModified +0 (8 bytes), empty content type, empty value. */

@@ -6,6 +6,20 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { AntiEntropy, type AntiEntropyInit, type ExchangeResult } from '../../src/antientropy/index.js';
+import {
+  decodeFetchReply,
+  decodeFlags,
+  decodeKeysReply,
+  decodeLeavesReply,
+  decodeRootReply,
+  encodeFetchReply,
+  encodeFetchRequest,
+  encodeKeysReply,
+  encodeLeavesReply,
+  encodeObjectItems,
+  encodePartitionsRequest,
+  encodeRootReply,
+} from '../../src/antientropy/messages.js';
 import type { MemberRecord, MembershipView } from '../../src/membership/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -13,10 +27,10 @@ import { LocalReplica } from '../../src/replica/local-replica.js';
 import { buildRing } from '../../src/ring/index.js';
 import type { Ring } from '../../src/ring/types.js';
 import { ManualTime, seededRandom } from '../../src/runtime/index.js';
-import { MemoryStore, parseObjectKey } from '../../src/storage/index.js';
+import { MemoryStore, objectKey, parseObjectKey } from '../../src/storage/index.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
 import type { PeerAddress, SendOptions, Transport } from '../../src/transport/transport.js';
-import { decodeObject, isDeleted, sameVersion, type VersionedObject } from '../../src/version/index.js';
+import { decodeObject, encodeObject, isDeleted, sameVersion, type VersionedObject } from '../../src/version/index.js';
 import { SimCluster, type SimClusterNode } from './cluster-sim.js';
 import { forEachSeed } from './harness.js';
 
@@ -555,6 +569,104 @@ describe('anti-entropy exchange', () => {
     await c.step(5000);
     expect(a.ae.verificationAge()).toBeCloseTo(5, 1);
   });
+});
+
+describe('anti-entropy refuses what it cannot trust', () => {
+  /** `b` serves its routes again with `route`'s reply passed through `edit` first. */
+  function editReplies(c: AaeCluster, route: string, edit: (reply: Uint8Array) => Uint8Array): void {
+    const handlers = new Map(c.node('b').ae.handlers());
+    const real = handlers.get(route)!;
+    handlers.set(route, async (body, from) => edit(await real(body, from)));
+    c.net.register('b:7000', handlers);
+  }
+
+  const shortReplies: [string, (reply: Uint8Array) => Uint8Array, string][] = [
+    [
+      'aae-root',
+      (r) => {
+        const m = decodeRootReply(r);
+        return m.status === 'differ' ? encodeRootReply({ status: 'differ', buckets: m.buckets.subarray(1) }) : r;
+      },
+      'bucket count mismatch',
+    ],
+    ['aae-leaves', (r) => encodeLeavesReply(decodeLeavesReply(r).subarray(1)), 'leaf reply length mismatch'],
+    ['aae-keys', (r) => encodeKeysReply(decodeKeysReply(r).slice(1).map((m) => [...m])), 'key list reply length mismatch'],
+    ['aae-fetch', (r) => encodeFetchReply(decodeFetchReply(r).slice(1)), 'fetch reply length mismatch'],
+  ];
+  for (const [route, edit, error] of shortReplies) {
+    it(`an exchange whose peer answers ${route} with one item too few fails and changes nothing`, async () => {
+      const c = await make(71);
+      for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, `v${i}`);
+      editReplies(c, route, edit);
+      const r = await c.exchange('a', 'b');
+      expect(r.outcome).toBe('failed');
+      expect(r.error).toContain(error);
+      for (let i = 0; i < 20; i++) expect(await c.read('b', `k${i}`)).toBeUndefined();
+      expect(await c.repairedTotal()).toBe(0);
+      // The same exchange with honest replies repairs every key.
+      c.net.register('b:7000', c.node('b').ae.handlers());
+      expect((await c.exchange('a', 'b')).keysRepaired).toBe(20);
+    });
+  }
+
+  it('refuses repair and reap items whose key is not in the partition they name, and stores nothing', async () => {
+    const c = await make(72);
+    const obj = await c.put('a', 'k', 'v');
+    const right = c.partitionOf('k');
+    const wrong = (right + 1) % c.ring.partitions;
+    const handlers = c.node('b').ae.handlers();
+    const items = encodeObjectItems([{ partition: wrong, key: 'k', object: encodeObject(obj) }]);
+    for (const route of ['aae-repair', 'aae-reap'])
+      await expect(handlers.get(route)!(items, 'a:7000')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await c.node('b').store.get('obj', objectKey(wrong, 'k'))).toBeUndefined();
+    expect(await c.read('b', 'k')).toBeUndefined();
+    // Named with its own partition, the same item is taken.
+    const ok = encodeObjectItems([{ partition: right, key: 'k', object: encodeObject(obj) }]);
+    expect(decodeFlags(await handlers.get('aae-repair')!(ok, 'a:7000'))).toEqual([true]);
+    expect(await c.values('b', 'k')).toEqual(['v']);
+  });
+
+  it('refuses partitions outside the ring, and a fetch made under another ring', async () => {
+    const c = await make(73);
+    const handlers = c.node('b').ae.handlers();
+    // The wire carries partitions as unsigned deltas: past the end is the only way out of range.
+    for (const partitions of [[0, c.ring.partitions], [c.ring.partitions + 100]])
+      for (const route of ['aae-leaves', 'aae-keys'])
+        await expect(handlers.get(route)!(encodePartitionsRequest(partitions), 'a:7000')).rejects.toMatchObject({
+          code: 'BAD_REQUEST',
+        });
+    await expect(
+      handlers.get('aae-fetch')!(encodeFetchRequest(c.ring.checksum, [{ partition: c.ring.partitions, key: 'k' }]), 'a:7000'),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(handlers.get('aae-fetch')!(encodeFetchRequest('another-ring', [{ partition: 0, key: 'k' }]), 'a:7000')).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+    });
+  });
+
+  for (const rotten of ['b', 'a']) {
+    it(`a copy that rots on disk (${rotten === 'b' ? "the peer's" : 'the initiator\'s'}) is rebuilt into the tree and replaced by an exchange, with the other keys repaired too`, async () => {
+      const c = await make(74);
+      await c.putAll('k', 'v');
+      // A second key that only `a` has, so the same exchange has other work to do.
+      await c.put('a', 'only-a', 'w');
+      const key = objectKey(c.partitionOf('k'), 'k');
+      const bytes = (await c.node(rotten).store.get('obj', key))!;
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff;
+      await c.node(rotten).store.put('obj', key, bytes);
+      const { keys } = await c.node(rotten).ae.rebuild();
+      expect(keys).toBe(rotten === 'a' ? 2 : 1);
+      expect(await c.treeMatchesStore(rotten)).toBe(true);
+      await expect(c.read(rotten, 'k')).rejects.toThrow(/corrupt object/);
+
+      const r = await c.exchange('a', 'b');
+      expect(r.outcome).toBe('repaired');
+      expect(await c.values(rotten, 'k')).toEqual(['v']);
+      expect(await c.values('b', 'only-a')).toEqual(['w']);
+      // The tree followed the replacement exactly, and the pair is level again.
+      expect(await c.treeMatchesStore(rotten)).toBe(true);
+      expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+    });
+  }
 });
 
 describe('anti-entropy lifecycle', () => {

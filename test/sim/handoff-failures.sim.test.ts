@@ -9,7 +9,8 @@ import { ROUTES } from '../../src/coordinator/messages.js';
 import { RingkvError } from '../../src/errors.js';
 import { TRANSFER_ROUTES } from '../../src/handoff/transfer.js';
 import { receivers } from '../../src/handoff/transfer-plan.js';
-import { utf8 } from '../../src/storage/index.js';
+import { buildRing } from '../../src/ring/ring.js';
+import { objectKey, utf8 } from '../../src/storage/index.js';
 import type { InternalHandler } from '../../src/transport/transport.js';
 import { Writer } from '../../src/wire.js';
 import { SimCluster } from './cluster-sim.js';
@@ -338,3 +339,57 @@ describe('ownership transfer when a peer fails', () => {
     });
   });
 });
+
+describe('a copy that rotted on disk', () => {
+  /** Flip a bit in the stored copy of `key` on node `id` (under the replica's caches, as rot is). */
+  async function rot(c: SimCluster, id: string, key: string): Promise<void> {
+    const node = c.node(id);
+    const k = objectKey(node.c.membership.ring().partitionOf(key), key);
+    const bytes = (await node.store.get('obj', k)) as Uint8Array;
+    bytes[3] = (bytes[3] as number) ^ 0x01;
+    await node.store.put('obj', k, bytes);
+  }
+
+  it('does not wedge hint delivery: the other hinted writes are delivered and every hint is cleared', async () => {
+    await withCluster({ seed: 51, nodes: 3 }, 3, async (c) => {
+      const holders = ['n1', 'n2'];
+      await c.crash('n3');
+      await c.runUntil('n3 seen down', () => holders.every((id) => !c.node(id).c.membership.isUp('n3')), 20_000);
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      for (const k of keys) await c.put('n1', k, `v-${k}`);
+      for (const id of holders) await rot(c, id, 'k0');
+      await c.startNode(c.node('n3'));
+      await c.runUntil('hints drained', () => pendingHints(c, holders) === 0, 30_000);
+      expect(await c.local('n3', 'k0')).toEqual([]);
+      for (const k of keys.slice(1)) expect(await c.local('n3', k)).toEqual([`v-${k}`]);
+    });
+  });
+
+  it('does not wedge a join: the joining node skips it, receives every other key and becomes active', async () => {
+    await withCluster({ seed: 52, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+      for (const [i, k] of keys.entries()) await c.put(`n${(i % 3) + 1}`, k, `v-${k}`);
+      // A key n4 will replicate, rotten on every node that could serve it.
+      const pending = ringWith(c, 'n4');
+      const rotten = keys.find((k) => pending.preferenceList(pending.partitionOf(k)).includes('n4')) as string;
+      for (const id of ['n1', 'n2', 'n3']) await rot(c, id, rotten);
+      await c.startNode(c.node('n4'));
+      await c.runUntil('n4 active everywhere', () => c.nodes.every((n) => n.c.membership.ring().members.length === 4), 60_000);
+      await c.waitConverged();
+      const ring = c.node('n1').c.membership.ring();
+      expect(ring.preferenceList(ring.partitionOf(rotten))).toContain('n4');
+      expect(await c.local('n4', rotten)).toEqual([]);
+      for (const k of keys)
+        if (k !== rotten && ring.preferenceList(ring.partitionOf(k)).includes('n4')) expect(await c.local('n4', k)).toEqual([`v-${k}`]);
+    });
+  });
+});
+
+/** The ring the cluster will have once `id` (not yet started) has joined. */
+function ringWith(c: SimCluster, id: string): ReturnType<typeof buildRing> {
+  const ids = [...c.node('n1').c.membership.ring().members.map((m) => m.id), id];
+  return buildRing(
+    ids.map((x) => ({ id: x, zone: c.node(x).init.zone, weight: 1 })),
+    { n: 3, partitionBits: 8 },
+  );
+}

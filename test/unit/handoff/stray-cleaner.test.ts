@@ -105,7 +105,7 @@ async function setup(
     for await (const k of mem.keys('obj')) out.push(k);
     return out;
   };
-  return { view, scans, cleaner, wire, fill, stored };
+  return { view, scans, cleaner, wire, fill, stored, mem };
 }
 
 const owns = (ring: Ring, p: number): boolean => ring.preferenceList(p).includes('a');
@@ -168,6 +168,20 @@ describe('StrayCleaner', () => {
     // A member that is down is not even sent to; one that refuses was asked.
     expect(s.wire.sent).not.toContain('b:7000');
     expect(s.wire.sent).toContain('c:7000');
+  });
+
+  it('skips a foreign copy that rotted on disk, and hands over and drops every other', async () => {
+    const ring = ringOf(['a', 'b', 'c', 'd'], 2);
+    const s = await setup(ring, { init: { maxScan: 7, batchSize: 4 } });
+    await s.fill(all(ring));
+    const rotten = (await s.stored()).find((k) => !owns(ring, objectKeyPartition(k)))!;
+    const bytes = (await s.mem.get('obj', rotten))!;
+    bytes[3] = (bytes[3] as number) ^ 0x01;
+    await s.mem.put('obj', rotten, bytes);
+    for (let i = 0; i < 5000; i++) await s.cleaner.step();
+    const left = (await s.stored()).map(hex);
+    expect(left).toContain(hex(rotten));
+    expect(left.length).toBe(3 * all(ring).filter((p) => owns(ring, p)).length + 1);
   });
 
   it('a node that replicates every partition opens no scan at all', async () => {
