@@ -68,6 +68,8 @@ export class Client {
   private readonly defaultW: Quorum | undefined;
   private readonly retryUnsafe: boolean | undefined;
   private readonly nodeSet: NodeSet;
+  /** The nodes the client was configured with (the fallback of node discovery). */
+  private readonly seeds: readonly string[];
   private readonly pools: NodePools;
   private readonly dispatcher: Dispatcher;
   private readonly discovery: Discovery | undefined;
@@ -78,6 +80,7 @@ export class Client {
     if (!Array.isArray(options.nodes) || options.nodes.length === 0)
       throw new InvalidArgumentError('nodes', 'must be a non-empty array of node URLs');
     const seeds = options.nodes.map(nodeOrigin);
+    this.seeds = seeds;
     this.clock = options.clock ?? systemClock;
     const timers: Timers = options.timers ?? systemTimers;
     this.timers = timers;
@@ -231,7 +234,9 @@ export class Client {
   /** Re-reads the member list now (needs no `discover: true`); returns the node list in use. */
   async refreshNodes(): Promise<string[]> {
     // Without discover: true, a one-off Discovery that is never started (so sets no timer).
-    const discovery = this.discovery ?? this.makeDiscovery(this.nodeSet.list(), CLIENT_DEFAULTS.discoverIntervalMs);
+    // Its fallback is the configured nodes, as with discover: true: after a refresh replaced
+    // them, a refresh that reaches nobody puts them back, so the client can find a way in.
+    const discovery = this.discovery ?? this.makeDiscovery(this.seeds, CLIENT_DEFAULTS.discoverIntervalMs);
     return discovery.refresh();
   }
 

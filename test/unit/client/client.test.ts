@@ -3,8 +3,8 @@ import {
   AbortError,
   CircuitOpenError,
   Client,
-  type ClientOptions,
   ClientClosedError,
+  type ClientOptions,
   ConnectionError,
   InvalidArgumentError,
   QuorumError,
@@ -501,6 +501,30 @@ describe('discovery and lifecycle', () => {
     expect(time.pending()).toBe(1);
     await kv.close();
     expect(time.pending()).toBe(0);
+  });
+
+  it('keeps its node list when /v1/cluster names no member that is up', async () => {
+    const kv = client();
+    for (const cluster of [{ members: [] }, { members: [{ id: 'c', address: '127.0.0.1:1', status: 'down' }] }, { nothing: true }]) {
+      fake.cluster = cluster;
+      expect(await kv.refreshNodes()).toEqual([fake.url]);
+    }
+  });
+
+  it('when the nodes it found stop answering, falls back to the configured ones too', async () => {
+    const other = await FakeV1.start();
+    fake.cluster = { members: [{ id: 'b', address: other.url.replace('http://', ''), status: 'up' }] };
+    const kv = client();
+    expect(await kv.refreshNodes()).toEqual([other.url]);
+    // The discovered node goes away: the refresh fails, and the seed is back in the list.
+    await other.close();
+    expect(await caught(kv.refreshNodes())).toBeInstanceOf(Error);
+    expect([...kv.nodes()].sort()).toEqual([fake.url, other.url].sort());
+    // Through the seed, the next refresh finds the cluster again.
+    fake.cluster = { members: [{ id: 'a', address: fake.url.replace('http://', ''), status: 'up' }] };
+    await vi.waitFor(async () => expect(await kv.refreshNodes()).toEqual([fake.url]));
+    fake.seed('k', 'from a');
+    expect(dec.decode((await kv.get('k')).siblings[0]!.value)).toBe('from a');
   });
 
   it('refuses calls after close()', async () => {
