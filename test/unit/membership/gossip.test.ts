@@ -68,9 +68,19 @@ describe('Membership lifecycle', () => {
     await cluster.stopAll();
   });
 
-  it('stays joining until readyToActivate agrees', async () => {
-    let ready = false;
-    const { sim, cluster, a, b } = await pair(2, { readyToActivate: () => ready });
+  it('stays joining until readyToActivate agrees (a check that throws is a no)', async () => {
+    let ready: boolean | 'throw' = 'throw';
+    let asked = 0;
+    const readyToActivate = (): boolean => {
+      asked++;
+      if (ready === 'throw') throw new Error('transfer state unreadable');
+      return ready;
+    };
+    const { sim, cluster, a, b } = await pair(2, { readyToActivate });
+    await sim.advance(5 * INTERVAL);
+    expect(asked).toBeGreaterThan(0);
+    expect(b.member('b')?.state).toBe('joining');
+    ready = false;
     await sim.advance(5 * INTERVAL);
     expect(b.member('b')?.state).toBe('joining');
     expect(a.statuses().find((s) => s.id === 'b')?.status).toBe('joining');
@@ -327,6 +337,45 @@ describe('Membership liveness and hooks', () => {
     await m.stop();
     expect(saved.at(-1)?.find((r) => r.id === 'b')?.state).toBe('leaving');
     await cluster.stopAll();
+  });
+
+  it('retries saving the member table after a failed save, until one lands', async () => {
+    const sim = new Sim(31);
+    const saved: MemberRecord[][] = [];
+    let attempts = 0;
+    let diskFull = true;
+    const m = new Membership(
+      {
+        transport: sim.net.transport('solo:1'),
+        clock: sim.time,
+        timers: sim.time,
+        random: sim.fork(),
+        persist: async (rs) => {
+          attempts++;
+          if (diskFull) throw new Error('ENOSPC');
+          saved.push(rs);
+        },
+      },
+      { self: { id: 'solo', address: 'solo:1', zone: 'default', weight: 1 }, seeds: [], n: 3, gossipIntervalMs: INTERVAL, partitionBits: 6 },
+    );
+    sim.net.register('solo:1', m.handlers());
+    await m.start();
+    await sim.advance(3 * INTERVAL);
+    expect(saved).toEqual([]);
+    const failing = attempts;
+    expect(failing).toBeGreaterThanOrEqual(1);
+    // Still failing: it keeps trying, once per round, and nothing is lost in memory.
+    await sim.advance(3 * INTERVAL);
+    expect(attempts).toBeGreaterThan(failing);
+    expect(m.leave()).toBe(true);
+    diskFull = false;
+    await sim.advance(3 * INTERVAL);
+    expect(saved.at(-1)?.find((r) => r.id === 'solo')?.state).toBe('leaving');
+    // Saved once it could be; then quiet again until the next change.
+    const settled = attempts;
+    await sim.advance(10 * INTERVAL);
+    expect(attempts).toBe(settled);
+    await m.stop();
   });
 
   it('counts exchanges and failures and reports each round', async () => {
