@@ -24,8 +24,19 @@ export interface Protocol {
   get(pool: Pool, state: KeyState, i: number): Promise<string | number>;
 }
 
-/** CPU clock ticks of the whole machine from /proc/stat's text: all states, and steal. */
-export function parseProcStat(text: string): { total: number; steal: number } | undefined;
+/** CPU clock ticks of the whole machine from /proc/stat's text: all states, steal, and busy (user through softirq). */
+export function parseProcStat(text: string): { total: number; steal: number; busy: number } | undefined;
+
+/** Cores the rest of the machine used between two readings `seconds` apart, beyond `ownCores`. */
+export function foreignCores(
+  before: { busy: number } | undefined,
+  after: { busy: number } | undefined,
+  seconds: number,
+  ownCores: number,
+): number | undefined;
+
+/** Foreign CPU (cores) above which a measured window counts as shared with other work. */
+export const FOREIGN_LIMIT: number;
 
 /** Steal between two readings as a fraction of all CPU time in between. */
 export function stealFraction(
@@ -47,6 +58,8 @@ export interface RunResult {
   serverCpu: number;
   loadAvg1: number;
   steal: number | undefined;
+  /** Cores other processes used during the window (see foreignCores); absent in old reports. */
+  otherCpu?: number | undefined;
 }
 
 /** The ratio table of `base` over `other`, one row per (workload, size) both ran; undefined if none. */
@@ -56,7 +69,16 @@ export function formatRatios(results: { target: string; result: RunResult }[], b
 export interface RepeatCell {
   workload: string;
   valueSize: number;
-  runs: { run: number; ratio: number; p99: number; errors: number; steal: (number | undefined)[]; met: boolean }[];
+  runs: {
+    run: number;
+    ratio: number;
+    p99: number;
+    errors: number;
+    steal: (number | undefined)[];
+    other: (number | undefined)[];
+    shared: boolean;
+    met: boolean;
+  }[];
   medianRatio: number;
   medianP99: number;
   met: number;
@@ -77,8 +99,10 @@ export function formatRepeats(summary: RepeatCell[], goal?: number): string;
 export interface JointTarget {
   valueSize: number;
   goal: number;
-  runs: { run: number; met: boolean; put: number; get: number }[];
+  runs: { run: number; met: boolean; shared: boolean; put: number; get: number }[];
   met: number[];
+  /** Runs where other work shared the machine during a PUT or GET window (never counted as met). */
+  shared: number[];
 }
 
 /** PUT and GET both at `goal`x in the same run (p99 no worse, no errors), per value size. */

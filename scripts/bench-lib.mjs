@@ -300,8 +300,11 @@ function procCpuTicks(pid) {
 
 /**
  * The machine's CPU time from the `cpu` line of /proc/stat (clock ticks summed over every CPU):
- * `total` over all states, and `steal`, time the hypervisor ran something else while a vCPU
- * wanted to run. Undefined where /proc/stat is missing or unreadable (not Linux).
+ * `total` over all states, `steal`, time the hypervisor ran something else while a vCPU
+ * wanted to run, and `busy`, all time doing work (user, nice, system, irq and softirq: a
+ * process's utime and stime include the interrupts taken while it ran, which /proc/stat counts
+ * apart; without them the processes' own figures add up to more than the machine's).
+ * Undefined where /proc/stat is missing or unreadable (not Linux).
  */
 export function parseProcStat(text) {
   const line = text.split('\n', 1)[0] ?? '';
@@ -311,7 +314,7 @@ export function parseProcStat(text) {
   // counted in user and nice, so the total stops at steal.
   const ticks = f.slice(1, 9).map(Number);
   if (!ticks.every((t) => Number.isSafeInteger(t) && t >= 0)) return undefined;
-  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] };
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7], busy: ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] };
 }
 
 function machineTicks() {
@@ -335,6 +338,22 @@ export function stealFraction(before, after) {
 
 // USER_HZ is 100 on every Linux we care about; `getconf CLK_TCK` would be the way to ask.
 const CLK_TCK = 100;
+
+/**
+ * CPU the rest of the machine used between two parseProcStat readings `seconds` apart, in
+ * cores: user and system time of every process, less `ownCores` (the load generator's and the
+ * servers' own, measured per process). A build, a test run or any other busy process during
+ * a measured window shows here, and takes its CPU from the target being measured. A little
+ * is always there (the tick-based figures round, and the machine has its own daemons).
+ * Undefined if either reading is missing.
+ */
+export function foreignCores(before, after, seconds, ownCores) {
+  if (before === undefined || after === undefined || !(seconds > 0)) return undefined;
+  return (after.busy - before.busy) / CLK_TCK / seconds - ownCores;
+}
+
+/** Foreign CPU (see foreignCores) above which a window was shared with other work. */
+export const FOREIGN_LIMIT = 0.1;
 
 /**
  * Wait until the server processes are quiet: less than `idlePercent` of one core together
@@ -420,7 +439,8 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
 
   const seconds = durationMs / 1000;
   const cpu = cpuStart ? process.cpuUsage(cpuStart) : undefined;
-  const steal = stealFraction(machineStart, machineTicks());
+  const machineEnd = machineTicks();
+  const steal = stealFraction(machineStart, machineEnd);
   const serverCpu = serverStart
     ? serverPids.map((pid, k) => {
         const a = serverStart[k];
@@ -429,6 +449,8 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
       })
     : [];
   const answered = counts.ok + counts.miss + counts.siblings;
+  const clientCpu = cpu ? (cpu.user + cpu.system) / 1e6 / seconds : undefined;
+  const serverCpuTotal = serverCpu.reduce((a, b) => (b === undefined ? a : a + b), 0);
   return {
     workload,
     valueSize: state.valueSize,
@@ -442,8 +464,10 @@ export async function runLoad({ protocol, pools, state, workload, concurrency, d
     counts,
     failures,
     // Fractions of one core over the measured window.
-    clientCpu: cpu ? (cpu.user + cpu.system) / 1e6 / seconds : undefined,
-    serverCpu: serverCpu.reduce((a, b) => (b === undefined ? a : a + b), 0),
+    clientCpu,
+    serverCpu: serverCpuTotal,
+    // What every other process on the machine used meanwhile (see foreignCores).
+    otherCpu: foreignCores(machineStart, machineEnd, seconds, (clientCpu ?? 0) + serverCpuTotal),
     // The machine is shared: a 1-minute load average far above the core count flags a noisy run.
     loadAvg1: loadavg()[0],
     // Fraction of the machine's CPU time the hypervisor took during the window (see stealFraction).
@@ -486,14 +510,14 @@ export function formatRun(target, r) {
     `${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ` +
     `p50 ${ms(l.p50)}  p99 ${ms(l.p99)}  p999 ${ms(l.p999)}  max ${ms(l.max)} ms  ` +
     `errors ${failureText(r)}  300s ${r.counts.siblings}  404s ${r.counts.miss}  ` +
-    `cpu client ${pct(r.clientCpu)} servers ${pct(r.serverCpu)} (${cpuPerOp(r)} µs/op)  load ${r.loadAvg1.toFixed(1)}  steal ${stealPct(r.steal)}`
+    `cpu client ${pct(r.clientCpu)} servers ${pct(r.serverCpu)} (${cpuPerOp(r)} µs/op) other ${pct(r.otherCpu)}  load ${r.loadAvg1.toFixed(1)}  steal ${stealPct(r.steal)}`
   );
 }
 
 /** The final table (latencies in ms). */
 export function formatTable(results) {
   const rows = [
-    ['target', 'workload', 'value', 'ops/s', 'p50', 'p99', 'p999', 'max', 'errors', '300s', '404s', 'cpu(cl)', 'cpu(srv)', 'srv µs/op', 'steal'],
+    ['target', 'workload', 'value', 'ops/s', 'p50', 'p99', 'p999', 'max', 'errors', '300s', '404s', 'cpu(cl)', 'cpu(srv)', 'srv µs/op', 'other', 'steal'],
   ];
   for (const { target, result: r } of results) {
     const l = r.latencyUs;
@@ -512,6 +536,7 @@ export function formatTable(results) {
       pct(r.clientCpu),
       pct(r.serverCpu),
       cpuPerOp(r),
+      pct(r.otherCpu),
       stealPct(r.steal),
     ]);
   }
@@ -525,7 +550,9 @@ function resultFor(results, target, workload, valueSize) {
 
 /** ringkv/other ratios per (workload, size) for targets measured in the same invocation. */
 export function formatRatios(results, base, other) {
-  const rows = [['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio', `steal ${base}/${other}`]];
+  const rows = [
+    ['workload', 'value', 'ops/s ratio', 'p50 ratio', 'p99 ratio', 'p999 ratio', 'srv µs/op ratio', `steal ${base}/${other}`, `other ${base}/${other}`],
+  ];
   for (const { target, result: r } of results) {
     if (target !== base) continue;
     const o = resultFor(results, other, r.workload, r.valueSize);
@@ -541,15 +568,23 @@ export function formatRatios(results, base, other) {
       q(cpuPerOp(r), cpuPerOp(o)),
       // A ratio whose halves ran with different steal compares two different machines.
       `${stealPct(r.steal)}/${stealPct(o.steal)}`,
+      // So does one whose halves shared the machine with different other work.
+      `${pct(r.otherCpu)}/${pct(o.otherCpu)}`,
     ]);
   }
   return rows.length > 1 ? pad(rows, 2) : undefined;
 }
 
-/** One cell of one run (see summarizeRepeats) at `goal`x or more, p99 no worse, no errors. */
+/**
+ * One cell of one run (see summarizeRepeats) at `goal`x or more, p99 no worse, no errors, and
+ * measured with the machine to itself on both sides (`shared`: see foreignCores).
+ */
 function meetsGoal(x, goal) {
-  return x.ratio >= goal && x.p99 <= 1 && x.errors === 0;
+  return x.ratio >= goal && x.p99 <= 1 && x.errors === 0 && !x.shared;
 }
+
+/** True when other work used FOREIGN_LIMIT of a core or more during either side's window. */
+const sharedWindow = (other) => other.some((f) => f !== undefined && f >= FOREIGN_LIMIT);
 
 /**
  * ringkv against `other` over repeated full runs (`--repeat`): per (workload, size), each run's
@@ -570,7 +605,8 @@ export function summarizeRepeats(runs, base, other, goal = 2) {
       const ratio = r.opsPerSec / o.opsPerSec;
       const p99 = r.latencyUs.p99 / o.latencyUs.p99;
       const errors = r.counts.failed + o.counts.failed;
-      const cell = { run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal] };
+      const foreign = [r.otherCpu, o.otherCpu];
+      const cell = { run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal], other: foreign, shared: sharedWindow(foreign) };
       cells.get(key).runs.push({ ...cell, met: meetsGoal(cell, goal) });
     }
   });
@@ -583,7 +619,10 @@ export function summarizeRepeats(runs, base, other, goal = 2) {
   }));
 }
 
-/** summarizeRepeats as a table: a column per run (ratio, and steal when either side had 2 % or more). */
+/**
+ * summarizeRepeats as a table: a column per run (ratio, steal when either side had 2 % or more,
+ * and other work's CPU when either window was shared).
+ */
 export function formatRepeats(summary, goal = 2) {
   const n = Math.max(...summary.map((c) => c.runs.at(-1)?.run ?? 0));
   const rows = [['workload', 'value', ...Array.from({ length: n }, (_, i) => `run ${i + 1}`), 'median', 'p99 median', `runs at ${goal}x`]];
@@ -592,7 +631,10 @@ export function formatRepeats(summary, goal = 2) {
       const x = c.runs.find((y) => y.run === i + 1);
       if (!x) return '-';
       const stolen = x.steal.some((f) => f !== undefined && f >= 0.02);
-      return `${x.ratio.toFixed(2)}${stolen ? ` (steal ${x.steal.map(stealPct).join('/')})` : ''}`;
+      const notes = [];
+      if (stolen) notes.push(`steal ${x.steal.map(stealPct).join('/')}`);
+      if (x.shared) notes.push(`other ${x.other.map(pct).join('/')}`);
+      return `${x.ratio.toFixed(2)}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
     });
     rows.push([c.workload, `${c.valueSize} B`, ...perRun, c.medianRatio.toFixed(2), c.medianP99.toFixed(2), `${c.met} of ${c.runs.length}`]);
   }
@@ -613,9 +655,16 @@ export function jointTarget(summary, goal = 2) {
     const runs = [];
     for (const p of put.runs) {
       const g = get.runs.find((x) => x.run === p.run);
-      if (g) runs.push({ run: p.run, met: meetsGoal(p, goal) && meetsGoal(g, goal), put: p.ratio, get: g.ratio });
+      if (g) runs.push({ run: p.run, met: meetsGoal(p, goal) && meetsGoal(g, goal), shared: p.shared || g.shared, put: p.ratio, get: g.ratio });
     }
-    if (runs.length > 0) out.push({ valueSize: size, goal, runs, met: runs.filter((r) => r.met).map((r) => r.run) });
+    if (runs.length > 0)
+      out.push({
+        valueSize: size,
+        goal,
+        runs,
+        met: runs.filter((r) => r.met).map((r) => r.run),
+        shared: runs.filter((r) => r.shared).map((r) => r.run),
+      });
   }
   return out;
 }
@@ -625,7 +674,11 @@ export function formatJointTarget(joint) {
   return joint
     .map((j) => {
       const which = j.met.length > 0 ? ` (run${j.met.length > 1 ? 's' : ''} ${j.met.join(', ')})` : '';
-      return `  ${j.valueSize} B: ${j.met.length} of ${j.runs.length} run${j.runs.length > 1 ? 's' : ''}${which}`;
+      const shared =
+        j.shared.length > 0
+          ? `; not counted: run${j.shared.length > 1 ? 's' : ''} ${j.shared.join(', ')}, where other work used ${Math.round(FOREIGN_LIMIT * 100)}% of a core or more`
+          : '';
+      return `  ${j.valueSize} B: ${j.met.length} of ${j.runs.length} run${j.runs.length > 1 ? 's' : ''}${which}${shared}`;
     })
     .join('\n');
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatJointTarget, formatRepeats, jointTarget, type RunResult, summarizeRepeats } from '../../../scripts/bench-lib.mjs';
 
 /** `npm run bench -- --repeat N` sums up ringkv against etcd over N full runs. */
-function run(workload: string, opsPerSec: number, p99Us: number, failed = 0, steal = 0, valueSize = 256): RunResult {
+function run(workload: string, opsPerSec: number, p99Us: number, failed = 0, steal = 0, valueSize = 256, otherCpu = 0.02): RunResult {
   return {
     workload,
     valueSize,
@@ -14,6 +14,7 @@ function run(workload: string, opsPerSec: number, p99Us: number, failed = 0, ste
     serverCpu: 1.5,
     loadAvg1: 2,
     steal,
+    otherCpu,
   };
 }
 
@@ -67,6 +68,27 @@ describe('bench repeat summary', () => {
     expect(summarizeRepeats([[{ target: 'ringkv', result: run('get', 1, 1) }]], 'ringkv', 'etcd')).toBeUndefined();
   });
 
+  it('never counts a run whose window other work shared, on either side, and names it', () => {
+    const runs = [
+      pair(run('put', 5000, 20_000), run('put', 2000, 40_000)), // met
+      pair(run('put', 5000, 20_000), run('put', 2000, 40_000, 0, 0, 256, 0.4)), // etcd's window shared
+      pair(run('put', 5000, 20_000, 0, 0, 256, 0.1), run('put', 2000, 40_000)), // ringkv's, at the limit
+    ];
+    const [cell] = summarizeRepeats(runs, 'ringkv', 'etcd') ?? [];
+    expect(cell?.runs.map((x) => [x.met, x.shared])).toEqual([
+      [true, false],
+      [false, true],
+      [false, true],
+    ]);
+    const row = formatRepeats(summarizeRepeats(runs, 'ringkv', 'etcd') ?? []).split('\n')[1];
+    expect(row).toContain('2.50 (other 2%/40%)');
+    expect(row).toMatch(/1 of 3$/);
+    const withGet = runs.map((r) => [...r, { target: 'ringkv', result: run('get', 9000, 1000) }, { target: 'etcd', result: run('get', 3000, 2000) }]);
+    expect(formatJointTarget(jointTarget(summarizeRepeats(withGet, 'ringkv', 'etcd') ?? []))).toBe(
+      '  256 B: 1 of 3 runs (run 1); not counted: runs 2, 3, where other work used 10% of a core or more',
+    );
+  });
+
   it('counts a run toward the joint target only if its PUT and its GET both met the goal', () => {
     const both = (put: [number, number, number?], get: [number, number, number?], size = 256) => [
       { target: 'ringkv', result: run('put', put[0], put[1], put[2] ?? 0, 0, size) },
@@ -85,7 +107,7 @@ describe('bench repeat summary', () => {
       [256, [1, 4], 4],
       [4096, [2], 3],
     ]);
-    expect(joint[0]?.runs[1]).toEqual({ run: 2, met: false, put: 2.5, get: 5000 / 3000 });
+    expect(joint[0]?.runs[1]).toEqual({ run: 2, met: false, shared: false, put: 2.5, get: 5000 / 3000 });
     expect(formatJointTarget(joint).split('\n')).toEqual(['  256 B: 2 of 4 runs (runs 1, 4)', '  4096 B: 1 of 3 runs (run 2)']);
     // One run, as a single comparison prints it.
     expect(formatJointTarget(jointTarget(summarizeRepeats([runs[1] ?? []], 'ringkv', 'etcd') ?? []))).toBe(

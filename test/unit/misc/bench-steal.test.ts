@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { formatRatios, parseProcStat, type RunResult, stealFraction } from '../../../scripts/bench-lib.mjs';
+import { FOREIGN_LIMIT, foreignCores, formatRatios, parseProcStat, type RunResult, stealFraction } from '../../../scripts/bench-lib.mjs';
 
 /**
  * The benchmark reports how much CPU the hypervisor took during each measured window (steal),
@@ -10,8 +10,8 @@ describe('bench steal time', () => {
   const stat = (user: number, idle: number, steal: number, guest = 0): string =>
     `cpu  ${user} 0 100 ${idle} 5 0 20 ${steal} ${guest} 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1 2 3\n`;
 
-  it('sums user through steal, leaving out guest time (already inside user)', () => {
-    expect(parseProcStat(stat(1000, 4000, 50, 300))).toEqual({ total: 1000 + 100 + 4000 + 5 + 20 + 50, steal: 50 });
+  it('sums user through steal, leaving out guest time (already inside user); busy is user through softirq', () => {
+    expect(parseProcStat(stat(1000, 4000, 50, 300))).toEqual({ total: 1000 + 100 + 4000 + 5 + 20 + 50, steal: 50, busy: 1000 + 100 + 20 });
   });
 
   it('gives the steal share of the time between two readings', () => {
@@ -19,6 +19,18 @@ describe('bench steal time', () => {
     const after = parseProcStat(stat(1150, 4030, 70));
     // 150 user + 30 idle + 20 steal ticks passed.
     expect(stealFraction(before, after)).toBeCloseTo(20 / 200, 12);
+  });
+
+  it('gives the CPU other processes used beside the measured ones, in cores', () => {
+    // 10 s apart: 1500 user+system ticks = 1.5 cores busy; the load generator and the servers
+    // account for 1.2 of them, so 0.3 of a core went to something else.
+    const before = parseProcStat(stat(1000, 4000, 50));
+    const after = parseProcStat(stat(2500, 4500, 50));
+    expect(foreignCores(before, after, 10, 1.2)).toBeCloseTo(0.3, 12);
+    expect(foreignCores(before, after, 10, 1.5)).toBeCloseTo(0, 12);
+    expect(foreignCores(undefined, after, 10, 1)).toBeUndefined();
+    expect(foreignCores(before, after, 0, 1)).toBeUndefined();
+    expect(FOREIGN_LIMIT).toBe(0.1);
   });
 
   it('gives no figure for text that is not a cpu line, or when no time passed', () => {
@@ -40,7 +52,7 @@ describe('bench steal time', () => {
 });
 
 describe('bench ratio table', () => {
-  const run = (opsPerSec: number, steal: number | undefined): RunResult => ({
+  const run = (opsPerSec: number, steal: number | undefined, otherCpu?: number): RunResult => ({
     workload: 'put',
     valueSize: 256,
     opsPerSec,
@@ -51,20 +63,22 @@ describe('bench ratio table', () => {
     serverCpu: 1.5,
     loadAvg1: 2,
     steal,
+    otherCpu,
   });
 
-  it("shows each target's steal beside the ratios, so a starved half is visible", () => {
+  it("shows each target's steal and other work's CPU beside the ratios, so a starved half is visible", () => {
     const text = formatRatios(
       [
-        { target: 'ringkv', result: run(4000, 0.002) },
-        { target: 'etcd', result: run(2000, 0.173) },
+        { target: 'ringkv', result: run(4000, 0.002, 0.03) },
+        { target: 'etcd', result: run(2000, 0.173, 0.45) },
       ],
       'ringkv',
       'etcd',
     );
     const [header, row] = (text ?? '').split('\n');
     expect(header).toContain('steal ringkv/etcd');
-    expect(row).toMatch(/^put\s+256 B\s+2\.00\s.*\s0\.2%\/17\.3%$/);
+    expect(header).toMatch(/other ringkv\/etcd$/);
+    expect(row).toMatch(/^put\s+256 B\s+2\.00\s.*\s0\.2%\/17\.3%\s+3%\/45%$/);
   });
 
   it('shows a dash for a target whose steal is unknown', () => {
@@ -76,6 +90,6 @@ describe('bench ratio table', () => {
       'ringkv',
       'etcd',
     );
-    expect(text?.split('\n')[1]).toMatch(/\s-\/0\.0%$/);
+    expect(text?.split('\n')[1]).toMatch(/\s-\/0\.0%\s+-\/-$/);
   });
 });
