@@ -20,6 +20,7 @@ import {
   encodePartitionsRequest,
   encodeRootReply,
 } from '../../src/antientropy/messages.js';
+import { RingkvError } from '../../src/errors.js';
 import type { MemberRecord, MembershipView } from '../../src/membership/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -812,6 +813,47 @@ describe('tombstone reaping', () => {
     expect(await holders('gone')).toEqual([]);
     expect(await holders('stale')).toEqual([]);
     expect((await c.objects('a')).size).toBe(20);
+  });
+
+  it('a replica that refuses the reap keeps its tombstone, which comes back to the others and is reaped later; an unreadable copy is skipped', async () => {
+    const c = await make(38, { partitionBits: 8, ae: { reaper: { graceMs: HOUR } } });
+    const ids = ['a', 'b', 'c'];
+    await c.putAll('gone', 'v1');
+    const primary = c.primary('gone');
+    await c.del(primary, 'gone', ids);
+    // Another key whose primary is the same node, rotten on that node: the pass skips it.
+    let rotten = '';
+    for (let i = 0; rotten === ''; i++) if (c.primary(`r${i}`) === primary) rotten = `r${i}`;
+    await c.putAll(rotten, 'v');
+    const rk = objectKey(c.partitionOf(rotten), rotten);
+    const bytes = (await c.node(primary).store.get('obj', rk))!;
+    bytes[3] = (bytes[3] as number) ^ 0x01;
+    await c.node(primary).store.put('obj', rk, bytes);
+    await c.time.advance(HOUR + 1);
+
+    const refusing = ids.find((id) => id !== primary)!;
+    const handlers = new Map(c.node(refusing).ae.handlers());
+    handlers.set('aae-reap', async () => {
+      throw new RingkvError('UNAVAILABLE', 'refused (provoked by the test)');
+    });
+    c.net.register(`${refusing}:7000`, handlers);
+    const reap = async () => (await c.settle(c.node(primary).ae.reap()))!;
+    const first = await reap();
+    expect(first.keys).toBe(0);
+    const holders = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const id of ids) if (await c.read(id, 'gone')) out.push(id);
+      return out;
+    };
+    expect(await holders()).toEqual([refusing]);
+    // Anti-entropy brings the tombstone back to the others: still deleted, never resurrected.
+    for (const id of ids) if (id !== refusing) await c.exchange(refusing, id);
+    expect(await holders()).toEqual(ids);
+    for (const id of ids) expect(isDeleted((await c.read(id, 'gone'))!)).toBe(true);
+
+    c.net.register(`${refusing}:7000`, c.node(refusing).ae.handlers());
+    expect((await reap()).keys).toBe(1);
+    expect(await holders()).toEqual([]);
   });
 
   it('only the primary initiates, and a scheduled round reaps once grace has passed', async () => {

@@ -82,6 +82,20 @@ describe('withCircuitBreaker', () => {
     expect(t.breakerStates().get(A)).toBe('closed');
   });
 
+  it('counts an error that is not a TransportError (outcome unknown) as a timeout', async () => {
+    const time = new ManualTime();
+    const inner = {
+      async send(): Promise<Uint8Array> {
+        throw new TypeError('a bug below the breaker');
+      },
+      close: async () => undefined,
+    };
+    const t = withCircuitBreaker(inner, { clock: time, random: fixed(0.5) }, { failureThreshold: 2, openMs: 1_000 });
+    for (let i = 0; i < 2; i++) await expect(t.send(A, 'r', OK, { timeoutMs: 100 })).rejects.toBeInstanceOf(TypeError);
+    expect(t.breakerStates().get(A)).toBe('open');
+    await expect(t.send(A, 'r', OK, { timeoutMs: 100 })).rejects.toBeInstanceOf(CircuitOpenError);
+  });
+
   it('keeps one breaker per peer', async () => {
     const { outcome, send, t } = setup();
     outcome.set(A, 'unreachable');
