@@ -62,14 +62,20 @@ async function delivered(c: SimCluster, ids: readonly string[]): Promise<number>
   return n;
 }
 
+/** Crash n3 (of three), wait until n1 and n2 see it down, then write 20 keys through `via()`. */
+async function writeWhileN3IsDown(c: SimCluster, via: () => string): Promise<string[]> {
+  await c.crash('n3');
+  await c.runUntil('n3 seen down', () => ['n1', 'n2'].every((id) => !c.node(id).c.membership.isUp('n3')), 20_000);
+  const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+  for (const k of keys) await c.put(via(), k, `v-${k}`);
+  return keys;
+}
+
 describe('hinted handoff when delivery fails', () => {
   it('keeps every hint while the owner refuses the hinted writes, and delivers them all once it accepts', async () => {
     await withCluster({ seed: 31, nodes: 3 }, 3, async (c) => {
       const holders = ['n1', 'n2'];
-      await c.crash('n3');
-      await c.runUntil('n3 seen down', () => holders.every((id) => !c.node(id).c.membership.isUp('n3')), 20_000);
-      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
-      for (const k of keys) await c.put(c.sim.pick(holders), k, `v-${k}`);
+      const keys = await writeWhileN3IsDown(c, () => c.sim.pick(holders));
       const parked = pendingHints(c, holders);
       expect(parked).toBeGreaterThanOrEqual(keys.length);
 
@@ -107,6 +113,16 @@ describe('hinted handoff when delivery fails', () => {
   });
 });
 
+/** Ten keys `id` will replicate once active, by n1's pending ring (it holds none of them yet). */
+function tenGainedBy(c: SimCluster, id: string): string[] {
+  const pending = c.node('n1').c.membership.pendingRing();
+  const gains = Array.from({ length: 400 }, (_, i) => `g${i}`)
+    .filter((k) => pending.preferenceList(pending.partitionOf(k)).includes(id))
+    .slice(0, 10);
+  expect(gains.length).toBe(10);
+  return gains;
+}
+
 describe('writes for a joining owner that cannot take them', () => {
   it('are parked as hints for it, and delivered when it is back', async () => {
     await withCluster({ seed: 38, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
@@ -117,12 +133,7 @@ describe('writes for a joining owner that cannot take them', () => {
       await c.crash('n4');
       await c.runUntil('n1 sees n4 down', () => !m1.isUp('n4'), 20_000);
       expect(m1.member('n4')?.state).toBe('joining');
-      // Keys n4 will replicate once active (it holds none of them yet).
-      const pending = m1.pendingRing();
-      const gains = Array.from({ length: 400 }, (_, i) => `g${i}`)
-        .filter((k) => pending.preferenceList(pending.partitionOf(k)).includes('n4'))
-        .slice(0, 10);
-      expect(gains.length).toBe(10);
+      const gains = tenGainedBy(c, 'n4');
       const before = c.node('n1').c.replica.pendingHints;
       for (const k of gains) await c.put('n1', k, `v-${k}`);
       expect(c.node('n1').c.replica.pendingHints - before).toBe(gains.length);
@@ -144,11 +155,7 @@ describe('writes for a joining owner that cannot take them', () => {
       const m1 = c.node('n1').c.membership;
       await c.runUntil('n1 sees n4 joining', () => m1.member('n4')?.state === 'joining' && m1.pendingRing() !== m1.ring(), 20_000);
       expect(m1.isUp('n4')).toBe(true);
-      const pending = m1.pendingRing();
-      const gains = Array.from({ length: 400 }, (_, i) => `g${i}`)
-        .filter((k) => pending.preferenceList(pending.partitionOf(k)).includes('n4'))
-        .slice(0, 10);
-      expect(gains.length).toBe(10);
+      const gains = tenGainedBy(c, 'n4');
       const before = c.node('n1').c.replica.pendingHints;
       for (const k of gains) await c.put('n1', k, `v-${k}`);
       await c.runUntil('a hint per refused copy', () => c.node('n1').c.replica.pendingHints - before === gains.length, 5_000);
@@ -353,10 +360,7 @@ describe('a copy that rotted on disk', () => {
   it('does not wedge hint delivery: the other hinted writes are delivered and every hint is cleared', async () => {
     await withCluster({ seed: 51, nodes: 3 }, 3, async (c) => {
       const holders = ['n1', 'n2'];
-      await c.crash('n3');
-      await c.runUntil('n3 seen down', () => holders.every((id) => !c.node(id).c.membership.isUp('n3')), 20_000);
-      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
-      for (const k of keys) await c.put('n1', k, `v-${k}`);
+      const keys = await writeWhileN3IsDown(c, () => 'n1');
       for (const id of holders) await rot(c, id, 'k0');
       await c.startNode(c.node('n3'));
       await c.runUntil('hints drained', () => pendingHints(c, holders) === 0, 30_000);
