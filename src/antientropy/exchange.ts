@@ -35,7 +35,7 @@ import type { Random } from '../runtime/random.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { objectKey, objectKeyPartition, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
-import { decodeObject, isCorruptObject, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
+import { decodeObject, decodeUnlessCorrupt, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
 import {
   AAE_ROUTES,
   decodeFetchReply,
@@ -324,11 +324,28 @@ export class AntiEntropy {
       before !== undefined ? versionDigest(before) : replacedCorrupt ? CORRUPT_DIGEST : undefined,
       after === undefined ? undefined : versionDigest(after),
     );
+    // The leaf held CORRUPT_DIGEST for the damaged copy only if a scan has seen it since it
+    // was damaged; if it rotted while running, the leaf still holds its old healthy digest.
+    // Either way, take the leaf from the store again.
+    if (replacedCorrupt) void this.resetLeaf(partition);
   };
 
+  /** Set partition `p`'s leaf from a scan of the store, unless a write to it raced the scan. */
+  private async resetLeaf(p: number): Promise<void> {
+    const seq = this.writeSeq![p]!;
+    try {
+      const { leaf } = await this.scanPartition(p);
+      if (this.treeReady && this.writeSeq![p] === seq) this.tree?.setLeaf(p, leaf);
+    } catch (err) {
+      // The store closed, say: a later exchange's self-check (checkLeaf) still fixes the leaf.
+      this.c.log.debug({ partition: p, err: String(err) }, 'anti-entropy leaf reset failed');
+    }
+  }
+
   /**
-   * Digest of a stored object. An undecodable (corrupt) one gets CORRUPT_DIGEST, so it differs
-   * from every healthy replica's copy and an exchange repairs it (see LocalReplica.apply).
+   * Digest of a stored object. An undecodable (corrupt) one gets CORRUPT_DIGEST, so once a scan
+   * has seen it, it differs from every healthy replica's copy and an exchange replaces it (see
+   * LocalReplica.apply). Damage that happens while the node runs shows when a scan reads it.
    */
   private digestOf(key: string, bytes: Uint8Array): number {
     try {
@@ -705,13 +722,9 @@ export class AntiEntropy {
   /** `bytes` decoded, or undefined when absent or corrupt (logged; see repairBatch). */
   private decodeCopy(key: string, bytes: Uint8Array | undefined, holder: string): VersionedObject | undefined {
     if (bytes === undefined) return undefined;
-    try {
-      return decodeObject(bytes);
-    } catch (err) {
-      if (!isCorruptObject(err)) throw err;
-      this.c.log.error({ key, holder, err: String(err) }, 'corrupt copy found by anti-entropy; a healthy copy will replace it');
-      return undefined;
-    }
+    const object = decodeUnlessCorrupt(bytes);
+    if (object === undefined) this.c.log.error({ key, holder }, 'corrupt copy found by anti-entropy; a healthy copy will replace it');
+    return object;
   }
 
   // ---------------------------------------------------------------- serving peers

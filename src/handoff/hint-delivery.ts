@@ -12,7 +12,7 @@ import type { LocalReplica } from '../replica/local-replica.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
 import type { Transport } from '../transport/transport.js';
-import { decodeObject, isCorruptObject } from '../version/index.js';
+import { decodeUnlessCorrupt } from '../version/index.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
 
@@ -144,14 +144,9 @@ export class HintDelivery {
 
   /** False (logged) for a stored copy that does not decode; see deliverTo. */
   private sound(key: string, bytes: Uint8Array): boolean {
-    try {
-      decodeObject(bytes);
-      return true;
-    } catch (err) {
-      if (!isCorruptObject(err)) throw err;
-      this.c.log.error({ key, err: String(err) }, 'not handing off a corrupt copy; anti-entropy will replace it');
-      return false;
-    }
+    if (decodeUnlessCorrupt(bytes) !== undefined) return true;
+    this.c.log.error({ key }, 'not handing off a corrupt copy');
+    return false;
   }
 
   private async deliverTo(owner: string): Promise<number> {
@@ -180,8 +175,8 @@ export class HintDelivery {
       hints.forEach((h, idx) => {
         const o = objects[idx];
         // A copy that rotted on disk would make the owner refuse the whole batch, on every
-        // pass: leave it out (its hint is cleared with the rest); anti-entropy replaces our
-        // copy from a healthy replica and brings the owner level.
+        // pass: leave it out (its hint is cleared with the rest). The owner gets the key from
+        // its co-replicas by anti-entropy.
         if (o && this.sound(h.key, o)) items.push({ key: h.key, object: o });
       });
       try {

@@ -17,25 +17,21 @@ import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { Ring } from '../ring/types.js';
 import { compareBytes, objectKeyPartition, parseObjectKey, partitionRange, type Store, utf8 } from '../storage/index.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
-import { decodeObject, isCorruptObject, type VersionedObject } from '../version/index.js';
+import { decodeUnlessCorrupt, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
 import { foreignRuns, hasBit, type PartitionRun, planId, receivePlan, receivers, toBitmap } from './transfer-plan.js';
 
 /**
- * `bytes` decoded, or undefined (logged) when the copy is corrupt: a transfer or a stray
- * hand-off skips it instead of failing at the same key on every pass. Anti-entropy later
- * replaces the copy (from a healthy replica) and fills in the receiver.
+ * `bytes` decoded, or undefined (logged with `what`) when the copy is damaged (see
+ * isCorruptObject): a transfer or a stray hand-off goes past it instead of failing at the same
+ * key on every pass.
  */
-function decodeOrSkip(bytes: Uint8Array, key: string, holder: string, log: Logger): VersionedObject | undefined {
-  try {
-    return decodeObject(bytes);
-  } catch (err) {
-    if (!isCorruptObject(err)) throw err;
-    log.error({ key, holder, err: String(err) }, 'skipping a corrupt copy; anti-entropy will replace it');
-    return undefined;
-  }
+function decodeOrSkip(bytes: Uint8Array, key: string, holder: string, log: Logger, what: string): VersionedObject | undefined {
+  const object = decodeUnlessCorrupt(bytes);
+  if (object === undefined) log.error({ key, holder }, what);
+  return object;
 }
 
 export const TRANSFER_ROUTES = {
@@ -287,7 +283,9 @@ export class Transfers {
         const key = r.str();
         const bytes = r.bytes();
         this.c.metrics.transferBytes.inc(bytes.length);
-        const object = decodeOrSkip(bytes, key, pull.source, this.c.log);
+        // A damaged copy at the source: the receiver gets the key from its co-replicas by
+        // anti-entropy once it is active.
+        const object = decodeOrSkip(bytes, key, pull.source, this.c.log, 'skipping a corrupt copy in a transfer');
         if (object !== undefined) await this.c.replica.apply(ring.partitionOf(key), key, object);
       }
       this.c.metrics.transferKeys.inc(n);
@@ -500,8 +498,12 @@ export class StrayCleaner {
         const { partition, key } = parseObjectKey(k);
         if (!ring.preferenceList(partition).includes(m.self)) {
           const v = await this.c.store.get('obj', k);
-          const object = v === undefined ? undefined : decodeOrSkip(v, key, m.self, this.c.log);
-          if (v !== undefined && object !== undefined) strays.push({ partition, key, object, bytes: v });
+          if (v !== undefined) {
+            // A damaged stray has nothing to hand over, and its owners hold their own copies.
+            const object = decodeOrSkip(v, key, m.self, this.c.log, 'dropping a corrupt copy this node does not own');
+            if (object !== undefined) strays.push({ partition, key, object, bytes: v });
+            else await this.c.replica.dropCorrupt(partition, key);
+          }
         }
         if (strays.length >= this.init.batchSize || scanned >= this.init.maxScan) {
           next = { key: k, after: true };

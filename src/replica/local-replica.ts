@@ -13,6 +13,7 @@ import {
   contextCoversAll,
   type Dot,
   decodeObject,
+  decodeUnlessCorrupt,
   encodeObject,
   isCorruptObject,
   isDeleted,
@@ -34,8 +35,9 @@ import { VersionCache } from './version-cache.js';
 /**
  * Called after a key's stored version changed (anti-entropy keeps its trees current with it).
  * `before` is the version replaced (its values may not have been read), undefined when the
- * key was new here, or when `replacedCorrupt` says the stored copy it replaced could not be
- * decoded; `after` is undefined when the key was removed from the store (a reaped tombstone).
+ * key was new here, or when `replacedCorrupt` says the stored copy it replaced (or removed)
+ * was damaged; `after` is undefined when the key was removed from the store (a reaped
+ * tombstone, a damaged stray).
  */
 export type WriteListener = (
   partition: number,
@@ -44,9 +46,6 @@ export type WriteListener = (
   after: VersionedObject | undefined,
   replacedCorrupt: boolean,
 ) => void;
-
-const ABSENT = { before: undefined, corrupt: false } as const;
-const ABSENT_CORRUPT = { before: undefined, corrupt: true } as const;
 
 /** Hint values: a change counter, so delivery deletes a hint only if no newer write re-parked it. */
 function hintValue(seq: number): Uint8Array {
@@ -245,7 +244,15 @@ export class LocalReplica {
         return minted;
       }
       // A key never held here (see KeyFilter) is not read: the usual insert.
-      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
+      let before: VersionedObject | undefined;
+      let corrupt = false;
+      if (this.keys?.absent(key) !== true) {
+        try {
+          before = await this.readLocked(partition, key);
+        } catch (err) {
+          corrupt = this.replacingCorrupt(partition, key, err);
+        }
+      }
       const actor = before ? this.init.actor : this.freshActor();
       const minted = mint(before, context, write, actor, now);
       await this.persist(partition, key, before, minted.object, hintsFor, true, corrupt);
@@ -275,7 +282,15 @@ export class LocalReplica {
         if (changed || hintsFor.length > 0) await this.persist(partition, key, stamp, incoming, hintsFor, changed);
         return { object: incoming, changed };
       }
-      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
+      let before: VersionedObject | undefined;
+      let corrupt = false;
+      if (this.keys?.absent(key) !== true) {
+        try {
+          before = await this.readLocked(partition, key);
+        } catch (err) {
+          corrupt = this.replacingCorrupt(partition, key, err);
+        }
+      }
       let object = before ? merge(before, incoming) : incoming;
       // The usual replication case: the incoming version supersedes ours. Keep `incoming`
       // itself (the same version; contents are identified by dots) so persist stores the
@@ -346,20 +361,32 @@ export class LocalReplica {
   }
 
   /**
-   * readLocked for a writer. A stored copy that fails to decode (corrupt on disk) counts as
-   * absent, so the write replaces it: nothing in it can be read any more, and keeping it would
-   * fail every later write of the key on this replica, and every anti-entropy repair of it.
-   * A coordinator then mints under a fresh actor, as for a key it never held. Logged loudly;
-   * any version only that copy held is lost, which is what the other replicas are for.
+   * For a writer whose read of the stored copy threw `err`: a copy that fails to decode
+   * (damaged on disk, see isCorruptObject) counts as absent, so the write replaces it. Nothing
+   * in it can be read any more, and keeping it would fail every later write of the key on this
+   * replica, and every anti-entropy repair of it. A coordinator then mints under a fresh actor,
+   * as for a key it never held. Logged loudly; any version only that copy held is lost, which
+   * is what the other replicas are for. Any other error is rethrown. Returns true.
    */
-  private async readForWrite(partition: number, key: string): Promise<{ before: VersionedObject | undefined; corrupt: boolean }> {
-    try {
-      return { before: await this.readLocked(partition, key), corrupt: false };
-    } catch (err) {
-      if (!isCorruptObject(err)) throw err;
-      this.components.log.error({ partition, key, err: String(err) }, 'stored copy is corrupt; replacing it with the version being written');
-      return ABSENT_CORRUPT;
-    }
+  private replacingCorrupt(partition: number, key: string, err: unknown): true {
+    if (!isCorruptObject(err)) throw err;
+    this.components.log.error({ partition, key, err: String(err) }, 'stored copy is corrupt; replacing it with the version being written');
+    return true;
+  }
+
+  /**
+   * Delete the key's stored copy if it is still damaged (see isCorruptObject); for a copy this
+   * node only held as a stray, which has nothing left to hand over. Returns true if deleted.
+   */
+  async dropCorrupt(partition: number, key: string): Promise<boolean> {
+    return this.lock.run(key, async () => {
+      const bytes = await this.readFromStore(partition, key);
+      if (bytes === undefined || decodeUnlessCorrupt(bytes) !== undefined) return false;
+      this.versions?.delete(key);
+      await this.components.store.del('obj', objectKey(partition, key));
+      for (const l of this.listeners) l(partition, key, undefined, undefined, true);
+      return true;
+    });
   }
 
   private async persist(

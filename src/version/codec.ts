@@ -51,8 +51,10 @@ const SIBLING_FIXED = 1 + 8;
 /** Smallest encoded sibling: index, counter, flags, f64, empty contentType, empty value. */
 const MIN_SIBLING_BYTES = 1 + 1 + SIBLING_FIXED + 1 + 1;
 const CRC_BYTES = 4;
-/** How decodeObject's errors begin (see isCorruptObject). */
+/** How decodeObject's errors begin, and the two reasons that mean damage (see isCorruptObject). */
 const CORRUPT = 'corrupt object';
+const TRUNCATED = 'truncated';
+const CHECKSUM_MISMATCH = 'checksum mismatch';
 
 function invalid(reason: string): never {
   throw new RingkvError('INTERNAL', `cannot encode object: ${reason}`);
@@ -194,14 +196,16 @@ function encodeFresh(obj: VersionStamp, headroom: number, placeholders: boolean)
  * reachable (copy with `slice()` to keep one long-term out of a large message).
  */
 export function decodeObject(bytes: Uint8Array): VersionedObject {
-  if (bytes.length < 1 + CRC_BYTES) throw new RingkvError('INTERNAL', `${CORRUPT}: truncated`);
+  if (bytes.length < 1 + CRC_BYTES) throw new RingkvError('INTERNAL', `${CORRUPT}: ${TRUNCATED}`);
   const end = bytes.length - CRC_BYTES;
   // Annotated so TypeScript treats r.fail() (returns never) as ending the branch.
   const r: ByteReader = new ByteReader(bytes, 'INTERNAL', CORRUPT, end);
+  // The checksum first: bytes that pass it are what some encoder wrote, so an unknown format
+  // or field past this point is not damage (see isCorruptObject).
+  const stored = new DataView(bytes.buffer, bytes.byteOffset + end, CRC_BYTES).getUint32(0, true);
+  if (crc32(bytes.subarray(0, end)) !== stored) r.fail(CHECKSUM_MISMATCH);
   const format = r.u8('format');
   if (format !== OBJECT_FORMAT) r.fail(`unknown format ${format}`);
-  const stored = new DataView(bytes.buffer, bytes.byteOffset + end, CRC_BYTES).getUint32(0, true);
-  if (crc32(bytes.subarray(0, end)) !== stored) r.fail('checksum mismatch');
 
   const actorCount = r.varint('actor count');
   // Each actor takes at least 2 bytes (its length and its counter).
@@ -253,11 +257,27 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
 }
 
 /**
- * True when `err` is decodeObject's refusal of bytes that are not a valid object (checksum
- * mismatch, truncation, bad fields): the copy is corrupt, as opposed to a read that failed.
+ * True when `err` is decodeObject's refusal of damaged bytes: too short to hold an object, or
+ * failing the checksum. Not for bytes that pass the checksum but do not decode (an unknown
+ * format, say from a newer version, or an encoder bug): those are refused loudly, never
+ * treated as damage to replace or skip. Nor for a read that failed.
  */
 export function isCorruptObject(err: unknown): boolean {
-  return err instanceof RingkvError && err.code === 'INTERNAL' && err.message.startsWith(CORRUPT);
+  return (
+    err instanceof RingkvError &&
+    err.code === 'INTERNAL' &&
+    (err.message === `${CORRUPT}: ${TRUNCATED}` || err.message === `${CORRUPT}: ${CHECKSUM_MISMATCH}`)
+  );
+}
+
+/** decodeObject, or undefined for damaged bytes (see isCorruptObject); any other refusal throws. */
+export function decodeUnlessCorrupt(bytes: Uint8Array): VersionedObject | undefined {
+  try {
+    return decodeObject(bytes);
+  } catch (err) {
+    if (isCorruptObject(err)) return undefined;
+    throw err;
+  }
 }
 
 /** A placeholder sibling after its dot: flags 0, lastModified +0 (8 bytes), empty content type, empty value. */

@@ -610,6 +610,23 @@ describe('anti-entropy refuses what it cannot trust', () => {
     });
   }
 
+  it('a copy that rots while the node runs, then replaced by a write, leaves the tree matching the store', async () => {
+    const c = await make(75);
+    const first = await c.putAll('k', 'v');
+    // Rot under the running node: its tree still holds the healthy copy's digest.
+    const key = objectKey(c.partitionOf('k'), 'k');
+    const bytes = (await c.node('b').store.get('obj', key))!;
+    bytes[3] = (bytes[3] as number) ^ 0x01;
+    await c.node('b').store.put('obj', key, bytes);
+    const newer = (await c.node('a').replica.coordinate(c.partitionOf('k'), 'k', first.clock, { value: enc.encode('v2'), contentType: 'text/plain', deleted: false }, c.time.now())).object;
+    expect((await c.node('b').replica.apply(c.partitionOf('k'), 'k', newer, [], true)).changed).toBe(true);
+    expect(await c.values('b', 'k')).toEqual(['v2']);
+    // The leaf is taken from the store again in the background: a few steps at most.
+    for (let i = 0; i < 200 && !(await c.treeMatchesStore('b')); i++) await c.step();
+    expect(await c.treeMatchesStore('b')).toBe(true);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
   it('refuses repair and reap items whose key is not in the partition they name, and stores nothing', async () => {
     const c = await make(72);
     const obj = await c.put('a', 'k', 'v');

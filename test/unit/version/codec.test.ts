@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer';
+import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RingkvError } from '../../../src/errors.js';
-import { decodeObject, encodeObject, mint, OBJECT_FORMAT } from '../../../src/version/index.js';
 import type { VersionedObject } from '../../../src/version/index.js';
+import { decodeObject, decodeUnlessCorrupt, encodeObject, isCorruptObject, mint, OBJECT_FORMAT } from '../../../src/version/index.js';
 import { objectArb, universeArb } from './sim.js';
 
 const RUNS = { numRuns: 1000 };
@@ -158,12 +159,27 @@ describe('object codec', () => {
     );
   });
 
-  it('names the problem in its message', () => {
-    expect(corrupt(new Uint8Array([])).message).toMatch(/truncated/);
-    expect(corrupt(new Uint8Array([9, 0, 0, 0, 0, 0])).message).toMatch(/unknown format 9/);
+  it('names the problem in its message, and calls only damage (short, or failing the checksum) corrupt', () => {
+    const short = corrupt(new Uint8Array([]));
+    expect(short.message).toMatch(/truncated/);
+    expect(isCorruptObject(short)).toBe(true);
+    // A format this version does not know, with a valid checksum: refused, but not damage.
+    const newer = new Uint8Array([9, 0, 0, 0, 0, 0]);
+    new DataView(newer.buffer).setUint32(2, crc32(newer.subarray(0, 2)), true);
+    const unknown = corrupt(newer);
+    expect(unknown.message).toMatch(/unknown format 9/);
+    expect(isCorruptObject(unknown)).toBe(false);
     const bytes = new Uint8Array(encodeObject({ clock: { a: 1 }, siblings: [] }));
     bytes[bytes.length - 1]! ^= 1;
-    expect(corrupt(bytes).message).toMatch(/checksum/);
+    const flipped = corrupt(bytes);
+    expect(flipped.message).toMatch(/checksum/);
+    expect(isCorruptObject(flipped)).toBe(true);
+    expect(isCorruptObject(new Error('corrupt object: checksum mismatch'))).toBe(false);
+    // decodeUnlessCorrupt: undefined for damage only.
+    expect(decodeUnlessCorrupt(bytes)).toBeUndefined();
+    expect(decodeUnlessCorrupt(new Uint8Array([]))).toBeUndefined();
+    expect(() => decodeUnlessCorrupt(newer)).toThrow(/unknown format 9/);
+    expect(decodeUnlessCorrupt(encodeObject({ clock: { a: 1 }, siblings: [] }))?.clock).toEqual({ a: 1 });
   });
 
   it('refuses to encode objects that could not round-trip', () => {
