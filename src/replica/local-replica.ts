@@ -47,6 +47,9 @@ export type WriteListener = (
   replacedCorrupt: boolean,
 ) => void;
 
+const ABSENT = { before: undefined, corrupt: false } as const;
+const ABSENT_CORRUPT = { before: undefined, corrupt: true } as const;
+
 /** Hint values: a change counter, so delivery deletes a hint only if no newer write re-parked it. */
 function hintValue(seq: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -244,15 +247,7 @@ export class LocalReplica {
         return minted;
       }
       // A key never held here (see KeyFilter) is not read: the usual insert.
-      let before: VersionedObject | undefined;
-      let corrupt = false;
-      if (this.keys?.absent(key) !== true) {
-        try {
-          before = await this.readLocked(partition, key);
-        } catch (err) {
-          corrupt = this.replacingCorrupt(partition, key, err);
-        }
-      }
+      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
       const minted = mint(before, context, write, actor, now);
       await this.persist(partition, key, before, minted.object, hintsFor, true, corrupt);
@@ -282,15 +277,7 @@ export class LocalReplica {
         if (changed || hintsFor.length > 0) await this.persist(partition, key, stamp, incoming, hintsFor, changed);
         return { object: incoming, changed };
       }
-      let before: VersionedObject | undefined;
-      let corrupt = false;
-      if (this.keys?.absent(key) !== true) {
-        try {
-          before = await this.readLocked(partition, key);
-        } catch (err) {
-          corrupt = this.replacingCorrupt(partition, key, err);
-        }
-      }
+      const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
       let object = before ? merge(before, incoming) : incoming;
       // The usual replication case: the incoming version supersedes ours. Keep `incoming`
       // itself (the same version; contents are identified by dots) so persist stores the
@@ -366,12 +353,20 @@ export class LocalReplica {
    * in it can be read any more, and keeping it would fail every later write of the key on this
    * replica, and every anti-entropy repair of it. A coordinator then mints under a fresh actor,
    * as for a key it never held. Logged loudly; any version only that copy held is lost, which
-   * is what the other replicas are for. Any other error is rethrown. Returns true.
+   * is what the other replicas are for. Any other error is rethrown.
    */
-  private replacingCorrupt(partition: number, key: string, err: unknown): true {
+  private replacingCorrupt(partition: number, key: string, err: unknown): typeof ABSENT_CORRUPT {
     if (!isCorruptObject(err)) throw err;
     this.components.log.error({ partition, key, err: String(err) }, 'stored copy is corrupt; replacing it with the version being written');
-    return true;
+    return ABSENT_CORRUPT;
+  }
+
+  /** readLocked for a writer, with a damaged copy as absent (see replacingCorrupt). A `then`, not an async function: no extra frame per write. */
+  private readForWrite(partition: number, key: string): Promise<{ before: VersionedObject | undefined; corrupt: boolean }> {
+    return this.readLocked(partition, key).then(
+      (before) => ({ before, corrupt: false }),
+      (err: unknown) => this.replacingCorrupt(partition, key, err),
+    );
   }
 
   /**
