@@ -361,7 +361,10 @@ export class LocalReplica {
     return ABSENT_CORRUPT;
   }
 
-  /** readLocked for a writer, with a damaged copy as absent (see replacingCorrupt). A `then`, not an async function: no extra frame per write. */
+  /**
+   * readLocked for a writer, with a damaged copy as absent (see replacingCorrupt). A `then`,
+   * not an async function: no extra frame per write.
+   */
   private readForWrite(partition: number, key: string): Promise<{ before: VersionedObject | undefined; corrupt: boolean }> {
     return this.readLocked(partition, key).then(
       (before) => ({ before, corrupt: false }),

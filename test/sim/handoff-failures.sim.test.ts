@@ -12,7 +12,7 @@ import { receivers } from '../../src/handoff/transfer-plan.js';
 import { buildRing } from '../../src/ring/ring.js';
 import { objectKey, utf8 } from '../../src/storage/index.js';
 import type { InternalHandler } from '../../src/transport/transport.js';
-import { Writer } from '../../src/wire.js';
+import { Reader, Writer } from '../../src/wire.js';
 import { SimCluster } from './cluster-sim.js';
 
 async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
@@ -251,7 +251,7 @@ describe('ownership transfer when a peer fails', () => {
     });
   });
 
-  it('a joining node stays joining while a source refuses its pulls, then completes from where it stood', async () => {
+  it('a joining node stays joining while its sources refuse its pulls, then completes once they serve', async () => {
     await withCluster({ seed: 34, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
       const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
       for (const [i, k] of keys.entries()) await c.put(`n${(i % 3) + 1}`, k, `v-${k}`);
@@ -307,6 +307,12 @@ describe('ownership transfer when a peer fails', () => {
         },
         30_000,
       );
+      // n1's pull for this transition is recorded as finished (the state the fix is about).
+      const record = await n5.store.get('xfer', utf8.encode('pull/n1'));
+      expect(record).toBeDefined();
+      const saved = new Reader(record as Uint8Array);
+      saved.str();
+      expect(saved.uint()).toBe(1);
       await c.crash('n2');
       await c.runUntil('n2 seen down by n5', () => !n5.c.membership.isUp('n2'), 20_000);
       const t0 = c.time.now();
