@@ -19,6 +19,7 @@ import {
   encodeObjectItems,
   encodePartitionsRequest,
   encodeRootReply,
+  encodeRootRequest,
 } from '../../src/antientropy/messages.js';
 import { RingkvError } from '../../src/errors.js';
 import type { MemberRecord, MembershipView } from '../../src/membership/types.js';
@@ -625,6 +626,35 @@ describe('anti-entropy refuses what it cannot trust', () => {
     for (let i = 0; i < 200 && !(await c.treeMatchesStore('b')); i++) await c.step();
     expect(await c.treeMatchesStore('b')).toBe(true);
     expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
+  it('before its tree is built, a node neither answers exchanges nor starts one', async () => {
+    const c = await make(76);
+    await c.putAll('k', 'v');
+    const n = c.node('b');
+    const cold = new AntiEntropy(
+      {
+        store: n.store,
+        replica: n.replica,
+        membership: c.view('b', () => n),
+        transport: n.wire,
+        clock: c.time,
+        timers: c.time,
+        random: seededRandom(1),
+        log: silentLogger(),
+        metrics: new Metrics('b-cold'),
+      },
+      { reaper: false },
+    );
+    const root = encodeRootRequest({ checksum: c.ring.checksum, from: 'a', root: 0 });
+    await expect(cold.handlers().get('aae-root')!(root, 'a:7000')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(cold.handlers().get('aae-leaves')!(encodePartitionsRequest([0]), 'a:7000')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const r = await c.settle(cold.exchangeWith('a'));
+    expect(r.outcome).toBe('failed');
+    expect(r.error).toContain('tree not built');
+    await cold.rebuild();
+    expect(decodeRootReply(await cold.handlers().get('aae-root')!(root, 'a:7000')).status).toBe('differ');
+    await cold.stop();
   });
 
   it('refuses repair and reap items whose key is not in the partition they name, and stores nothing', async () => {

@@ -95,6 +95,30 @@ describe('hinted handoff when delivery fails', () => {
     });
   });
 
+  it('a delivery pass that fails outright (the hint store unreadable) is retried by the next one', async () => {
+    await withCluster({ seed: 33, nodes: 3 }, 3, async (c) => {
+      const holders = ['n1', 'n2'];
+      const keys = await writeWhileN3IsDown(c, () => 'n1');
+      const parked = pendingHints(c, holders);
+      // n1's store refuses to list its hints for a while.
+      const store = c.node('n1').store;
+      const keysOf = store.keys.bind(store);
+      let refused = 0;
+      store.keys = (ns, range) => {
+        if (ns === 'hint' && refused < 3) {
+          refused++;
+          throw new Error('EIO (provoked by the test)');
+        }
+        return keysOf(ns, range);
+      };
+      await c.startNode(c.node('n3'));
+      await c.runUntil('hints drained', () => pendingHints(c, holders) === 0, 30_000);
+      expect(refused).toBe(3);
+      expect(await delivered(c, holders)).toBe(parked);
+      for (const k of keys) expect(await c.local('n3', k)).toEqual([`v-${k}`]);
+    });
+  });
+
   it('drops the hints held for a member removed for good, and only those', async () => {
     await withCluster({ seed: 32, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 4, async (c) => {
       const survivors = ['n1', 'n2', 'n3'];
