@@ -6,21 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { AntiEntropy, type AntiEntropyInit, type ExchangeResult } from '../../src/antientropy/index.js';
-import {
-  decodeFetchReply,
-  decodeFlags,
-  decodeKeysReply,
-  decodeLeavesReply,
-  decodeRootReply,
-  encodeFetchReply,
-  encodeFetchRequest,
-  encodeKeysReply,
-  encodeLeavesReply,
-  encodeObjectItems,
-  encodePartitionsRequest,
-  encodeRootReply,
-  encodeRootRequest,
-} from '../../src/antientropy/messages.js';
+import * as aae from '../../src/antientropy/messages.js';
 import { RingkvError } from '../../src/errors.js';
 import type { MemberRecord, MembershipView } from '../../src/membership/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -586,14 +572,14 @@ describe('anti-entropy refuses what it cannot trust', () => {
     [
       'aae-root',
       (r) => {
-        const m = decodeRootReply(r);
-        return m.status === 'differ' ? encodeRootReply({ status: 'differ', buckets: m.buckets.subarray(1) }) : r;
+        const m = aae.decodeRootReply(r);
+        return m.status === 'differ' ? aae.encodeRootReply({ status: 'differ', buckets: m.buckets.subarray(1) }) : r;
       },
       'bucket count mismatch',
     ],
-    ['aae-leaves', (r) => encodeLeavesReply(decodeLeavesReply(r).subarray(1)), 'leaf reply length mismatch'],
-    ['aae-keys', (r) => encodeKeysReply(decodeKeysReply(r).slice(1).map((m) => [...m])), 'key list reply length mismatch'],
-    ['aae-fetch', (r) => encodeFetchReply(decodeFetchReply(r).slice(1)), 'fetch reply length mismatch'],
+    ['aae-leaves', (r) => aae.encodeLeavesReply(aae.decodeLeavesReply(r).subarray(1)), 'leaf reply length mismatch'],
+    ['aae-keys', (r) => aae.encodeKeysReply(aae.decodeKeysReply(r).slice(1).map((m) => [...m])), 'key list reply length mismatch'],
+    ['aae-fetch', (r) => aae.encodeFetchReply(aae.decodeFetchReply(r).slice(1)), 'fetch reply length mismatch'],
   ];
   for (const [route, edit, error] of shortReplies) {
     it(`an exchange whose peer answers ${route} with one item too few fails and changes nothing`, async () => {
@@ -646,14 +632,14 @@ describe('anti-entropy refuses what it cannot trust', () => {
       },
       { reaper: false },
     );
-    const root = encodeRootRequest({ checksum: c.ring.checksum, from: 'a', root: 0 });
+    const root = aae.encodeRootRequest({ checksum: c.ring.checksum, from: 'a', root: 0 });
     await expect(cold.handlers().get('aae-root')!(root, 'a:7000')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    await expect(cold.handlers().get('aae-leaves')!(encodePartitionsRequest([0]), 'a:7000')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(cold.handlers().get('aae-leaves')!(aae.encodePartitionsRequest([0]), 'a:7000')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     const r = await c.settle(cold.exchangeWith('a'));
     expect(r.outcome).toBe('failed');
     expect(r.error).toContain('tree not built');
     await cold.rebuild();
-    expect(decodeRootReply(await cold.handlers().get('aae-root')!(root, 'a:7000')).status).toBe('differ');
+    expect(aae.decodeRootReply(await cold.handlers().get('aae-root')!(root, 'a:7000')).status).toBe('differ');
     await cold.stop();
   });
 
@@ -663,14 +649,14 @@ describe('anti-entropy refuses what it cannot trust', () => {
     const right = c.partitionOf('k');
     const wrong = (right + 1) % c.ring.partitions;
     const handlers = c.node('b').ae.handlers();
-    const items = encodeObjectItems([{ partition: wrong, key: 'k', object: encodeObject(obj) }]);
+    const items = aae.encodeObjectItems([{ partition: wrong, key: 'k', object: encodeObject(obj) }]);
     for (const route of ['aae-repair', 'aae-reap'])
       await expect(handlers.get(route)!(items, 'a:7000')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     expect(await c.node('b').store.get('obj', objectKey(wrong, 'k'))).toBeUndefined();
     expect(await c.read('b', 'k')).toBeUndefined();
     // Named with its own partition, the same item is taken.
-    const ok = encodeObjectItems([{ partition: right, key: 'k', object: encodeObject(obj) }]);
-    expect(decodeFlags(await handlers.get('aae-repair')!(ok, 'a:7000'))).toEqual([true]);
+    const ok = aae.encodeObjectItems([{ partition: right, key: 'k', object: encodeObject(obj) }]);
+    expect(aae.decodeFlags(await handlers.get('aae-repair')!(ok, 'a:7000'))).toEqual([true]);
     expect(await c.values('b', 'k')).toEqual(['v']);
   });
 
@@ -680,13 +666,13 @@ describe('anti-entropy refuses what it cannot trust', () => {
     // The wire carries partitions as unsigned deltas: past the end is the only way out of range.
     for (const partitions of [[0, c.ring.partitions], [c.ring.partitions + 100]])
       for (const route of ['aae-leaves', 'aae-keys'])
-        await expect(handlers.get(route)!(encodePartitionsRequest(partitions), 'a:7000')).rejects.toMatchObject({
+        await expect(handlers.get(route)!(aae.encodePartitionsRequest(partitions), 'a:7000')).rejects.toMatchObject({
           code: 'BAD_REQUEST',
         });
     await expect(
-      handlers.get('aae-fetch')!(encodeFetchRequest(c.ring.checksum, [{ partition: c.ring.partitions, key: 'k' }]), 'a:7000'),
+      handlers.get('aae-fetch')!(aae.encodeFetchRequest(c.ring.checksum, [{ partition: c.ring.partitions, key: 'k' }]), 'a:7000'),
     ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(handlers.get('aae-fetch')!(encodeFetchRequest('another-ring', [{ partition: 0, key: 'k' }]), 'a:7000')).rejects.toMatchObject({
+    await expect(handlers.get('aae-fetch')!(aae.encodeFetchRequest('another-ring', [{ partition: 0, key: 'k' }]), 'a:7000')).rejects.toMatchObject({
       code: 'UNAVAILABLE',
     });
   });
