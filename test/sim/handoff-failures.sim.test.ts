@@ -354,6 +354,28 @@ describe('ownership transfer when a peer fails', () => {
     });
   });
 
+  it('a transfer pass that fails outright (its pull records unreadable) is retried by the next one', async () => {
+    await withCluster({ seed: 40, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
+      const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+      for (const [i, k] of keys.entries()) await c.put(`n${(i % 3) + 1}`, k, `v-${k}`);
+      const n4 = c.node('n4');
+      const getOf = n4.store.get.bind(n4.store);
+      let refused = 0;
+      n4.store.get = (ns, key) => {
+        if (ns === 'xfer' && refused < 3) {
+          refused++;
+          return Promise.reject(new Error('EIO (provoked by the test)'));
+        }
+        return getOf(ns, key);
+      };
+      await c.startNode(n4);
+      await c.runUntil('n4 active everywhere', () => c.nodes.every((n) => n.c.membership.ring().members.length === 4), 60_000);
+      await c.waitConverged();
+      expect(refused).toBe(3);
+      expect(await missingCopies(c, keys, 'n1')).toEqual([]);
+    });
+  });
+
   it('a joining node ignores pull records of another transition left in its store, and pulls everything', async () => {
     await withCluster({ seed: 35, nodes: 4, zones: ['a', 'b', 'c', 'a'] }, 3, async (c) => {
       const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
