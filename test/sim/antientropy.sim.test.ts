@@ -19,6 +19,7 @@ import { MemoryStore, objectKey, parseObjectKey } from '../../src/storage/index.
 import { MemoryNetwork } from '../../src/transport/memory.js';
 import type { PeerAddress, SendOptions, Transport } from '../../src/transport/transport.js';
 import { decodeObject, encodeObject, isDeleted, sameVersion, type VersionedObject } from '../../src/version/index.js';
+import { rotStoredObject } from '../helpers/rot.js';
 import { SimCluster, type SimClusterNode } from './cluster-sim.js';
 import { forEachSeed } from './harness.js';
 
@@ -601,10 +602,7 @@ describe('anti-entropy refuses what it cannot trust', () => {
     const c = await make(75);
     const first = await c.putAll('k', 'v');
     // Rot under the running node: its tree still holds the healthy copy's digest.
-    const key = objectKey(c.partitionOf('k'), 'k');
-    const bytes = (await c.node('b').store.get('obj', key))!;
-    bytes[3] = (bytes[3] as number) ^ 0x01;
-    await c.node('b').store.put('obj', key, bytes);
+    await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k'), 'k'));
     const newer = (await c.node('a').replica.coordinate(c.partitionOf('k'), 'k', first.clock, { value: enc.encode('v2'), contentType: 'text/plain', deleted: false }, c.time.now())).object;
     expect((await c.node('b').replica.apply(c.partitionOf('k'), 'k', newer, [], true)).changed).toBe(true);
     expect(await c.values('b', 'k')).toEqual(['v2']);
@@ -683,10 +681,7 @@ describe('anti-entropy refuses what it cannot trust', () => {
       await c.putAll('k', 'v');
       // A second key that only `a` has, so the same exchange has other work to do.
       await c.put('a', 'only-a', 'w');
-      const key = objectKey(c.partitionOf('k'), 'k');
-      const bytes = (await c.node(rotten).store.get('obj', key))!;
-      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff;
-      await c.node(rotten).store.put('obj', key, bytes);
+      await rotStoredObject(c.node(rotten).store, objectKey(c.partitionOf('k'), 'k'));
       const { keys } = await c.node(rotten).ae.rebuild();
       expect(keys).toBe(rotten === 'a' ? 2 : 1);
       expect(await c.treeMatchesStore(rotten)).toBe(true);
@@ -858,10 +853,7 @@ describe('tombstone reaping', () => {
     let rotten = '';
     for (let i = 0; rotten === ''; i++) if (c.primary(`r${i}`) === primary) rotten = `r${i}`;
     await c.putAll(rotten, 'v');
-    const rk = objectKey(c.partitionOf(rotten), rotten);
-    const bytes = (await c.node(primary).store.get('obj', rk))!;
-    bytes[3] = (bytes[3] as number) ^ 0x01;
-    await c.node(primary).store.put('obj', rk, bytes);
+    await rotStoredObject(c.node(primary).store, objectKey(c.partitionOf(rotten), rotten));
     await c.time.advance(HOUR + 1);
 
     const refusing = ids.find((id) => id !== primary)!;

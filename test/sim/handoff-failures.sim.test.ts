@@ -13,6 +13,7 @@ import { buildRing } from '../../src/ring/ring.js';
 import { objectKey, utf8 } from '../../src/storage/index.js';
 import type { InternalHandler } from '../../src/transport/transport.js';
 import { Reader, Writer } from '../../src/wire.js';
+import { rotStoredObject } from '../helpers/rot.js';
 import { SimCluster } from './cluster-sim.js';
 
 async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
@@ -400,14 +401,9 @@ describe('ownership transfer when a peer fails', () => {
 });
 
 describe('a copy that rotted on disk', () => {
-  /** Flip a bit in the stored copy of `key` on node `id` (under the replica's caches, as rot is). */
-  async function rot(c: SimCluster, id: string, key: string): Promise<void> {
-    const node = c.node(id);
-    const k = objectKey(node.c.membership.ring().partitionOf(key), key);
-    const bytes = (await node.store.get('obj', k)) as Uint8Array;
-    bytes[3] = (bytes[3] as number) ^ 0x01;
-    await node.store.put('obj', k, bytes);
-  }
+  /** The stored copy of `key` on node `id` rots on disk. */
+  const rot = (c: SimCluster, id: string, key: string): Promise<void> =>
+    rotStoredObject(c.node(id).store, objectKey(c.node(id).c.membership.ring().partitionOf(key), key));
 
   it('does not wedge hint delivery: the other hinted writes are delivered and every hint is cleared', async () => {
     await withCluster({ seed: 51, nodes: 3 }, 3, async (c) => {

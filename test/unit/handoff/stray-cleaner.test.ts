@@ -9,6 +9,7 @@ import type { Ring } from '../../../src/ring/types.js';
 import { ManualTime, seededRandom } from '../../../src/runtime/index.js';
 import { compareBytes, MemoryStore, objectKeyPartition, type Store } from '../../../src/storage/index.js';
 import type { PeerAddress, SendOptions, Transport } from '../../../src/transport/transport.js';
+import { rotStoredObject } from '../../helpers/rot.js';
 
 const enc = new TextEncoder();
 const ringOf = (ids: string[], n: number): Ring =>
@@ -175,9 +176,7 @@ describe('StrayCleaner', () => {
     const s = await setup(ring, { init: { maxScan: 7, batchSize: 4 } });
     await s.fill(all(ring));
     const rotten = (await s.stored()).find((k) => !owns(ring, objectKeyPartition(k)))!;
-    const bytes = (await s.mem.get('obj', rotten))!;
-    bytes[3] = (bytes[3] as number) ^ 0x01;
-    await s.mem.put('obj', rotten, bytes);
+    await rotStoredObject(s.mem, rotten);
     for (let i = 0; i < 5000; i++) await s.cleaner.step();
     const left = (await s.stored()).map(hex);
     expect(left).not.toContain(hex(rotten));

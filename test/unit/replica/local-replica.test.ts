@@ -7,6 +7,7 @@ import { seededRandom } from '../../../src/runtime/index.js';
 import { hintKey, MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp, Namespace } from '../../../src/storage/store.js';
 import { merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
+import { rotStoredObject } from '../../helpers/rot.js';
 
 const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
 
@@ -85,12 +86,8 @@ describe('LocalReplica', () => {
     expect(second.object.siblings).toHaveLength(1);
   });
 
-  /** Flip a bit of the stored copy of `key` (partition 0), as a rotting disk would. */
-  async function rot(store: MemoryStore, key: string): Promise<void> {
-    const bytes = (await store.get('obj', objectKey(0, key)))!;
-    bytes[3] = (bytes[3] as number) ^ 0x01;
-    await store.put('obj', objectKey(0, key), bytes);
-  }
+  /** The stored copy of `key` (partition 0) rots on disk. */
+  const rot = (store: MemoryStore, key: string): Promise<void> => rotStoredObject(store, objectKey(0, key));
 
   it('a write replaces a stored copy that rotted on disk, and tells the listeners what it replaced', async () => {
     const { r, store } = await replica();
