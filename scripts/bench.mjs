@@ -425,7 +425,7 @@ async function main() {
       if (!opts.targets.includes('ringkv') || !opts.targets.includes(other)) continue;
       const summary = summarizeRepeats(runs, 'ringkv', other);
       if (!summary) continue;
-      say(`\n== ringkv / ${other} over ${opts.repeat} runs (ops/s ratio per run; steal shown where either side had 2 % or more)`);
+      say(`\n== ringkv / ${other} over ${opts.repeat} runs (ops/s ratio per run; steal shown where either side had 2 % or more, other work's CPU where either had 10 % or more)`);
       say(formatRepeats(summary));
       sayJointTarget(summary, other);
     }
