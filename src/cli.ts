@@ -62,6 +62,7 @@ async function main(): Promise<void> {
           '       [--zone Z] [--weight W] [--secret S] [--n N] [--r R] [--w W] [--hinted-handoff true|false]\n' +
           '       [--anti-entropy-interval-ms MS] [--gossip-interval-ms MS] [--max-value-bytes B]\n' +
           '       [--tombstone-grace-ms MS] [--object-cache-mb MB] [--version-cache-mb MB]\n' +
+          '       [--anti-entropy-verify-period-ms MS]\n' +
           'Every flag can also be given as RINGKV_<NAME> (e.g. RINGKV_LISTEN).\n',
       );
       return;

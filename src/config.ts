@@ -20,6 +20,8 @@ export interface NodeConfig {
   readonly gossipIntervalMs: number;
   readonly maxValueBytes: number;
   readonly tombstoneGraceMs: number;
+  /** How long anti-entropy's verify sweep takes to read back every partition; 0 turns it off. */
+  readonly antiEntropyVerifyPeriodMs: number;
   /** Memory for recently used objects (LevelStore's object cache), in MiB; 0 turns it off. */
   readonly objectCacheMb: number;
   /** Memory for the stored versions of recently written keys (LocalReplica), in MiB; 0 turns it off. */
@@ -68,6 +70,9 @@ export const NODE_FLAGS: readonly FlagSpec[] = [
   { name: 'max-value-bytes' },
   // Beyond SPEC §1: how long every replica must hold a tombstone before it is reaped.
   { name: 'tombstone-grace-ms' },
+  // Beyond SPEC §1: anti-entropy reads every partition back from the store once per this
+  // period, so a copy that rots on disk is found without a restart.
+  { name: 'anti-entropy-verify-period-ms' },
   // Beyond SPEC §1: resident memory for recently read objects (stored bytes, and as much again
   // for their decoded form).
   { name: 'object-cache-mb' },
@@ -204,6 +209,12 @@ export function parseNodeConfig(
     gossipIntervalMs: parseInt10('gossip-interval-ms', get('gossip-interval-ms') ?? '1000', 10, 600_000),
     maxValueBytes: parseInt10('max-value-bytes', get('max-value-bytes') ?? '1048576', 1, 64 * 1024 * 1024),
     tombstoneGraceMs: parseInt10('tombstone-grace-ms', get('tombstone-grace-ms') ?? '86400000', 0, 365 * 86_400_000),
+    antiEntropyVerifyPeriodMs: parseInt10(
+      'anti-entropy-verify-period-ms',
+      get('anti-entropy-verify-period-ms') ?? '86400000',
+      0,
+      365 * 86_400_000,
+    ),
     objectCacheMb: parseInt10('object-cache-mb', get('object-cache-mb') ?? '8', 0, 64 * 1024),
     versionCacheMb: parseInt10('version-cache-mb', get('version-cache-mb') ?? '4', 0, 64 * 1024),
   };

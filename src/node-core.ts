@@ -44,6 +44,8 @@ export interface CoreInit {
   readonly antiEntropyIntervalMs: number;
   /** How long a tombstone must be held by every replica before it may be reaped. */
   readonly tombstoneGraceMs?: number;
+  /** Anti-entropy's verify sweep period (see AntiEntropyInit.verifyPeriodMs); default there. */
+  readonly antiEntropyVerifyPeriodMs?: number;
   /** Bytes for the replica's version cache (0 = off); default LocalReplica's. */
   readonly versionCacheBytes?: number;
   /** Bytes for the replica's decoded-object cache (0 = off); default LocalReplica's. */
@@ -146,6 +148,7 @@ export class NodeCore {
       { store, replica, membership, transport, clock, timers, random, log, metrics },
       {
         intervalMs: init.antiEntropyIntervalMs,
+        ...(init.antiEntropyVerifyPeriodMs === undefined ? {} : { verifyPeriodMs: init.antiEntropyVerifyPeriodMs }),
         // Reaper passes scale with the grace (a short grace is useless with 10-minute passes).
         ...(init.tombstoneGraceMs === undefined
           ? {}

@@ -115,6 +115,7 @@ export class RingkvNode {
         gossipIntervalMs: cfg.gossipIntervalMs,
         antiEntropyIntervalMs: cfg.antiEntropyIntervalMs,
         tombstoneGraceMs: cfg.tombstoneGraceMs,
+        antiEntropyVerifyPeriodMs: cfg.antiEntropyVerifyPeriodMs,
         versionCacheBytes: cfg.versionCacheMb * 1024 * 1024,
         // The decoded copies are of what the object cache holds (see DecodedCache), so
         // one setting sizes both; 0 turns both off.

@@ -106,6 +106,11 @@ export interface AntiEntropyInit {
   readonly leavesPerRequest: number;
   /** Tombstone reaping options, or false to never reap. */
   readonly reaper: Partial<ReaperInit> | false;
+  /**
+   * Every partition this node replicates is read back from the store and checked against its
+   * leaf once per this period, a slice each round (see verifySweep); 0 turns the sweep off.
+   */
+  readonly verifyPeriodMs: number;
 }
 
 /** The digest a stored copy that cannot be decoded hashes as (see digestOf). */
@@ -122,6 +127,7 @@ export const ANTI_ENTROPY_DEFAULTS: AntiEntropyInit = {
   partitionsPerRequest: 256,
   leavesPerRequest: 16_384,
   reaper: {},
+  verifyPeriodMs: 24 * 3600_000,
 };
 
 /** How an exchange ended (the `outcome` label of ringkv_antientropy_exchanges_total). */
@@ -177,6 +183,10 @@ export class AntiEntropy {
   private readonly suspects = new Map<number, LeafSuspect>();
   /** Per-partition time (clock.now) of the last successful comparison with a co-replica. */
   private verifiedAt: Float64Array | undefined;
+  /** Where the next verify sweep starts, in this node's partition list. */
+  private sweepAt = 0;
+  /** Leaves reset by checkLeaf since start (also a metric). */
+  private leafResets = 0;
 
   private lastPeer: string | undefined;
   /** A peer whose last exchange was cut short: it goes first next round. */
@@ -426,11 +436,51 @@ export class AntiEntropy {
     const prev = this.suspects.get(p);
     if (prev && prev.leaf === leaf && prev.scanned === scanned && prev.seq === seqBefore) {
       this.c.log.warn({ partition: p }, 'anti-entropy leaf disagreed with the store; reset from a scan');
+      this.c.metrics.aaeLeafResets.inc();
+      this.leafResets++;
       tree.setLeaf(p, scanned);
       this.suspects.delete(p);
     } else {
       this.suspects.set(p, { leaf, scanned, seq: seqBefore });
     }
+  }
+
+  /**
+   * Read the next slice of this node's partitions back from the store and check each leaf
+   * against what it holds (see checkLeaf). The write listener keeps the tree current with every
+   * write, but not with what the disk does on its own: a copy that rots under a running node
+   * keeps its healthy digest in the tree, so no exchange would look at it until a restart's
+   * rebuild. Once a sweep has read the damage, the leaf holds CORRUPT_DIGEST for that key and
+   * the next exchange with a co-replica replaces the copy. Paced so that every partition is
+   * read once per verifyPeriodMs (the slice per round follows from intervalMs), and charged to
+   * the key-rate budget like a repair. A leaf is reset only when two scans in a row with no
+   * write between agree, so a partition found off is scanned again at once (twice at most).
+   */
+  async verifySweep(): Promise<{ partitions: number; keys: number; reset: number }> {
+    return this.exclusive(async () => {
+      const none = { partitions: 0, keys: 0, reset: 0 };
+      if (!this.treeReady || this.init.verifyPeriodMs <= 0) return none;
+      const ring = this.c.membership.ring();
+      if (ring.partitions !== this.tree?.partitions) return none;
+      const held = ring.partitionsOf(this.c.membership.self);
+      if (held.length === 0) return none;
+      const per = Math.max(1, Math.ceil((held.length * this.init.intervalMs) / this.init.verifyPeriodMs));
+      const from = this.sweepAt < held.length ? this.sweepAt : 0;
+      const slice = held.slice(from, from + per);
+      this.sweepAt = from + slice.length;
+      const counts = this.keyCounts!;
+      let keys = 0;
+      for (const p of slice) keys += counts[p] ?? 0;
+      await this.throttle(keys);
+      const before = this.leafResets;
+      let off: readonly number[] = slice;
+      for (let scan = 0; scan < 3 && off.length > 0; scan++) {
+        await this.scanPartitions(off);
+        off = off.filter((p) => this.suspects.has(p));
+      }
+      this.c.metrics.aaeSweptPartitions.inc(slice.length);
+      return { partitions: slice.length, keys, reset: this.leafResets - before };
+    });
   }
 
   // ---------------------------------------------------------------- ring-derived sets
@@ -493,6 +543,9 @@ export class AntiEntropy {
       this.unfinishedPeer !== undefined && peers.includes(this.unfinishedPeer) && isUp(this.unfinishedPeer)
         ? this.unfinishedPeer
         : nextPeer(peers, this.lastPeer, isUp);
+    // First the sweep: damage it reads is then repaired by this round's exchange, when the
+    // peer shares the partition.
+    await this.sweep();
     let result: ExchangeResult | undefined;
     if (peer !== undefined) {
       result = await this.exchangeWith(peer);
@@ -505,6 +558,18 @@ export class AntiEntropy {
     }
     this.updateGauge();
     return result;
+  }
+
+  /**
+   * verifySweep for a scheduled round (each leaf it resets is logged by checkLeaf): a failure
+   * is logged, and the round goes on to its exchange.
+   */
+  private async sweep(): Promise<void> {
+    try {
+      await this.verifySweep();
+    } catch (err) {
+      if (this.running) this.c.log.warn({ err: String(err) }, 'anti-entropy verify sweep failed');
+    }
   }
 
   /** Run a tombstone-reaping pass now (serialised with exchanges). */

@@ -122,6 +122,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly aaeLeafResets = new Counter({
+    name: 'ringkv_antientropy_leaf_resets_total',
+    help: 'Hash-tree leaves reset because two scans of the store in a row disagreed with them (a copy damaged on disk, or a tree that drifted)',
+    registers: [this.registry],
+  });
+
+  readonly aaeSweptPartitions = new Counter({
+    name: 'ringkv_antientropy_swept_partitions_total',
+    help: 'Partitions read back from the store and checked against their hash-tree leaves by the verify sweep',
+    registers: [this.registry],
+  });
+
   readonly aaeVerificationAge = new Gauge({
     name: 'ringkv_antientropy_oldest_verification_age_seconds',
     help: 'Age of the oldest successful verification among the partitions this node replicates',

@@ -15,7 +15,11 @@ async function metric(url: string, name: string): Promise<number> {
 
 describe('anti-entropy between real processes', () => {
   it('repairs a node that missed writes, with hinted handoff off and no client reads', async () => {
-    const c = await startCluster({ nodes: 3, args: ['--hinted-handoff', 'false', '--anti-entropy-interval-ms', '500'] });
+    // A verify sweep over the whole ring every two rounds (the default takes a day).
+    const c = await startCluster({
+      nodes: 3,
+      args: ['--hinted-handoff', 'false', '--anti-entropy-interval-ms', '500', '--anti-entropy-verify-period-ms', '1000'],
+    });
     try {
       const [n1, n2, n3] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
       await n3.kill('SIGKILL');
@@ -40,6 +44,10 @@ describe('anti-entropy between real processes', () => {
         (await metric(n3.url, 'ringkv_antientropy_keys_repaired_total'));
       // About as many keys moved as diverged, not the data set again and again.
       expect(repaired).toBeLessThanOrEqual(keys.length * 1.1);
+      // The verify sweep ran with the period given: half the 65536 partitions a round.
+      await waitFor('n1 swept its partitions', async () => (await metric(n1.url, 'ringkv_antientropy_swept_partitions_total')) >= 65_536, 30_000, 250);
+      // A sound store: no leaf disagreed with it.
+      expect(await metric(n1.url, 'ringkv_antientropy_leaf_resets_total')).toBe(0);
       // Only n3 can answer now: every key must be in its own store.
       await n1.kill('SIGKILL');
       await n2.kill('SIGKILL');

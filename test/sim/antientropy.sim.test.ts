@@ -698,6 +698,121 @@ describe('anti-entropy refuses what it cannot trust', () => {
   }
 });
 
+describe('anti-entropy verify sweep', () => {
+  /** Run `b`'s sweeps until one reset a leaf; the sweeps' results in order. */
+  async function sweepsUntilReset(c: AaeCluster, id: string, max: number): Promise<{ partitions: number; keys: number; reset: number }[]> {
+    const out: { partitions: number; keys: number; reset: number }[] = [];
+    while (out.length < max && !out.some((r) => r.reset > 0)) out.push(await c.settle(c.node(id).ae.verifySweep()));
+    return out;
+  }
+
+  it('finds a copy that rotted under the running node, with no write or restart, and the next exchange replaces it', async () => {
+    // 16 partitions, all on every node; four per round.
+    const c = await make(76, { partitionBits: 4, ae: { verifyPeriodMs: 4000 } });
+    for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k7'), 'k7'));
+    // The gap the sweep closes: the tree still holds the healthy digest, so no exchange looks.
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+    expect(await c.treeMatchesStore('b')).toBe(false);
+
+    const sweeps = await sweepsUntilReset(c, 'b', 4);
+    expect(sweeps.map((r) => r.partitions)).toEqual(sweeps.map(() => 4));
+    expect(sweeps.map((r) => r.reset)).toEqual([...sweeps.slice(1).map(() => 0), 1]);
+    expect(await c.treeMatchesStore('b')).toBe(true);
+    expect((await c.node('b').metrics.aaeLeafResets.get()).values[0]?.value).toBe(1);
+    expect((await c.node('b').metrics.aaeSweptPartitions.get()).values[0]?.value).toBe(4 * sweeps.length);
+
+    const r = await c.exchange('a', 'b');
+    expect(r).toMatchObject({ outcome: 'repaired', keysDiffering: 1, keysRepaired: 1 });
+    expect(await c.values('b', 'k7')).toEqual(['v']);
+    expect(await c.treeMatchesStore('b')).toBe(true);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
+  it('a scheduled round sweeps before it exchanges, so one round finds and repairs the damage', async () => {
+    // The whole node in one round (verifyPeriodMs = intervalMs).
+    const c = await make(77, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
+    for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    await rotStoredObject(c.node('c').store, objectKey(c.partitionOf('k3'), 'k3'));
+    const r = await c.settle(c.node('c').ae.runOnce());
+    expect(r).toMatchObject({ outcome: 'repaired', keysRepaired: 1 });
+    expect(await c.values('c', 'k3')).toEqual(['v']);
+    expect(await c.treeMatchesStore('c')).toBe(true);
+  });
+
+  it('resets a leaf that drifted from the store (two scans agree), and leaves right leaves alone', async () => {
+    const c = await make(78, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
+    for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    const a = c.node('a');
+    expect(await c.settle(a.ae.verifySweep())).toMatchObject({ partitions: 16, keys: 40, reset: 0 });
+    const p = c.partitionOf('k1');
+    const good = a.ae.tree!.leaf(p);
+    a.ae.tree!.setLeaf(p, good ^ 0x5a5a);
+    expect(await c.settle(a.ae.verifySweep())).toMatchObject({ partitions: 16, reset: 1 });
+    expect(a.ae.tree!.leaf(p)).toBe(good);
+  });
+
+  it('reads every partition the node holds once per period, a slice per round, then starts over', async () => {
+    // Five nodes, N = 3: each holds about 3/5 of the 16 partitions.
+    const c = await make(79, { ids: ['a', 'b', 'c', 'd', 'e'], partitionBits: 4, ae: { verifyPeriodMs: 3000 } });
+    // Each key on its owners only, as the coordinator writes it.
+    for (let i = 0; i < 100; i++) {
+      const [first, ...rest] = c.ring.preferenceList(c.partitionOf(`k${i}`));
+      const obj = await c.put(first!, `k${i}`, 'v');
+      for (const id of rest) await c.node(id).replica.apply(c.partitionOf(`k${i}`), `k${i}`, obj);
+    }
+    const a = c.node('a');
+    const held = c.ring.partitionsOf('a').length;
+    const stored = (await c.objects('a')).size;
+    expect(held).toBeGreaterThan(3);
+    expect(held).toBeLessThan(16);
+    const per = Math.ceil(held / 3);
+    const rounds = Math.ceil(held / per);
+    const cycle: { partitions: number; keys: number }[] = [];
+    for (let i = 0; i < rounds; i++) cycle.push(await c.settle(a.ae.verifySweep()));
+    expect(cycle.reduce((n, r) => n + r.partitions, 0)).toBe(held);
+    expect(cycle.reduce((n, r) => n + r.keys, 0)).toBe(stored);
+    expect(cycle.slice(0, -1).every((r) => r.partitions === per)).toBe(true);
+    // The next round starts again from the first partition.
+    expect((await c.settle(a.ae.verifySweep())).keys).toBe(cycle[0]!.keys);
+  });
+
+  it('is charged to the key-rate budget: a sweep of more keys than the budget waits for it', async () => {
+    const c = await make(80, { partitionBits: 4, ae: { verifyPeriodMs: 1000, keysPerSecond: 10 } });
+    for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    const started = c.time.now();
+    expect((await c.settle(c.node('a').ae.verifySweep())).keys).toBe(40);
+    // A burst of one second's budget (10 keys), then 30 more at 10 per second.
+    expect(c.time.now() - started).toBeGreaterThanOrEqual(3000);
+  });
+
+  it('a sweep that fails (the store cannot be read) is logged, and the round still exchanges', async () => {
+    const c = await make(82, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
+    for (let i = 0; i < 10; i++) await c.putAll(`k${i}`, 'v');
+    await c.put('a', 'only-a', 'w');
+    const b = c.node('b');
+    const entries = b.store.entries.bind(b.store);
+    let failed = 0;
+    b.store.entries = (...args) => {
+      if (failed++ > 0) return entries(...args);
+      throw new Error('disk gone');
+    };
+    const r = await c.settle(b.ae.runOnce());
+    expect(failed).toBeGreaterThan(0);
+    expect(r).toMatchObject({ outcome: 'repaired' });
+    expect(await c.values('b', 'only-a')).toEqual(['w']);
+    expect((await b.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0).toBe(0);
+  });
+
+  it('with verifyPeriodMs 0 it reads nothing, and the rotten copy stays out of sight', async () => {
+    const c = await make(81, { partitionBits: 4, ae: { verifyPeriodMs: 0 } });
+    for (let i = 0; i < 10; i++) await c.putAll(`k${i}`, 'v');
+    await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k2'), 'k2'));
+    expect(await c.settle(c.node('b').ae.verifySweep())).toEqual({ partitions: 0, keys: 0, reset: 0 });
+    expect((await c.settle(c.node('b').ae.runOnce()))?.outcome).toBe('identical');
+  });
+});
+
 describe('anti-entropy lifecycle', () => {
   it('converges on its own timers, round-robin over co-replicas; stop() leaves no timer behind', async () => {
     await forEachSeed(

@@ -47,6 +47,12 @@ describe('parseNodeConfig', () => {
     expect(parseNodeConfig(['--id', 'n1'], { RINGKV_VERSION_CACHE_MB: '16' }).versionCacheMb).toBe(16);
   });
 
+  it('takes --anti-entropy-verify-period-ms (default one day, 0 turns the sweep off)', () => {
+    expect(parseNodeConfig(['--id', 'n1']).antiEntropyVerifyPeriodMs).toBe(86_400_000);
+    expect(parseNodeConfig(['--id', 'n1', '--anti-entropy-verify-period-ms', '0']).antiEntropyVerifyPeriodMs).toBe(0);
+    expect(parseNodeConfig(['--id', 'n1'], { RINGKV_ANTI_ENTROPY_VERIFY_PERIOD_MS: '3600000' }).antiEntropyVerifyPeriodMs).toBe(3_600_000);
+  });
+
   it.each([
     [[], 'id'],
     [['--id', 'n1', '--bogus', '1'], 'bogus'],
@@ -64,6 +70,8 @@ describe('parseNodeConfig', () => {
     [['--id', 'n1', '--object-cache-mb', '-1'], 'object-cache-mb'],
     [['--id', 'n1', '--object-cache-mb', '1.5'], 'object-cache-mb'],
     [['--id', 'n1', '--version-cache-mb', '-1'], 'version-cache-mb'],
+    [['--id', 'n1', '--anti-entropy-verify-period-ms', '-5'], 'anti-entropy-verify-period-ms'],
+    [['--id', 'n1', '--anti-entropy-verify-period-ms', 'daily'], 'anti-entropy-verify-period-ms'],
     [['--id', 'n1', '--listen', '0.0.0.0:8081'], 'advertise'],
     [['--id', 'n1', 'stray'], 'stray'],
     [['--id'], 'id'],
