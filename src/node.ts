@@ -10,6 +10,7 @@ import { buildApp } from './http/app.js';
 import { NodeCore } from './node-core.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { SiblingWatch } from './observability/sibling-watch.js';
 import { type Clock, systemClock } from './runtime/clock.js';
 import { IdleReclaimer, processProbes } from './runtime/idle-reclaim.js';
 import { type Random, systemRandom } from './runtime/random.js';
@@ -129,6 +130,7 @@ export class RingkvNode {
     await core.build();
     this.core = core;
 
+    const siblings = new SiblingWatch({ metrics, log, clock: this.clock });
     this.app = await buildApp({
       log,
       metrics,
@@ -146,6 +148,7 @@ export class RingkvNode {
         w: cfg.w,
         maxValueBytes: cfg.maxValueBytes,
         clusterInfo: () => core.clusterInfo(),
+        onSiblings: (key, count) => siblings.observe(key, count),
       },
       admin: {
         secret: cfg.secret,

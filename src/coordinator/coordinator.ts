@@ -5,10 +5,10 @@
  */
 import { quorumFailed, RingkvError } from '../errors.js';
 import type { MembershipView } from '../membership/types.js';
-import type { Ring } from '../ring/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
+import type { Ring } from '../ring/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { InternalHandler, Transport } from '../transport/transport.js';
@@ -18,6 +18,7 @@ import {
   decodeContext,
   encodeContext,
   encodeObject,
+  isCorruptObject,
   isStale,
   merge,
   mergeKeepsIncoming,
@@ -26,6 +27,7 @@ import {
   type VersionVector,
   type WriteValue,
 } from '../version/index.js';
+import { LatencyWindow } from './latency-window.js';
 import {
   decodeForwardedPut,
   decodeString,
@@ -35,9 +37,8 @@ import {
   ROUTES,
 } from './messages.js';
 import { planReplicas, type ReplicaSlot } from './placement.js';
-import { ReplicaClient } from './replica-client.js';
 import { effectiveQuorum, QuorumRound } from './quorum.js';
-import { LatencyWindow } from './latency-window.js';
+import { ReplicaClient } from './replica-client.js';
 
 export interface CoordinatorInit {
   readonly n: number;
@@ -418,6 +419,8 @@ export class Coordinator {
     // This node's own copy once read: a peer's answer of that same version is not decoded.
     const own = versionsOnly ? (): VersionedObject | undefined => replies.get(order[0] as ReplicaSlot) : undefined;
     const stamps = new Map<ReplicaSlot, VersionStamp>();
+    /** Replicas whose stored copy failed its checksum: replaced after the answer. */
+    let corrupt: ReplicaSlot[] | undefined;
     const reads: Promise<void>[] = [];
     const started = this.c.clock.monotonic();
     let asked = 0;
@@ -441,10 +444,13 @@ export class Coordinator {
             if (slot.target !== this.c.membership.self)
               this.c.metrics.replicaRequests.inc({ route: versionsOnly ? ROUTES.replicaReadVersion : ROUTES.replicaRead, outcome: 'error' });
             // A peer sends its stored bytes undecoded, so a corrupt copy shows up here, at the
-            // reader: name it loudly (the peer itself logs nothing), and ask another replica.
-            if (err instanceof RingkvError && err.code === 'INTERNAL')
-              this.c.log.error({ peer: slot.target, key, err: err.message }, 'replica answered a corrupt copy');
-            else this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
+            // reader: name it loudly (the peer itself logs nothing), ask another replica, and
+            // replace the copy once the read is answered.
+            if (isCorruptObject(err)) {
+              if (corrupt === undefined) corrupt = [];
+              corrupt.push(slot);
+              this.c.log.error({ peer: slot.target, key, err: String(err) }, 'replica holds a corrupt copy; read repair replaces it');
+            } else this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
             round.fail();
             if (round.state !== 'pending') resolveQuorum();
             else ask();
@@ -499,7 +505,8 @@ export class Coordinator {
     // The usual read: every answer is in and none is stale, so there is nothing to repair and
     // nobody else to read. Say so now rather than in a background step (an async frame and
     // two passes over the answers per read, for nothing).
-    if (!late && !arrivedMeanwhile && (object === undefined || !anyStale(replies, stamps, object))) return { object };
+    if (!late && !arrivedMeanwhile && corrupt === undefined && (object === undefined || !anyStale(replies, stamps, object)))
+      return { object };
     const answered = late ? withDeadline(this.c.timers, Promise.allSettled(reads), opts.timeoutMs) : Promise.resolve();
     void answered.then(async () => {
       // Version-only answers that came late and hold something the others lack: fetch them whole.
@@ -518,7 +525,9 @@ export class Coordinator {
         );
         merged = mergeReplies(replies);
       }
-      if (merged !== undefined) this.readRepair(partition, key, answersOf(replies, stamps), pref, merged);
+      if (merged === undefined) return;
+      this.readRepair(partition, key, answersOf(replies, stamps), pref, merged);
+      for (const slot of corrupt ?? []) if (pref.includes(slot.target)) this.repair(slot.target, partition, key, merged, true);
     });
     return { object };
   }
@@ -637,37 +646,46 @@ export class Coordinator {
   ): void {
     for (const [slot, obj] of answers) {
       // Repair primaries only: fallbacks hand their copies back through hints.
-      if (!pref.includes(slot.target) || !isStale(obj, final)) continue;
-      if (this.repairsInFlight >= this.maxReadRepairs) {
-        this.c.metrics.readRepairs.inc({ outcome: 'skipped' });
-        continue;
-      }
-      this.repairsInFlight++;
-      const pushed = this.pushTo(slot.target, partition, key, final);
-      this.track(pushed);
-      pushed
-        .then(
-          () => this.c.metrics.readRepairs.inc({ outcome: 'ok' }),
-          (err: unknown) => {
-            this.c.metrics.readRepairs.inc({ outcome: 'error' });
-            this.c.log.debug({ peer: slot.target, err: String(err) }, 'read repair failed');
-          },
-        )
-        .finally(() => {
-          this.repairsInFlight--;
-        });
+      if (pref.includes(slot.target) && isStale(obj, final)) this.repair(slot.target, partition, key, final, false);
     }
   }
 
-  /** Merge a version into one replica (local or remote). */
-  async pushTo(target: string, partition: number, key: string, object: VersionedObject): Promise<void> {
+  /** One read repair in the background, within the bound on repairs in flight. */
+  private repair(target: string, partition: number, key: string, final: VersionedObject, verifyStored: boolean): void {
+    if (this.repairsInFlight >= this.maxReadRepairs) {
+      this.c.metrics.readRepairs.inc({ outcome: 'skipped' });
+      return;
+    }
+    this.repairsInFlight++;
+    const pushed = this.pushTo(target, partition, key, final, verifyStored);
+    this.track(pushed);
+    pushed
+      .then(
+        () => this.c.metrics.readRepairs.inc({ outcome: 'ok' }),
+        (err: unknown) => {
+          this.c.metrics.readRepairs.inc({ outcome: 'error' });
+          this.c.log.debug({ peer: target, err: String(err) }, 'read repair failed');
+        },
+      )
+      .finally(() => {
+        this.repairsInFlight--;
+      });
+  }
+
+  /**
+   * Merge a version into one replica (local or remote). With `verifyStored`, the replica reads
+   * its stored copy rather than trusting its version cache: for a copy found corrupt, which the
+   * merge then replaces.
+   */
+  async pushTo(target: string, partition: number, key: string, object: VersionedObject, verifyStored = false): Promise<void> {
     if (target === this.c.membership.self) {
-      await this.c.replica.apply(partition, key, object);
+      await this.c.replica.apply(partition, key, object, [], verifyStored);
       return;
     }
     const address = this.c.membership.member(target)?.address;
     if (!address) throw new Error(`unknown member ${target}`);
-    await this.replicas.write(address, key, object, [], 5000);
+    if (verifyStored) await this.replicas.repairVerified(address, partition, key, object, 5000);
+    else await this.replicas.write(address, key, object, [], 5000);
   }
 
   // ---------------------------------------------------------------- internal handlers

@@ -3,25 +3,26 @@
  * read a key from a replica, and the matching server-side handlers. Batching, encodings and
  * per-peer scheduling live here so the coordinator only decides who to ask and counts answers.
  */
+import { AAE_ROUTES, encodeObjectItems } from '../antientropy/messages.js';
 import type { MembershipView } from '../membership/types.js';
 import type { LocalReplica } from '../replica/local-replica.js';
+import { settleAll } from '../settle.js';
 import { isUnknownRouteError } from '../transport/batching.js';
 import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
-import type { VersionedObject } from '../version/index.js';
+import { encodeObject, type VersionedObject } from '../version/index.js';
 import {
   decodeReadReply,
   decodeReplicaAnswer,
   decodeReplicaWrite,
   decodeString,
   decodeWriteBatch,
+  encodeReplicaWrite,
   encodeStampReadReply,
   encodeStoredReadReply,
-  encodeReplicaWrite,
   encodeString,
   type ReplicaAnswer,
   ROUTES,
 } from './messages.js';
-import { settleAll } from '../settle.js';
 
 export interface ReplicaClientComponents {
   readonly transport: Transport;
@@ -82,6 +83,17 @@ export class ReplicaClient {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Merge `object` into the replica's copy of `key` after reading that copy from its store, not
+   * trusting its version cache: for a replica whose stored copy was found corrupt, which the
+   * merge then replaces (a plain replica write would find the version it last wrote in its
+   * cache and change nothing). Anti-entropy's repair message, which every node serves.
+   */
+  async repairVerified(address: PeerAddress, partition: number, key: string, object: VersionedObject, timeoutMs: number): Promise<void> {
+    const body = encodeObjectItems([{ partition, key, object: encodeObject(object) }]);
+    await this.c.transport.send(address, AAE_ROUTES.repair, body, { timeoutMs, idempotent: true });
   }
 
   /** The replica's stored version of `key` (undefined if it has none). */

@@ -18,6 +18,8 @@ export interface PublicApiOptions {
   readonly maxValueBytes: number;
   /** The /v1/cluster document. */
   readonly clusterInfo: () => Promise<unknown> | unknown;
+  /** Told of every read answered with two or more siblings (see SiblingWatch). */
+  readonly onSiblings?: (key: string, count: number) => void;
 }
 
 const KV_PREFIX = '/v1/kv/';
@@ -48,7 +50,12 @@ function contentTypeOf(req: FastifyRequest): string {
   return ct;
 }
 
-function sendObject(reply: FastifyReply, object: VersionedObject | undefined): FastifyReply {
+function sendObject(
+  reply: FastifyReply,
+  object: VersionedObject | undefined,
+  key: string,
+  onSiblings: PublicApiOptions['onSiblings'],
+): FastifyReply {
   if (!object) {
     throw new RingkvError('NOT_FOUND', 'key not found');
   }
@@ -68,6 +75,7 @@ function sendObject(reply: FastifyReply, object: VersionedObject | undefined): F
       .header('Last-Modified', httpDate(s.lastModified))
       .send(Buffer.from(s.value.buffer, s.value.byteOffset, s.value.byteLength));
   }
+  onSiblings?.(key, live.length);
   return reply
     .code(300)
     .header('Content-Type', 'application/json')
@@ -117,7 +125,7 @@ export async function publicApi(app: FastifyInstance, opts: PublicApiOptions): P
     const key = keyFromUrl(req.raw.url ?? '', KV_PREFIX);
     const { quorum, timeoutMs } = parseQuery(req.query as Record<string, unknown>, 'r', opts.n, opts.r);
     const { object } = await coordinator.get(key, { r: quorum, timeoutMs });
-    return sendObject(reply, object);
+    return sendObject(reply, object, key, opts.onSiblings);
   });
 
   app.delete('/v1/kv/*', { config: { op: 'delete' } }, async (req, reply) => {

@@ -57,6 +57,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly readSiblings = new Histogram({
+    name: 'ringkv_read_siblings',
+    help: 'Siblings in the answers to reads that returned two or more (answers with one value are not counted)',
+    buckets: [2, 3, 5, 10, 25, 50, 100, 250, 1000],
+    registers: [this.registry],
+  });
+
   readonly members = new Gauge({
     name: 'ringkv_members',
     help: 'Cluster members by status, as this node sees them',

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import { objectKey } from '../../src/storage/index.js';
 import { mint } from '../../src/version/index.js';
+import { rotStoredObject } from '../helpers/rot.js';
 import { SimCluster } from './cluster-sim.js';
 import { simSeeds } from './harness.js';
 
@@ -167,7 +168,7 @@ describe('reads ask R replicas, not N', () => {
     });
   });
 
-  it('a replica whose stored copy is corrupt counts as a failed read: the next replica is asked and the read succeeds', async () => {
+  it('a replica whose stored copy is corrupt counts as a failed read: the next replica is asked, the read succeeds, and read repair replaces the copy', async () => {
     await withCluster({ seed: 23, nodes: 3 }, async (c) => {
       await c.put('n1', 'k', 'v', { w: 3 });
       const stored = objectKey(c.node('n2').c.membership.ring().partitionOf('k'), 'k');
@@ -183,10 +184,47 @@ describe('reads ask R replicas, not N', () => {
         (await c.node('n1').metrics.replicaRequests.get()).values
           .filter((v) => READ_ROUTES.includes(String(v.labels.route)) && v.labels.outcome === 'error')
           .reduce((a, v) => a + v.value, 0);
-      // Two reads at r=2 through n1: each asks n2 first (n1's first read peer), gets the corrupt
-      // copy (n2 sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
-      for (let i = 0; i < 2; i++) expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
-      expect(await failedReads()).toBe(2);
+      const repairs = async (): Promise<number> =>
+        (await c.node('n1').metrics.readRepairs.get()).values.filter((v) => v.labels.outcome === 'ok').reduce((a, v) => a + v.value, 0);
+      // A read at r=2 through n1 asks n2 first (n1's first read peer), gets the corrupt copy (n2
+      // sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      expect(await failedReads()).toBe(1);
+      // After the answer, n2's copy is replaced: the same version, readable again.
+      await c.runUntil('read repair', async () => (await repairs()) === 1, 5_000);
+      expect(await c.local('n2', 'k')).toEqual(['v']);
+      // So the next read through n1 gets its answer from n2 again.
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      expect(await failedReads()).toBe(1);
+    });
+  });
+
+  it('read repair replaces a corrupt copy whose version the replica still has cached (a plain replica write would change nothing)', async () => {
+    await withCluster({ seed: 26, nodes: 4 }, async (c) => {
+      const ring = c.node('n1').c.membership.ring();
+      // A key n4 does not replicate, so n4 coordinates its reads from peers' whole copies.
+      let key = '';
+      for (let i = 0; key === ''; i++) if (!ring.preferenceList(ring.partitionOf(`k${i}`)).includes('n4')) key = `k${i}`;
+      // n4 asks the replicas in id order (see readOrder): the first one it asks is the rotten one.
+      const rotten = [...ring.preferenceList(ring.partitionOf(key))].sort()[0] as string;
+      await c.put(rotten, key, 'v', { w: 3 });
+      // Rotten under the running replica, whose version cache still holds the healthy version.
+      await rotStoredObject(c.node(rotten).store, objectKey(ring.partitionOf(key), key));
+      await expect(c.local(rotten, key)).rejects.toThrow(/corrupt object/);
+      expect((await c.get('n4', key, { r: 2 })).values).toEqual(['v']);
+      await c.runUntil('copy replaced', async () => (await c.local(rotten, key).catch(() => [])).length === 1, 5_000);
+      expect(await c.local(rotten, key)).toEqual(['v']);
+    });
+  });
+
+  it("this node's own corrupt copy is replaced by read repair too, once the peers have answered", async () => {
+    await withCluster({ seed: 24, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      await rotStoredObject(c.node('n1').store, objectKey(c.node('n1').c.membership.ring().partitionOf('k'), 'k'));
+      await expect(c.local('n1', 'k')).rejects.toThrow(/corrupt object/);
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      await c.runUntil('local copy replaced', async () => (await c.local('n1', 'k').catch(() => [])).length === 1, 5_000);
+      expect(await c.local('n1', 'k')).toEqual(['v']);
     });
   });
 

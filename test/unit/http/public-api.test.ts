@@ -448,6 +448,26 @@ describe('a node started without a secret (in-process)', () => {
     }
   });
 
+  it('counts reads answered with siblings in ringkv_read_siblings, and not reads of one value', async () => {
+    const metric = async (name: string): Promise<number> => {
+      const text = (await call(open, { method: 'GET', url: '/metrics' })).text();
+      const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(text);
+      if (!m) throw new Error(`${name} not exported`);
+      return Number(m[1]);
+    };
+    const count = await metric('ringkv_read_siblings_count');
+    const sum = await metric('ringkv_read_siblings_sum');
+    // Three writes without a context: three siblings.
+    for (const v of ['a', 'b', 'c']) expect((await call(open, { method: 'PUT', url: kvPath('sibs'), payload: v })).status).toBe(204);
+    const three = await call(open, { method: 'GET', url: kvPath('sibs') });
+    expect(three.status).toBe(300);
+    expect(three.json<{ siblings: unknown[] }>().siblings).toHaveLength(3);
+    expect((await call(open, { method: 'PUT', url: kvPath('single'), payload: 'x' })).status).toBe(204);
+    expect((await call(open, { method: 'GET', url: kvPath('single') })).status).toBe(200);
+    expect(await metric('ringkv_read_siblings_count')).toBe(count + 1);
+    expect(await metric('ringkv_read_siblings_sum')).toBe(sum + 3);
+  });
+
   it('keeps its own metrics: one node’s requests do not show up in another’s /metrics', async () => {
     for (let i = 0; i < 3; i++) await call(open, { method: 'GET', url: kvPath('metrics-only-u2') });
     const m1 = (await call(node, { method: 'GET', url: '/metrics' })).text();
