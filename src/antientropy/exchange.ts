@@ -149,6 +149,30 @@ export interface ExchangeResult {
   readonly error?: string;
 }
 
+/** What one verify sweep read (see AntiEntropy.verifySweep). */
+export interface SweepResult {
+  /** Partitions read; first and last of them (-1 when none). */
+  readonly partitions: number;
+  readonly first: number;
+  readonly last: number;
+  /** Keys they held, by the tree's count (what the key-rate budget was charged). */
+  readonly keys: number;
+  /** Leaves reset because the store disagreed with them. */
+  readonly reset: number;
+}
+
+/** Index of the first of the sorted `partitions` above `p` (partitions.length if none). */
+function firstAfter(partitions: readonly number[], p: number): number {
+  let lo = 0;
+  let hi = partitions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (partitions[mid]! <= p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** What a self-check of a leaf saw (see checkLeaf). */
 interface LeafSuspect {
   readonly leaf: number;
@@ -183,8 +207,12 @@ export class AntiEntropy {
   private readonly suspects = new Map<number, LeafSuspect>();
   /** Per-partition time (clock.now) of the last successful comparison with a co-replica. */
   private verifiedAt: Float64Array | undefined;
-  /** Where the next verify sweep starts, in this node's partition list. */
-  private sweepAt = 0;
+  /** The last partition the verify sweep read (-1: none yet); the next sweep starts after it. */
+  private sweptThrough = -1;
+  /** Partitions the sweep owes: the period's share of the time since it last ran. */
+  private sweepCredit = 0;
+  /** When (clock.monotonic) the sweep last ran, or the tree was built. */
+  private sweepClock: number | undefined;
   /** Leaves reset by checkLeaf since start (also a metric). */
   private leafResets = 0;
 
@@ -289,7 +317,7 @@ export class AntiEntropy {
       for await (const [k, v] of this.c.store.entries('obj')) {
         const { partition, key } = parseObjectKey(k);
         if (partition >= partitions) continue;
-        leaves[partition] = leaves[partition]! ^ keyVersionHash(key, this.digestOf(key, v));
+        leaves[partition] = leaves[partition]! ^ keyVersionHash(key, this.digestOf(partition, key, v));
         counts[partition] = counts[partition]! + 1;
         keys++;
       }
@@ -307,6 +335,7 @@ export class AntiEntropy {
         }
       }
       this.treeReady = true;
+      this.sweepClock ??= this.c.clock.monotonic();
     } finally {
       // A failed rebuild leaves the tree not ready: exchanges refuse until one succeeds.
       this.dirty.clear();
@@ -356,12 +385,15 @@ export class AntiEntropy {
    * Digest of a stored object. An undecodable (corrupt) one gets CORRUPT_DIGEST, so once a scan
    * has seen it, it differs from every healthy replica's copy and an exchange replaces it (see
    * LocalReplica.apply). Damage that happens while the node runs shows when a scan reads it.
+   * The replica then forgets what it cached of the copy (see LocalReplica.forgetCached): the
+   * next write of the key must see the damage, as this scan did, or the tree would drift.
    */
-  private digestOf(key: string, bytes: Uint8Array): number {
+  private digestOf(partition: number, key: string, bytes: Uint8Array): number {
     try {
       return versionDigest(decodeObject(bytes));
     } catch (err) {
-      this.c.log.error({ key, err: String(err) }, 'unreadable object in the anti-entropy scan');
+      this.c.log.error({ partition, key, err: String(err) }, 'unreadable object in the anti-entropy scan');
+      this.c.replica.forgetCached(partition, key);
       return CORRUPT_DIGEST;
     }
   }
@@ -387,8 +419,8 @@ export class AntiEntropy {
     for await (const [k, v] of this.c.store.entries('obj', range)) {
       const i = slot.get(objectKeyPartition(k));
       if (i === undefined) continue;
-      const { key } = parseObjectKey(k);
-      const d = this.digestOf(key, v);
+      const { partition, key } = parseObjectKey(k);
+      const d = this.digestOf(partition, key, v);
       const o = out[i]!;
       o.entries.push([key, d]);
       o.leaf = (o.leaf ^ keyVersionHash(key, d)) >>> 0;
@@ -451,23 +483,32 @@ export class AntiEntropy {
    * write, but not with what the disk does on its own: a copy that rots under a running node
    * keeps its healthy digest in the tree, so no exchange would look at it until a restart's
    * rebuild. Once a sweep has read the damage, the leaf holds CORRUPT_DIGEST for that key and
-   * the next exchange with a co-replica replaces the copy. Paced so that every partition is
-   * read once per verifyPeriodMs (the slice per round follows from intervalMs), and charged to
-   * the key-rate budget like a repair. A leaf is reset only when two scans in a row with no
-   * write between agree, so a partition found off is scanned again at once (twice at most).
+   * the next exchange with a co-replica replaces the copy.
+   *
+   * Paced by time, not by rounds: each call reads the period's share of the partitions for the
+   * time since the last one (so every partition once per verifyPeriodMs, whether rounds come
+   * every interval or faster while an exchange catches up), and is charged to the key-rate
+   * budget too. It resumes after the last partition it read, by number, so a ring change moves
+   * nothing under it, and a sweep that fails is tried again from the same place. A leaf is
+   * reset only when two scans in a row with no write between agree, so a partition found off
+   * is scanned again at once (at most twice more).
    */
-  async verifySweep(): Promise<{ partitions: number; keys: number; reset: number }> {
+  async verifySweep(): Promise<SweepResult> {
     return this.exclusive(async () => {
-      const none = { partitions: 0, keys: 0, reset: 0 };
+      const none: SweepResult = { partitions: 0, first: -1, last: -1, keys: 0, reset: 0 };
       if (!this.treeReady || this.init.verifyPeriodMs <= 0) return none;
       const ring = this.c.membership.ring();
       if (ring.partitions !== this.tree?.partitions) return none;
       const held = ring.partitionsOf(this.c.membership.self);
-      if (held.length === 0) return none;
-      const per = Math.max(1, Math.ceil((held.length * this.init.intervalMs) / this.init.verifyPeriodMs));
-      const from = this.sweepAt < held.length ? this.sweepAt : 0;
+      const now = this.c.clock.monotonic();
+      const elapsed = now - (this.sweepClock ?? now);
+      this.sweepClock = now;
+      this.sweepCredit = Math.min(held.length, this.sweepCredit + (held.length * elapsed) / this.init.verifyPeriodMs);
+      const per = Math.floor(this.sweepCredit);
+      if (per === 0) return none;
+      let from = firstAfter(held, this.sweptThrough);
+      if (from === held.length) from = 0;
       const slice = held.slice(from, from + per);
-      this.sweepAt = from + slice.length;
       const counts = this.keyCounts!;
       let keys = 0;
       for (const p of slice) keys += counts[p] ?? 0;
@@ -478,8 +519,10 @@ export class AntiEntropy {
         await this.scanPartitions(off);
         off = off.filter((p) => this.suspects.has(p));
       }
+      this.sweepCredit -= slice.length;
+      this.sweptThrough = slice[slice.length - 1]!;
       this.c.metrics.aaeSweptPartitions.inc(slice.length);
-      return { partitions: slice.length, keys, reset: this.leafResets - before };
+      return { partitions: slice.length, first: slice[0]!, last: this.sweptThrough, keys, reset: this.leafResets - before };
     });
   }
 
@@ -544,8 +587,12 @@ export class AntiEntropy {
         ? this.unfinishedPeer
         : nextPeer(peers, this.lastPeer, isUp);
     // First the sweep: damage it reads is then repaired by this round's exchange, when the
-    // peer shares the partition.
-    await this.sweep();
+    // peer shares the partition. Not while a cut-short exchange catches up: that goes first,
+    // and the sweep's time-based share waits for the next full round.
+    if (this.unfinishedPeer === undefined) {
+      await this.sweep();
+      if (this.abort.signal.aborted) return undefined;
+    }
     let result: ExchangeResult | undefined;
     if (peer !== undefined) {
       result = await this.exchangeWith(peer);

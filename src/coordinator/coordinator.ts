@@ -450,6 +450,9 @@ export class Coordinator {
               if (corrupt === undefined) corrupt = [];
               corrupt.push(slot);
               this.c.log.error({ peer: slot.target, key, err: String(err) }, 'replica holds a corrupt copy; read repair replaces it');
+            } else if (err instanceof RingkvError && err.code === 'INTERNAL') {
+              // An answer this node cannot read that is not damage (a format it does not know).
+              this.c.log.error({ peer: slot.target, key, err: err.message }, 'replica answered a copy this node cannot read');
             } else this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
             round.fail();
             if (round.state !== 'pending') resolveQuorum();

@@ -271,6 +271,7 @@ export class LocalReplica {
     return this.lock.run(key, async () => {
       // The usual replication case, a newer version arriving, needs only the stored version's
       // stamp, which the version cache may know without a read.
+      if (verifyStored) this.forgetCached(partition, key);
       const stamp = verifyStored ? undefined : this.versions?.get(partition, key);
       if (stamp !== undefined && mergeKeepsIncoming(stamp, incoming)) {
         const changed = !sameVersion(stamp, incoming);
@@ -287,6 +288,19 @@ export class LocalReplica {
       if (changed || hintsFor.length > 0) await this.persist(partition, key, before, object, hintsFor, changed, corrupt);
       return { object, changed };
     });
+  }
+
+  /**
+   * Forget what this replica and its store remember of the key's stored copy (its version,
+   * the store's cached bytes), so that the next write or read of it goes to the database: for
+   * a copy found damaged there. Without this a write would take the cached version for the
+   * stored one and merge past the damage (the anti-entropy tree would then drift from the
+   * store), and a repair would find the cached healthy bytes and change nothing. Safe outside
+   * the key's lock: a cache miss only means a read of the store.
+   */
+  forgetCached(partition: number, key: string): void {
+    this.versions?.delete(key);
+    this.components.store.uncache('obj', objectKey(partition, key));
   }
 
   /** Park hints for owners that missed the current version of a key (the object is already here). */

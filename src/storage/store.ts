@@ -47,6 +47,12 @@ export interface Store {
    */
   getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(ns: Namespace, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Drop the read cache's copy of `key`, if it holds one, so the next read goes to the
+   * database. For a copy found damaged there: the cache may still hold the healthy bytes it
+   * read before the disk went bad, and would hide the damage from a writer that must replace it.
+   */
+  uncache(ns: Namespace, key: Uint8Array): void;
   put(ns: Namespace, key: Uint8Array, value: Uint8Array): Promise<void>;
   del(ns: Namespace, key: Uint8Array): Promise<void>;
   /** Apply all ops atomically (all or nothing), across namespaces. */

@@ -270,6 +270,13 @@ export class SublevelStore implements Store {
     return (this.#db as unknown as DirectLevel)._getSync(sub.prefixKey(key, 'view', false), DIRECT_READ_OPTIONS);
   }
 
+  uncache(ns: Namespace, key: Uint8Array): void {
+    if (ns !== this.#cacheNs || this.#cache === undefined) return;
+    this.#cache.delete(key);
+    // A read out meanwhile must not fill the cache with what it read before this call.
+    this.#cacheWrites++;
+  }
+
   async getMany(ns: Namespace, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     const sub = this.#sub(ns, 'getMany');
     if (!Array.isArray(keys)) throw new TypeError('getMany: keys must be an array');

@@ -15,11 +15,11 @@ import { LocalReplica } from '../../src/replica/local-replica.js';
 import { buildRing } from '../../src/ring/index.js';
 import type { Ring } from '../../src/ring/types.js';
 import { ManualTime, seededRandom } from '../../src/runtime/index.js';
-import { MemoryStore, objectKey, parseObjectKey } from '../../src/storage/index.js';
+import { MemoryStore, objectKey, parseObjectKey, type SublevelStore } from '../../src/storage/index.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
 import type { PeerAddress, SendOptions, Transport } from '../../src/transport/transport.js';
 import { decodeObject, encodeObject, isDeleted, sameVersion, type VersionedObject } from '../../src/version/index.js';
-import { rotStoredObject } from '../helpers/rot.js';
+import { RottableStore, rotStoredObject } from '../helpers/rot.js';
 import { SimCluster, type SimClusterNode } from './cluster-sim.js';
 import { forEachSeed } from './harness.js';
 
@@ -65,7 +65,7 @@ class Wire implements Transport {
 interface TestNode {
   readonly id: string;
   readonly address: string;
-  readonly store: MemoryStore;
+  readonly store: SublevelStore;
   readonly replica: LocalReplica;
   readonly ae: AntiEntropy;
   readonly metrics: Metrics;
@@ -78,6 +78,8 @@ interface ClusterOptions {
   readonly n?: number;
   readonly partitionBits?: number;
   readonly ae?: Partial<AntiEntropyInit>;
+  /** Each node's store has an object read cache, and can be damaged beneath it. */
+  readonly rottable?: boolean;
 }
 
 class AaeCluster {
@@ -118,7 +120,7 @@ class AaeCluster {
 
   async start(): Promise<void> {
     for (const id of this.records.keys()) {
-      const store = new MemoryStore();
+      const store = this.opts.rottable ? new RottableStore() : new MemoryStore();
       await store.open();
       const random = seededRandom(this.random.int(2 ** 32));
       const log = silentLogger();
@@ -699,15 +701,25 @@ describe('anti-entropy refuses what it cannot trust', () => {
 });
 
 describe('anti-entropy verify sweep', () => {
-  /** Run `b`'s sweeps until one reset a leaf; the sweeps' results in order. */
-  async function sweepsUntilReset(c: AaeCluster, id: string, max: number): Promise<{ partitions: number; keys: number; reset: number }[]> {
-    const out: { partitions: number; keys: number; reset: number }[] = [];
-    while (out.length < max && !out.some((r) => r.reset > 0)) out.push(await c.settle(c.node(id).ae.verifySweep()));
-    return out;
+  type Sweep = Awaited<ReturnType<AntiEntropy['verifySweep']>>;
+
+  /** Let `ms` of simulated time pass, then sweep `id` once. */
+  async function sweepAfter(c: AaeCluster, id: string, ms: number): Promise<Sweep> {
+    await c.time.advance(ms);
+    return c.settle(c.node(id).ae.verifySweep());
+  }
+
+  /** Each key on its owners only, as the coordinator writes it. */
+  async function putOnOwners(c: AaeCluster, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      const [first, ...rest] = c.ring.preferenceList(c.partitionOf(`k${i}`));
+      const obj = await c.put(first!, `k${i}`, 'v');
+      for (const id of rest) await c.node(id).replica.apply(c.partitionOf(`k${i}`), `k${i}`, obj);
+    }
   }
 
   it('finds a copy that rotted under the running node, with no write or restart, and the next exchange replaces it', async () => {
-    // 16 partitions, all on every node; four per round.
+    // 16 partitions, all on every node; a quarter of them per second.
     const c = await make(76, { partitionBits: 4, ae: { verifyPeriodMs: 4000 } });
     for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
     await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k7'), 'k7'));
@@ -715,7 +727,8 @@ describe('anti-entropy verify sweep', () => {
     expect((await c.exchange('a', 'b')).outcome).toBe('identical');
     expect(await c.treeMatchesStore('b')).toBe(false);
 
-    const sweeps = await sweepsUntilReset(c, 'b', 4);
+    const sweeps: Sweep[] = [];
+    while (sweeps.length < 4 && !sweeps.some((r) => r.reset > 0)) sweeps.push(await sweepAfter(c, 'b', 1000));
     expect(sweeps.map((r) => r.partitions)).toEqual(sweeps.map(() => 4));
     expect(sweeps.map((r) => r.reset)).toEqual([...sweeps.slice(1).map(() => 0), 1]);
     expect(await c.treeMatchesStore('b')).toBe(true);
@@ -729,11 +742,46 @@ describe('anti-entropy verify sweep', () => {
     expect((await c.exchange('a', 'b')).outcome).toBe('identical');
   });
 
+  it('after it found a damaged copy, a plain write of the key replaces the copy and keeps the tree right', async () => {
+    const c = await make(83, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
+    let first: VersionedObject | undefined;
+    for (let i = 0; i < 20; i++) {
+      const obj = await c.putAll(`k${i}`, 'v');
+      if (i === 5) first = obj;
+    }
+    await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k5'), 'k5'));
+    expect((await sweepAfter(c, 'b', 1000)).reset).toBe(1);
+    // A newer version arrives by ordinary replication. b's version cache knew the healthy copy;
+    // the sweep made it forget, so the write reads the store and sees what it replaces.
+    const newer = (await c.node('a').replica.coordinate(c.partitionOf('k5'), 'k5', first!.clock, { value: enc.encode('v2'), contentType: 'text/plain', deleted: false }, c.time.now())).object;
+    expect((await c.node('b').replica.apply(c.partitionOf('k5'), 'k5', newer)).changed).toBe(true);
+    for (let i = 0; i < 200 && !(await c.treeMatchesStore('b')); i++) await c.step();
+    expect(await c.treeMatchesStore('b')).toBe(true);
+    expect(await c.values('b', 'k5')).toEqual(['v2']);
+    // Nothing more to find: no second reset for the same damage.
+    expect((await sweepAfter(c, 'b', 1000)).reset).toBe(0);
+  });
+
+  it('a copy damaged beneath the store\'s read cache is replaced too (the repair reads past the cache)', async () => {
+    const c = await make(84, { partitionBits: 4, ae: { verifyPeriodMs: 1000 }, rottable: true });
+    for (let i = 0; i < 20; i++) await c.putAll(`k${i}`, 'v');
+    const b = c.node('b');
+    const at = objectKey(c.partitionOf('k9'), 'k9');
+    expect(await c.values('b', 'k9')).toEqual(['v']); // read once: the store caches the bytes
+    await (b.store as RottableStore).rotBeneathCache(at);
+    expect((await sweepAfter(c, 'b', 1000)).reset).toBe(1);
+    expect(await c.exchange('a', 'b')).toMatchObject({ outcome: 'repaired', keysRepaired: 1 });
+    const [stored] = await b.store.getMany('obj', [at]);
+    expect(decodeObject(stored!).siblings).toHaveLength(1);
+    expect((await c.exchange('a', 'b')).outcome).toBe('identical');
+  });
+
   it('a scheduled round sweeps before it exchanges, so one round finds and repairs the damage', async () => {
-    // The whole node in one round (verifyPeriodMs = intervalMs).
     const c = await make(77, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
     for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
     await rotStoredObject(c.node('c').store, objectKey(c.partitionOf('k3'), 'k3'));
+    // A whole period has passed: the round sweeps every partition.
+    await c.time.advance(1000);
     const r = await c.settle(c.node('c').ae.runOnce());
     expect(r).toMatchObject({ outcome: 'repaired', keysRepaired: 1 });
     expect(await c.values('c', 'k3')).toEqual(['v']);
@@ -744,71 +792,105 @@ describe('anti-entropy verify sweep', () => {
     const c = await make(78, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
     for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
     const a = c.node('a');
-    expect(await c.settle(a.ae.verifySweep())).toMatchObject({ partitions: 16, keys: 40, reset: 0 });
+    expect(await sweepAfter(c, 'a', 1000)).toMatchObject({ partitions: 16, keys: 40, reset: 0 });
     const p = c.partitionOf('k1');
     const good = a.ae.tree!.leaf(p);
     a.ae.tree!.setLeaf(p, good ^ 0x5a5a);
-    expect(await c.settle(a.ae.verifySweep())).toMatchObject({ partitions: 16, reset: 1 });
+    expect(await sweepAfter(c, 'a', 1000)).toMatchObject({ partitions: 16, reset: 1 });
     expect(a.ae.tree!.leaf(p)).toBe(good);
   });
 
-  it('reads every partition the node holds once per period, a slice per round, then starts over', async () => {
+  it('reads every partition the node holds once per period, in order, its share of them for the time passed, then starts over', async () => {
     // Five nodes, N = 3: each holds about 3/5 of the 16 partitions.
     const c = await make(79, { ids: ['a', 'b', 'c', 'd', 'e'], partitionBits: 4, ae: { verifyPeriodMs: 3000 } });
-    // Each key on its owners only, as the coordinator writes it.
-    for (let i = 0; i < 100; i++) {
-      const [first, ...rest] = c.ring.preferenceList(c.partitionOf(`k${i}`));
-      const obj = await c.put(first!, `k${i}`, 'v');
-      for (const id of rest) await c.node(id).replica.apply(c.partitionOf(`k${i}`), `k${i}`, obj);
-    }
-    const a = c.node('a');
-    const held = c.ring.partitionsOf('a').length;
+    await putOnOwners(c, 100);
+    const held = c.ring.partitionsOf('a');
     const stored = (await c.objects('a')).size;
-    expect(held).toBeGreaterThan(3);
-    expect(held).toBeLessThan(16);
-    const per = Math.ceil(held / 3);
-    const rounds = Math.ceil(held / per);
-    const cycle: { partitions: number; keys: number }[] = [];
-    for (let i = 0; i < rounds; i++) cycle.push(await c.settle(a.ae.verifySweep()));
-    expect(cycle.reduce((n, r) => n + r.partitions, 0)).toBe(held);
+    expect(held.length).toBeGreaterThan(3);
+    expect(held.length).toBeLessThan(16);
+    // No time passed: nothing owed.
+    expect((await c.settle(c.node('a').ae.verifySweep())).partitions).toBe(0);
+    const cycle: Sweep[] = [];
+    for (let i = 0; i < 3; i++) cycle.push(await sweepAfter(c, 'a', 1000));
+    // Consecutive slices of the node's partitions, covering each once.
+    const read = cycle.flatMap((r) => held.slice(held.indexOf(r.first), held.indexOf(r.last) + 1));
+    expect(read).toEqual([...held]);
+    expect(cycle.reduce((n, r) => n + r.partitions, 0)).toBe(held.length);
     expect(cycle.reduce((n, r) => n + r.keys, 0)).toBe(stored);
-    expect(cycle.slice(0, -1).every((r) => r.partitions === per)).toBe(true);
-    // The next round starts again from the first partition.
-    expect((await c.settle(a.ae.verifySweep())).keys).toBe(cycle[0]!.keys);
+    // The next period starts again from the first.
+    expect((await sweepAfter(c, 'a', 1000)).first).toBe(held[0]);
   });
 
   it('is charged to the key-rate budget: a sweep of more keys than the budget waits for it', async () => {
     const c = await make(80, { partitionBits: 4, ae: { verifyPeriodMs: 1000, keysPerSecond: 10 } });
     for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    await c.time.advance(1000);
     const started = c.time.now();
     expect((await c.settle(c.node('a').ae.verifySweep())).keys).toBe(40);
     // A burst of one second's budget (10 keys), then 30 more at 10 per second.
     expect(c.time.now() - started).toBeGreaterThanOrEqual(3000);
   });
 
-  it('a sweep that fails (the store cannot be read) is logged, and the round still exchanges', async () => {
-    const c = await make(82, { partitionBits: 4, ae: { verifyPeriodMs: 1000 } });
+  it('a sweep that fails (the store cannot be read) keeps its place, and the round still exchanges', async () => {
+    const c = await make(82, { partitionBits: 4, ae: { verifyPeriodMs: 4000 } });
     for (let i = 0; i < 10; i++) await c.putAll(`k${i}`, 'v');
     await c.put('a', 'only-a', 'w');
     const b = c.node('b');
     const entries = b.store.entries.bind(b.store);
-    let failed = 0;
+    let threw = false;
     b.store.entries = (...args) => {
-      if (failed++ > 0) return entries(...args);
+      if (threw) return entries(...args);
+      threw = true;
       throw new Error('disk gone');
     };
+    await c.time.advance(1000);
     const r = await c.settle(b.ae.runOnce());
-    expect(failed).toBeGreaterThan(0);
+    expect(threw).toBe(true); // the sweep's scan failed
     expect(r).toMatchObject({ outcome: 'repaired' });
     expect(await c.values('b', 'only-a')).toEqual(['w']);
     expect((await b.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0).toBe(0);
+    // The failed slice is read next, with the share for the time since.
+    expect(await sweepAfter(c, 'b', 1000)).toMatchObject({ first: c.ring.partitionsOf('b')[0], partitions: 8 });
+  });
+
+  it('skips rounds that continue a cut-short exchange: the time-based share waits for the next full round', async () => {
+    const c = await make(85, { partitionBits: 4, ae: { verifyPeriodMs: 16_000, maxKeysPerExchange: 5 } });
+    for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
+    const a = c.node('a');
+    const swept = async (): Promise<number> => (await a.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
+    await c.time.advance(1000);
+    expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
+    expect(await swept()).toBe(1);
+    await c.time.advance(1000);
+    expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
+    expect(await swept()).toBe(1);
+    // Done catching up with that peer: the next full round sweeps what the time since owes.
+    let rounds = 0;
+    while ((await c.settle(a.ae.runOnce()))?.truncated === true && rounds++ < 10) await c.time.advance(1000);
+    await c.time.advance(1000);
+    const before = await swept();
+    await c.settle(a.ae.runOnce());
+    expect(await swept()).toBeGreaterThan(before);
+  });
+
+  it('stop() during the sweep ends the round: no exchange starts after it', async () => {
+    const c = await make(86, { partitionBits: 4, ae: { verifyPeriodMs: 1000, keysPerSecond: 1 } });
+    for (let i = 0; i < 40; i++) await c.putAll(`k${i}`, 'v');
+    const a = c.node('a');
+    await c.time.advance(1000);
+    c.resetWires();
+    const round = a.ae.runOnce();
+    await c.step(10); // the sweep is waiting for the key-rate budget
+    await a.ae.stop();
+    expect(await round).toBeUndefined();
+    expect(a.wire.routes.get('aae-root') ?? 0).toBe(0);
   });
 
   it('with verifyPeriodMs 0 it reads nothing, and the rotten copy stays out of sight', async () => {
     const c = await make(81, { partitionBits: 4, ae: { verifyPeriodMs: 0 } });
     for (let i = 0; i < 10; i++) await c.putAll(`k${i}`, 'v');
     await rotStoredObject(c.node('b').store, objectKey(c.partitionOf('k2'), 'k2'));
-    expect(await c.settle(c.node('b').ae.verifySweep())).toEqual({ partitions: 0, keys: 0, reset: 0 });
+    expect(await sweepAfter(c, 'b', 1000)).toEqual({ partitions: 0, first: -1, last: -1, keys: 0, reset: 0 });
     expect((await c.settle(c.node('b').ae.runOnce()))?.outcome).toBe('identical');
   });
 });

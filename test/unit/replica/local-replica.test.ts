@@ -6,8 +6,8 @@ import { LocalReplica } from '../../../src/replica/local-replica.js';
 import { seededRandom } from '../../../src/runtime/index.js';
 import { hintKey, MemoryStore, objectKey } from '../../../src/storage/index.js';
 import type { BatchOp, Namespace } from '../../../src/storage/store.js';
-import { merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
-import { rotStoredObject } from '../../helpers/rot.js';
+import { decodeObject, merge, type VersionedObject, type VersionVector, versionDigest } from '../../../src/version/index.js';
+import { RottableStore, rotStoredObject } from '../../helpers/rot.js';
 
 const write = (v: string) => ({ value: new TextEncoder().encode(v), contentType: 'text/plain', deleted: false });
 
@@ -112,6 +112,45 @@ describe('LocalReplica', () => {
     const again = await restarted.coordinate(0, 'k', context, write('c'), 3);
     expect(again.dot.actor).toMatch(/^n1\.abc~/);
     expect((await restarted.read(0, 'k'))!.siblings.map((x) => new TextDecoder().decode(x.value))).toEqual(['c']);
+  });
+
+  it('a verified write reads past the store\'s read cache: a copy that rotted beneath it is replaced, not merged with the cached bytes', async () => {
+    const store = new RottableStore();
+    stores.push(store);
+    await store.open();
+    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
+    await r.start();
+    const first = await r.coordinate(0, 'k', {}, write('a'), 1);
+    expect((await r.read(0, 'k'))!.siblings).toHaveLength(1); // the store caches the bytes it read
+    await store.rotBeneathCache(objectKey(0, 'k'));
+    // The cache still hides the damage from readers...
+    expect((await r.read(0, 'k'))!.siblings).toHaveLength(1);
+    const [onDisk] = await store.getMany('obj', [objectKey(0, 'k')]);
+    expect(() => decodeObject(onDisk!)).toThrow(/corrupt object/);
+    // ...but not from a verified write (anti-entropy's repairs, read repair of a damaged copy):
+    // the same version again replaces the damaged copy with a healthy one.
+    expect((await r.apply(0, 'k', first.object, [], true)).changed).toBe(true);
+    const [repaired] = await store.getMany('obj', [objectKey(0, 'k')]);
+    expect(decodeObject(repaired!).siblings.map((x) => new TextDecoder().decode(x.value))).toEqual(['a']);
+  });
+
+  it('forgetCached makes the next plain write read the store, so it sees a damaged copy and says it replaced one', async () => {
+    const store = new RottableStore();
+    stores.push(store);
+    await store.open();
+    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
+    await r.start();
+    const seen: boolean[] = [];
+    r.onWrite((_p, _k, _before, _after, replacedCorrupt) => seen.push(replacedCorrupt));
+    const first = await r.coordinate(0, 'k', {}, write('a'), 1);
+    await r.read(0, 'k');
+    await store.rotBeneathCache(objectKey(0, 'k'));
+    r.forgetCached(0, 'k');
+    const incoming = (await (await replica()).r.coordinate(0, 'k', first.object.clock, write('b'), 2)).object;
+    expect((await r.apply(0, 'k', incoming)).changed).toBe(true);
+    expect(seen).toEqual([false, true]);
+    const [stored] = await store.getMany('obj', [objectKey(0, 'k')]);
+    expect(decodeObject(stored!).siblings.map((x) => new TextDecoder().decode(x.value))).toEqual(['b']);
   });
 
   it('a read error that is not corruption still fails the write, and replaces nothing', async () => {
