@@ -144,6 +144,22 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
         expect(hex(await store.get('obj', s('k')))).toBe(hex(s('abc')));
       });
 
+      it('uncache changes no value read: cached or not, present or missing, in any namespace', async () => {
+        await store.put('obj', s('k'), s('abc'));
+        await store.put('hint', s('k'), s('h'));
+        await store.getShared('obj', s('k'));
+        store.uncache('obj', s('k'));
+        store.uncache('obj', s('missing'));
+        store.uncache('hint', s('k'));
+        expect(hex(await store.getShared('obj', s('k')))).toBe(hex(s('abc')));
+        expect(hex(await store.get('hint', s('k')))).toBe(hex(s('h')));
+        expect(await store.get('obj', s('missing'))).toBeUndefined();
+        // A write after it is read back as usual.
+        await store.put('obj', s('k'), s('new'));
+        store.uncache('obj', s('k'));
+        expect(hex(await store.getShared('obj', s('k')))).toBe(hex(s('new')));
+      });
+
       it('mutating a batched value after batch() does not change the store', async () => {
         const value = s('abc');
         await store.batch([{ type: 'put', ns: 'obj', key: s('k'), value }]);
