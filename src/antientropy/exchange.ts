@@ -209,8 +209,10 @@ export class AntiEntropy {
   private verifiedAt: Float64Array | undefined;
   /** The last partition the verify sweep read (-1: none yet); the next sweep starts after it. */
   private sweptThrough = -1;
-  /** Partitions the sweep owes: the period's share of the time since it last ran. */
+  /** What the sweep owes, in partition-milliseconds: the period's share of the time since it ran. */
   private sweepCredit = 0;
+  /** Partitions in the slice the last sweep failed to read (0: it did not fail). */
+  private sweepFailed = 0;
   /** When (clock.monotonic) the sweep last ran, or the tree was built. */
   private sweepClock: number | undefined;
   /** Leaves reset by checkLeaf since start (also a metric). */
@@ -488,10 +490,11 @@ export class AntiEntropy {
    * Paced by time, not by rounds: each call reads the period's share of the partitions for the
    * time since the last one (so every partition once per verifyPeriodMs, whether rounds come
    * every interval or faster while an exchange catches up), and is charged to the key-rate
-   * budget too. It resumes after the last partition it read, by number, so a ring change moves
-   * nothing under it, and a sweep that fails is tried again from the same place. A leaf is
-   * reset only when two scans in a row with no write between agree, so a partition found off
-   * is scanned again at once (at most twice more).
+   * budget too, at most two rounds' share at a time. It resumes after the last partition it
+   * read, by number, so a ring change moves nothing under it; a slice that fails is tried once
+   * more, then passed over until the next period. A leaf is reset only when two scans in a row
+   * with no write between agree, so a partition found off is scanned again at once (at most
+   * twice more).
    */
   async verifySweep(): Promise<SweepResult> {
     return this.exclusive(async () => {
@@ -500,29 +503,53 @@ export class AntiEntropy {
       const ring = this.c.membership.ring();
       if (ring.partitions !== this.tree?.partitions) return none;
       const held = ring.partitionsOf(this.c.membership.self);
+      const period = this.init.verifyPeriodMs;
       const now = this.c.clock.monotonic();
       const elapsed = now - (this.sweepClock ?? now);
       this.sweepClock = now;
-      this.sweepCredit = Math.min(held.length, this.sweepCredit + (held.length * elapsed) / this.init.verifyPeriodMs);
-      const per = Math.floor(this.sweepCredit);
+      // In partition-milliseconds, so that a period's shares add up to every partition exactly.
+      this.sweepCredit = Math.min(held.length * period, this.sweepCredit + held.length * elapsed);
+      // At most two rounds' share per call: time that piled up (rounds spent catching up, a
+      // stop) is made up over the next rounds, never in one long call that holds off exchanges.
+      const most = Math.ceil((2 * held.length * this.init.intervalMs) / period);
+      // After a failure, the same slice again (not what time added since).
+      const per = Math.min(most, Math.floor(this.sweepCredit / period), this.sweepFailed || Number.POSITIVE_INFINITY);
       if (per === 0) return none;
       let from = firstAfter(held, this.sweptThrough);
       if (from === held.length) from = 0;
       const slice = held.slice(from, from + per);
+      const first = slice[0]!;
+      const last = slice[slice.length - 1]!;
       const counts = this.keyCounts!;
       let keys = 0;
       for (const p of slice) keys += counts[p] ?? 0;
-      await this.throttle(keys);
       const before = this.leafResets;
-      let off: readonly number[] = slice;
-      for (let scan = 0; scan < 3 && off.length > 0; scan++) {
-        await this.scanPartitions(off);
-        off = off.filter((p) => this.suspects.has(p));
+      try {
+        await this.throttle(keys);
+        let off: readonly number[] = slice;
+        for (let scan = 0; scan < 3 && off.length > 0; scan++) {
+          await this.scanPartitions(off);
+          off = off.filter((p) => this.suspects.has(p));
+        }
+      } catch (err) {
+        // A slice that cannot be read (a damaged table, say) is tried once more, then passed
+        // over until the next period: it must not stop the sweep for good.
+        if (this.abort.signal.aborted) throw err;
+        if (this.sweepFailed === 0) {
+          this.sweepFailed = slice.length;
+          throw err;
+        }
+        this.sweepFailed = 0;
+        this.c.log.error({ first, last, err: String(err) }, 'anti-entropy verify sweep could not read these partitions twice; passing over them');
+        this.sweepCredit -= slice.length * period;
+        this.sweptThrough = last;
+        return none;
       }
-      this.sweepCredit -= slice.length;
-      this.sweptThrough = slice[slice.length - 1]!;
+      this.sweepFailed = 0;
+      this.sweepCredit -= slice.length * period;
+      this.sweptThrough = last;
       this.c.metrics.aaeSweptPartitions.inc(slice.length);
-      return { partitions: slice.length, first: slice[0]!, last: this.sweptThrough, keys, reset: this.leafResets - before };
+      return { partitions: slice.length, first, last, keys, reset: this.leafResets - before };
     });
   }
 
@@ -587,9 +614,9 @@ export class AntiEntropy {
         ? this.unfinishedPeer
         : nextPeer(peers, this.lastPeer, isUp);
     // First the sweep: damage it reads is then repaired by this round's exchange, when the
-    // peer shares the partition. Not while a cut-short exchange catches up: that goes first,
-    // and the sweep's time-based share waits for the next full round.
-    if (this.unfinishedPeer === undefined) {
+    // peer shares the partition. Not while a cut-short exchange catches up with its peer: that
+    // goes first, and the sweep's time-based share waits for the next full round.
+    if (peer === undefined || peer !== this.unfinishedPeer) {
       await this.sweep();
       if (this.abort.signal.aborted) return undefined;
     }

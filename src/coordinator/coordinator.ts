@@ -5,6 +5,7 @@
  */
 import { quorumFailed, RingkvError } from '../errors.js';
 import type { MembershipView } from '../membership/types.js';
+import { LogLimiter } from '../observability/log-limiter.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
@@ -153,6 +154,8 @@ export class Coordinator {
   /** Work that outlives the request that started it (replica sends after quorum, hints). */
   private readonly background = new Set<Promise<unknown>>();
   private readonly maxReadRepairs: number;
+  /** Answers from peers this node cannot read (not damage): logged at most once a minute. */
+  private readonly unreadableLog: LogLimiter;
   private readonly replicas: ReplicaClient;
   /** Recent remote replica read times: when a read is late enough to ask one more replica. */
   private readonly readLatency = new LatencyWindow();
@@ -162,6 +165,7 @@ export class Coordinator {
     private readonly init: CoordinatorInit,
   ) {
     this.maxReadRepairs = init.maxReadRepairs ?? 256;
+    this.unreadableLog = new LogLimiter(c.clock, 60_000);
     this.replicas = new ReplicaClient(
       { transport: c.transport, replica: c.replica, membership: c.membership },
       { hintedHandoff: init.hintedHandoff },
@@ -451,8 +455,11 @@ export class Coordinator {
               corrupt.push(slot);
               this.c.log.error({ peer: slot.target, key, err: String(err) }, 'replica holds a corrupt copy; read repair replaces it');
             } else if (err instanceof RingkvError && err.code === 'INTERNAL') {
-              // An answer this node cannot read that is not damage (a format it does not know).
-              this.c.log.error({ peer: slot.target, key, err: err.message }, 'replica answered a copy this node cannot read');
+              // An answer this node cannot read that is not damage (a format it does not know,
+              // during a rolling upgrade, say): not replaced, and logged once a minute at most.
+              const unloggedSince = this.unreadableLog.take();
+              if (unloggedSince !== undefined)
+                this.c.log.error({ peer: slot.target, key, err: err.message, unloggedSince }, 'replica answered a copy this node cannot read');
             } else this.c.log.debug({ peer: slot.target, err: String(err) }, 'replica read failed');
             round.fail();
             if (round.state !== 'pending') resolveQuorum();

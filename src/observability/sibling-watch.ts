@@ -8,6 +8,7 @@
  * Answers with one value cost nothing here (the caller only calls for two or more).
  */
 import type { Clock } from '../runtime/clock.js';
+import { LogLimiter } from './log-limiter.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -17,29 +18,25 @@ export const SIBLING_WARN_AT = 25;
 export const SIBLING_WARN_INTERVAL_MS = 60_000;
 
 export class SiblingWatch {
-  #lastWarn = Number.NEGATIVE_INFINITY;
-  #unlogged = 0;
+  readonly #warnings: LogLimiter;
 
   constructor(
     private readonly c: { readonly metrics: Metrics; readonly log: Logger; readonly clock: Clock },
     private readonly warnAt = SIBLING_WARN_AT,
-    private readonly intervalMs = SIBLING_WARN_INTERVAL_MS,
-  ) {}
+    intervalMs = SIBLING_WARN_INTERVAL_MS,
+  ) {
+    this.#warnings = new LogLimiter(c.clock, intervalMs);
+  }
 
   /** A read of `key` answered with `count` (two or more) siblings. */
   observe(key: string, count: number): void {
     this.c.metrics.readSiblings.observe(count);
     if (count < this.warnAt) return;
-    const now = this.c.clock.monotonic();
-    if (now - this.#lastWarn < this.intervalMs) {
-      this.#unlogged++;
-      return;
-    }
-    this.#lastWarn = now;
+    const unloggedSince = this.#warnings.take();
+    if (unloggedSince === undefined) return;
     this.c.log.warn(
-      { key, siblings: count, unloggedSince: this.#unlogged },
+      { key, siblings: count, unloggedSince },
       'a read returned many siblings: clients are writing without the context they read, or not resolving siblings',
     );
-    this.#unlogged = 0;
   }
 }

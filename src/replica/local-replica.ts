@@ -271,7 +271,7 @@ export class LocalReplica {
     return this.lock.run(key, async () => {
       // The usual replication case, a newer version arriving, needs only the stored version's
       // stamp, which the version cache may know without a read.
-      if (verifyStored) this.forgetCached(partition, key);
+      if (verifyStored) this.forgetNow(partition, key);
       const stamp = verifyStored ? undefined : this.versions?.get(partition, key);
       if (stamp !== undefined && mergeKeepsIncoming(stamp, incoming)) {
         const changed = !sameVersion(stamp, incoming);
@@ -295,10 +295,17 @@ export class LocalReplica {
    * the store's cached bytes), so that the next write or read of it goes to the database: for
    * a copy found damaged there. Without this a write would take the cached version for the
    * stored one and merge past the damage (the anti-entropy tree would then drift from the
-   * store), and a repair would find the cached healthy bytes and change nothing. Safe outside
-   * the key's lock: a cache miss only means a read of the store.
+   * store), and a repair would find the cached healthy bytes and change nothing. Done at once
+   * (a cache miss only means a read of the store), and again under the key's lock: a write in
+   * progress may have read the cached copy, and would record its version once it is done.
    */
   forgetCached(partition: number, key: string): void {
+    this.forgetNow(partition, key);
+    void this.lock.run(key, async () => this.forgetNow(partition, key));
+  }
+
+  /** forgetCached's work, for a caller that holds the key's lock. */
+  private forgetNow(partition: number, key: string): void {
     this.versions?.delete(key);
     this.components.store.uncache('obj', objectKey(partition, key));
   }

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import { objectKey } from '../../src/storage/index.js';
@@ -214,6 +215,25 @@ describe('reads ask R replicas, not N', () => {
       expect((await c.get('n4', key, { r: 2 })).values).toEqual(['v']);
       await c.runUntil('copy replaced', async () => (await c.local(rotten, key).catch(() => [])).length === 1, 5_000);
       expect(await c.local(rotten, key)).toEqual(['v']);
+    });
+  });
+
+  it('a replica answering a copy in a format this node does not know is read around, and never "repaired" over', async () => {
+    await withCluster({ seed: 27, nodes: 3 }, async (c) => {
+      await c.put('n1', 'k', 'v', { w: 3 });
+      // n2 answers with a checksum-valid copy in a newer format (a rolling upgrade, say).
+      const stored = await c.node('n2').store.get('obj', objectKey(c.node('n2').c.membership.ring().partitionOf('k'), 'k'));
+      const newer = Uint8Array.from(stored!);
+      newer[0] = 99;
+      new DataView(newer.buffer).setUint32(newer.length - 4, crc32(newer.subarray(0, newer.length - 4)), true);
+      await c.restart('n2'); // nothing cached: n2 sends its stored bytes
+      await c.waitConverged();
+      vi.spyOn(c.node('n2').c.replica, 'readStored').mockResolvedValue(newer);
+      expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
+      // Two simulated seconds for any background repair to be sent: none is.
+      const until = c.sim.elapsed() + 2_000;
+      await c.runUntil('two seconds pass', () => c.sim.elapsed() >= until, 5_000);
+      expect((await c.node('n1').metrics.readRepairs.get()).values.reduce((a, v) => a + v.value, 0)).toBe(0);
     });
   });
 

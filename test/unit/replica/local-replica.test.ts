@@ -153,6 +153,41 @@ describe('LocalReplica', () => {
     expect(decodeObject(stored!).siblings.map((x) => new TextDecoder().decode(x.value))).toEqual(['b']);
   });
 
+  it('forgetCached also waits for a write in progress: what that write read from the cache is not remembered', async () => {
+    class GatedStore extends RottableStore {
+      gate: Promise<void> | undefined;
+      override async getShared(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+        const bytes = await super.getShared(ns, key);
+        await this.gate;
+        return bytes;
+      }
+    }
+    const store = new GatedStore();
+    stores.push(store);
+    await store.open();
+    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
+    await r.start();
+    const first = await r.coordinate(0, 'k', {}, write('a'), 1);
+    await r.read(0, 'k');
+    await store.rotBeneathCache(objectKey(0, 'k'));
+    // A write of the same version (a no-op) reads the cached, healthy bytes, and is held there.
+    let release!: () => void;
+    store.gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Restarted: its version cache is empty, the store's read cache still warm.
+    const restarted = new LocalReplica({ store, random: seededRandom(2), log: silentLogger() }, { actor: 'n1.abc' });
+    await restarted.start();
+    const noop = restarted.apply(0, 'k', first.object);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    restarted.forgetCached(0, 'k'); // a scan found the damage meanwhile
+    release();
+    expect((await noop).changed).toBe(false);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    // The no-op remembered the healthy version it read; the forget queued behind it dropped it.
+    expect(restarted.cachedVersion(0, 'k')).toBeUndefined();
+  });
+
   it('a read error that is not corruption still fails the write, and replaces nothing', async () => {
     const { r, store } = await replica();
     await r.coordinate(0, 'k', {}, write('a'), 1);
