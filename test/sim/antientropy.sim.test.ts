@@ -725,6 +725,20 @@ describe('anti-entropy verify sweep', () => {
     }
   }
 
+  /**
+   * 20 keys only `a` holds, 5 repaired per exchange: `a`'s first scheduled round (after a
+   * second) is cut short. `swept()` is how many partitions `a` has swept.
+   */
+  async function cutShort(seed: number): Promise<{ c: AaeCluster; a: TestNode; swept: () => Promise<number> }> {
+    const c = await make(seed, { partitionBits: 4, ae: { verifyPeriodMs: 16_000, maxKeysPerExchange: 5 } });
+    for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
+    const a = c.node('a');
+    const swept = async (): Promise<number> => (await a.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
+    await c.time.advance(1000);
+    expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
+    return { c, a, swept };
+  }
+
   it('finds a copy that rotted under the running node, with no write or restart, and the next exchange replaces it', async () => {
     // 16 partitions, all on every node; a quarter of them per second.
     const c = await make(76, { partitionBits: 4, ae: { verifyPeriodMs: 4000 } });
@@ -889,12 +903,7 @@ describe('anti-entropy verify sweep', () => {
   });
 
   it('sweeps when no co-replica is up, even after an exchange was cut short', async () => {
-    const c = await make(89, { partitionBits: 4, ae: { verifyPeriodMs: 16_000, maxKeysPerExchange: 5 } });
-    for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
-    const a = c.node('a');
-    const swept = async (): Promise<number> => (await a.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
-    await c.time.advance(1000);
-    expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
+    const { c, a, swept } = await cutShort(89);
     c.down.add('b');
     c.down.add('c');
     await c.time.advance(1000);
@@ -903,12 +912,7 @@ describe('anti-entropy verify sweep', () => {
   });
 
   it('skips rounds that continue a cut-short exchange: the time-based share waits for the next full round', async () => {
-    const c = await make(85, { partitionBits: 4, ae: { verifyPeriodMs: 16_000, maxKeysPerExchange: 5 } });
-    for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
-    const a = c.node('a');
-    const swept = async (): Promise<number> => (await a.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
-    await c.time.advance(1000);
-    expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
+    const { c, a, swept } = await cutShort(85);
     expect(await swept()).toBe(1);
     await c.time.advance(1000);
     expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);

@@ -63,6 +63,14 @@ async function call(n: RingkvNode, req: Req): Promise<RawResponse> {
   return wrap(await n.http.inject(req));
 }
 
+/** The value of a metric without labels beyond `node`, from the node's /metrics. */
+async function metricOf(n: RingkvNode, name: string): Promise<number> {
+  const text = (await call(n, { method: 'GET', url: '/metrics' })).text();
+  const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(text);
+  if (!m) throw new Error(`${name} not exported`);
+  return Number(m[1]);
+}
+
 const snapshot = async (key: string) => {
   const r = await call(node, { method: 'GET', url: kvPath(key, 'r=all') });
   return { status: r.status, context: r.header('x-ringkv-context'), body: r.body.toString('base64'), ct: r.header('content-type') };
@@ -400,12 +408,7 @@ describe('a node started without a secret (in-process)', () => {
     });
     await cached.start();
     try {
-      const metric = async (name: string): Promise<number> => {
-        const text = (await call(cached, { method: 'GET', url: '/metrics' })).text();
-        const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(text);
-        if (!m) throw new Error(`${name} not exported`);
-        return Number(m[1]);
-      };
+      const metric = (name: string): Promise<number> => metricOf(cached, name);
       const before = await metric('ringkv_object_cache_hits_total');
       const decodedHits = await metric('ringkv_decoded_cache_hits_total');
       const decodedMisses = await metric('ringkv_decoded_cache_misses_total');
@@ -449,12 +452,7 @@ describe('a node started without a secret (in-process)', () => {
   });
 
   it('counts reads answered with siblings in ringkv_read_siblings, and not reads of one value', async () => {
-    const metric = async (name: string): Promise<number> => {
-      const text = (await call(open, { method: 'GET', url: '/metrics' })).text();
-      const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(text);
-      if (!m) throw new Error(`${name} not exported`);
-      return Number(m[1]);
-    };
+    const metric = (name: string): Promise<number> => metricOf(open, name);
     const count = await metric('ringkv_read_siblings_count');
     const sum = await metric('ringkv_read_siblings_sum');
     // Three writes without a context: three siblings.

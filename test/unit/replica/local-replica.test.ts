@@ -34,19 +34,21 @@ class FlakyStore extends MemoryStore {
 }
 
 describe('LocalReplica', () => {
-  const stores: MemoryStore[] = [];
+  const stores: (MemoryStore | RottableStore)[] = [];
   afterEach(async () => {
     for (const s of stores.splice(0)) await s.close();
   });
 
-  async function replica(): Promise<{ r: LocalReplica; store: FlakyStore }> {
-    const store = new FlakyStore();
+  /** A started replica on `store` (opened here, closed after the test). */
+  async function on<S extends MemoryStore | RottableStore>(store: S): Promise<{ r: LocalReplica; store: S }> {
     stores.push(store);
     await store.open();
     const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
     await r.start();
     return { r, store };
   }
+
+  const replica = (): Promise<{ r: LocalReplica; store: FlakyStore }> => on(new FlakyStore());
 
   it('counts hints only once they are durable, and a failed write parks none', async () => {
     const { r, store } = await replica();
@@ -115,11 +117,7 @@ describe('LocalReplica', () => {
   });
 
   it('a verified write reads past the store\'s read cache: a copy that rotted beneath it is replaced, not merged with the cached bytes', async () => {
-    const store = new RottableStore();
-    stores.push(store);
-    await store.open();
-    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
-    await r.start();
+    const { r, store } = await on(new RottableStore());
     const first = await r.coordinate(0, 'k', {}, write('a'), 1);
     expect((await r.read(0, 'k'))!.siblings).toHaveLength(1); // the store caches the bytes it read
     await store.rotBeneathCache(objectKey(0, 'k'));
@@ -135,11 +133,7 @@ describe('LocalReplica', () => {
   });
 
   it('forgetCached makes the next plain write read the store, so it sees a damaged copy and says it replaced one', async () => {
-    const store = new RottableStore();
-    stores.push(store);
-    await store.open();
-    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
-    await r.start();
+    const { r, store } = await on(new RottableStore());
     const seen: boolean[] = [];
     r.onWrite((_p, _k, _before, _after, replacedCorrupt) => seen.push(replacedCorrupt));
     const first = await r.coordinate(0, 'k', {}, write('a'), 1);
@@ -162,11 +156,7 @@ describe('LocalReplica', () => {
         return bytes;
       }
     }
-    const store = new GatedStore();
-    stores.push(store);
-    await store.open();
-    const r = new LocalReplica({ store, random: seededRandom(1), log: silentLogger() }, { actor: 'n1.abc' });
-    await r.start();
+    const { r, store } = await on(new GatedStore());
     const first = await r.coordinate(0, 'k', {}, write('a'), 1);
     await r.read(0, 'k');
     await store.rotBeneathCache(objectKey(0, 'k'));
