@@ -44,6 +44,8 @@ export interface CoreInit {
   readonly antiEntropyIntervalMs: number;
   /** How long a tombstone must be held by every replica before it may be reaped. */
   readonly tombstoneGraceMs?: number;
+  /** Read repairs in flight per node at most (see CoordinatorInit); default the coordinator's. */
+  readonly maxReadRepairs?: number;
   /** Anti-entropy's verify sweep period (see AntiEntropyInit.verifyPeriodMs); default there. */
   readonly antiEntropyVerifyPeriodMs?: number;
   /** Bytes for the replica's version cache (0 = off); default LocalReplica's. */
@@ -137,7 +139,13 @@ export class NodeCore {
 
     const coordinator = new Coordinator(
       { membership, transport, replica, clock, timers, log, metrics },
-      { n: init.n, r: init.r, w: init.w, hintedHandoff: init.hintedHandoff },
+      {
+        n: init.n,
+        r: init.r,
+        w: init.w,
+        hintedHandoff: init.hintedHandoff,
+        ...(init.maxReadRepairs === undefined ? {} : { maxReadRepairs: init.maxReadRepairs }),
+      },
     );
     const hints = new HintDelivery({ store, replica, membership, transport, timers, log, metrics }, init.hintDelivery);
 

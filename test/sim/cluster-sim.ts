@@ -23,6 +23,8 @@ export interface SimClusterOptions {
   readonly antiEntropyIntervalMs?: number;
   /** Fewer partitions keep simulations fast; default 8 bits. */
   readonly partitionBits?: number;
+  /** Read repairs in flight per node at most; default the coordinator's. */
+  readonly maxReadRepairs?: number;
 }
 
 export class SimClusterNode {
@@ -75,6 +77,7 @@ export class SimCluster {
           gossipIntervalMs: opts.gossipIntervalMs ?? 200,
           antiEntropyIntervalMs: opts.antiEntropyIntervalMs ?? 3_600_000,
           partitionBits: opts.partitionBits ?? 8,
+          ...(opts.maxReadRepairs === undefined ? {} : { maxReadRepairs: opts.maxReadRepairs }),
           hintDelivery: { intervalMs: 200 },
           transfers: { intervalMs: 200, settleMs: 600, batchSize: 64 },
         }),

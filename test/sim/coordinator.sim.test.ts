@@ -130,6 +130,23 @@ describe('coordinator on a simulated 3-node cluster', () => {
       expect(await c.local('n3', 'rr')).toEqual(['v']);
     });
   });
+
+  it('read repairs past the bound on repairs in flight are skipped, and counted as such', async () => {
+    await withCluster({ seed: 6, nodes: 3, hintedHandoff: false, maxReadRepairs: 0 }, async (c) => {
+      await c.crash('n3');
+      await c.runUntil('n3 down', () => !c.node('n1').c.membership.isUp('n3'), 20_000);
+      await c.put('n1', 'rr', 'v');
+      await c.startNode(c.node('n3'));
+      await c.waitConverged();
+      expect((await c.get('n2', 'rr', { r: 3 })).values).toEqual(['v']);
+      const outcomes = async (): Promise<Record<string, number>> =>
+        Object.fromEntries((await c.node('n2').metrics.readRepairs.get()).values.map((v) => [String(v.labels.outcome), v.value]));
+      await c.runUntil('the repair counted', async () => ((await outcomes()).skipped ?? 0) > 0, 5_000);
+      expect(await outcomes()).toEqual({ skipped: 1 });
+      // Skipped, not sent: n3 still lacks the write (anti-entropy would bring it later).
+      expect(await c.local('n3', 'rr')).toEqual([]);
+    });
+  });
 });
 
 const READ_ROUTES = ['replica-read', 'replica-read-version'];
