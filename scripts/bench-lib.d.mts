@@ -37,6 +37,8 @@ export function foreignCores(
 
 /** Foreign CPU (cores) above which a measured window counts as shared with other work. */
 export const FOREIGN_LIMIT: number;
+/** Steal (fraction of the machine's CPU) at which a window never counts toward the goal. */
+export const STEAL_LIMIT: number;
 
 /** Steal between two readings as a fraction of all CPU time in between. */
 export function stealFraction(
@@ -77,6 +79,8 @@ export interface RepeatCell {
     steal: (number | undefined)[];
     other: (number | undefined)[];
     shared: boolean;
+    /** Either side lost STEAL_LIMIT or more to the host (never counted as met). */
+    stolen: boolean;
     met: boolean;
   }[];
   medianRatio: number;
@@ -99,10 +103,12 @@ export function formatRepeats(summary: RepeatCell[], goal?: number): string;
 export interface JointTarget {
   valueSize: number;
   goal: number;
-  runs: { run: number; met: boolean; shared: boolean; put: number; get: number }[];
+  runs: { run: number; met: boolean; shared: boolean; stolen: boolean; put: number; get: number }[];
   met: number[];
   /** Runs where other work shared the machine during a PUT or GET window (never counted as met). */
   shared: number[];
+  /** Runs where the host stole STEAL_LIMIT or more from either side in a PUT or GET window (never counted as met). */
+  stolen: number[];
 }
 
 /** PUT and GET both at `goal`x in the same run (p99 no worse, no errors), per value size. */

@@ -356,6 +356,14 @@ export function foreignCores(before, after, seconds, ownCores) {
 export const FOREIGN_LIMIT = 0.1;
 
 /**
+ * Steal (the share of the machine's CPU time the host gave to other guests during a window)
+ * at which a window no longer says what its target costs: a run where either side lost this
+ * much never counts toward the goal. Either way round: steal on the other target's side
+ * flatters ringkv's ratio as much as steal on ringkv's side hurts it.
+ */
+export const STEAL_LIMIT = 0.05;
+
+/**
  * Wait until the server processes are quiet: less than `idlePercent` of one core together
  * over one second, or `maxMs` passed. Work a run leaves behind (LevelDB compactions, Raft
  * snapshots, GC) would otherwise be billed to the next run. Resolves to the ms waited.
@@ -577,10 +585,11 @@ export function formatRatios(results, base, other) {
 
 /**
  * One cell of one run (see summarizeRepeats) at `goal`x or more, p99 no worse, no errors, and
- * measured with the machine to itself on both sides (`shared`: see foreignCores).
+ * measured with the machine to itself on both sides (`shared`: see foreignCores; `stolen`: see
+ * STEAL_LIMIT).
  */
 function meetsGoal(x, goal) {
-  return x.ratio >= goal && x.p99 <= 1 && x.errors === 0 && !x.shared;
+  return x.ratio >= goal && x.p99 <= 1 && x.errors === 0 && !x.shared && !x.stolen;
 }
 
 /** True when other work used FOREIGN_LIMIT of a core or more during either side's window. */
@@ -606,7 +615,9 @@ export function summarizeRepeats(runs, base, other, goal = 2) {
       const p99 = r.latencyUs.p99 / o.latencyUs.p99;
       const errors = r.counts.failed + o.counts.failed;
       const foreign = [r.otherCpu, o.otherCpu];
-      const cell = { run: run + 1, ratio, p99, errors, steal: [r.steal, o.steal], other: foreign, shared: sharedWindow(foreign) };
+      const steal = [r.steal, o.steal];
+      const stolen = steal.some((f) => f !== undefined && f >= STEAL_LIMIT);
+      const cell = { run: run + 1, ratio, p99, errors, steal, other: foreign, shared: sharedWindow(foreign), stolen };
       cells.get(key).runs.push({ ...cell, met: meetsGoal(cell, goal) });
     }
   });
@@ -655,7 +666,15 @@ export function jointTarget(summary, goal = 2) {
     const runs = [];
     for (const p of put.runs) {
       const g = get.runs.find((x) => x.run === p.run);
-      if (g) runs.push({ run: p.run, met: meetsGoal(p, goal) && meetsGoal(g, goal), shared: p.shared || g.shared, put: p.ratio, get: g.ratio });
+      if (g)
+        runs.push({
+          run: p.run,
+          met: meetsGoal(p, goal) && meetsGoal(g, goal),
+          shared: p.shared || g.shared,
+          stolen: p.stolen || g.stolen,
+          put: p.ratio,
+          get: g.ratio,
+        });
     }
     if (runs.length > 0)
       out.push({
@@ -664,6 +683,7 @@ export function jointTarget(summary, goal = 2) {
         runs,
         met: runs.filter((r) => r.met).map((r) => r.run),
         shared: runs.filter((r) => r.shared).map((r) => r.run),
+        stolen: runs.filter((r) => r.stolen).map((r) => r.run),
       });
   }
   return out;
@@ -674,11 +694,14 @@ export function formatJointTarget(joint) {
   return joint
     .map((j) => {
       const which = j.met.length > 0 ? ` (run${j.met.length > 1 ? 's' : ''} ${j.met.join(', ')})` : '';
+      const runsOf = (list) => `run${list.length > 1 ? 's' : ''} ${list.join(', ')}`;
       const shared =
-        j.shared.length > 0
-          ? `; not counted: run${j.shared.length > 1 ? 's' : ''} ${j.shared.join(', ')}, where other work used ${Math.round(FOREIGN_LIMIT * 100)}% of a core or more`
+        j.shared.length > 0 ? `; not counted: ${runsOf(j.shared)}, where other work used ${Math.round(FOREIGN_LIMIT * 100)}% of a core or more` : '';
+      const stolen =
+        j.stolen.length > 0
+          ? `; not counted: ${runsOf(j.stolen)}, where the host stole ${Math.round(STEAL_LIMIT * 100)}% of the CPU or more from either side`
           : '';
-      return `  ${j.valueSize} B: ${j.met.length} of ${j.runs.length} run${j.runs.length > 1 ? 's' : ''}${which}${shared}`;
+      return `  ${j.valueSize} B: ${j.met.length} of ${j.runs.length} run${j.runs.length > 1 ? 's' : ''}${which}${shared}${stolen}`;
     })
     .join('\n');
 }

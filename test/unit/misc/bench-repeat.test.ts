@@ -89,6 +89,25 @@ describe('bench repeat summary', () => {
     );
   });
 
+  it('never counts a run where the host stole 5 % or more from either side, and names it', () => {
+    const runs = [
+      pair(run('put', 5000, 20_000, 0, 0.049), run('put', 2000, 40_000, 0, 0.01)), // met: under the limit
+      pair(run('put', 5000, 20_000), run('put', 2000, 40_000, 0, 0.084)), // etcd slowed by the host: flatters ringkv
+      pair(run('put', 5000, 20_000, 0, 0.05), run('put', 2000, 40_000)), // ringkv's, at the limit
+    ];
+    const [cell] = summarizeRepeats(runs, 'ringkv', 'etcd') ?? [];
+    expect(cell?.runs.map((x) => [x.met, x.stolen])).toEqual([
+      [true, false],
+      [false, true],
+      [false, true],
+    ]);
+    expect(cell?.met).toBe(1);
+    const withGet = runs.map((r) => [...r, { target: 'ringkv', result: run('get', 9000, 1000) }, { target: 'etcd', result: run('get', 3000, 2000) }]);
+    expect(formatJointTarget(jointTarget(summarizeRepeats(withGet, 'ringkv', 'etcd') ?? []))).toBe(
+      '  256 B: 1 of 3 runs (run 1); not counted: runs 2, 3, where the host stole 5% of the CPU or more from either side',
+    );
+  });
+
   it('counts a run toward the joint target only if its PUT and its GET both met the goal', () => {
     const both = (put: [number, number, number?], get: [number, number, number?], size = 256) => [
       { target: 'ringkv', result: run('put', put[0], put[1], put[2] ?? 0, 0, size) },
@@ -107,7 +126,7 @@ describe('bench repeat summary', () => {
       [256, [1, 4], 4],
       [4096, [2], 3],
     ]);
-    expect(joint[0]?.runs[1]).toEqual({ run: 2, met: false, shared: false, put: 2.5, get: 5000 / 3000 });
+    expect(joint[0]?.runs[1]).toEqual({ run: 2, met: false, shared: false, stolen: false, put: 2.5, get: 5000 / 3000 });
     expect(formatJointTarget(joint).split('\n')).toEqual(['  256 B: 2 of 4 runs (runs 1, 4)', '  4096 B: 1 of 3 runs (run 2)']);
     // One run, as a single comparison prints it.
     expect(formatJointTarget(jointTarget(summarizeRepeats([runs[1] ?? []], 'ringkv', 'etcd') ?? []))).toBe(
