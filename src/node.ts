@@ -97,6 +97,7 @@ export class RingkvNode {
         onBreakerStateChange: (peer, st) =>
           metrics.breakerState.set({ peer }, st === 'closed' ? 0 : st === 'half-open' ? 1 : 2),
         onBatch: (items) => metrics.replicaBatchItems.observe(items),
+        onTraffic: (route, direction, bytes) => metrics.internalBytes.inc({ route, direction }, bytes),
       },
     );
     this.transport = transport;

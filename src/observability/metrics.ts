@@ -57,6 +57,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly internalBytes = new Counter({
+    name: 'ringkv_internal_bytes_total',
+    help: 'Bytes of the node-to-node calls this node made, by route: request bodies sent, reply bodies received',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
   readonly readSiblings = new Histogram({
     name: 'ringkv_read_siblings',
     help: 'Siblings in the answers to reads that returned two or more (answers with one value are not counted)',

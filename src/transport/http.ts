@@ -28,6 +28,12 @@ export interface HttpTransportInit {
   readonly keepAliveTimeoutMs?: number;
   /** TCP connect timeout; the call's own deadline still bounds the whole send. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Bytes of each call, by route: the request body when it is handed to undici (`sent`), the
+   * reply body when it has arrived (`received`), whatever the status. The node's metrics hook
+   * this.
+   */
+  readonly onTraffic?: (route: string, direction: 'sent' | 'received', bytes: number) => void;
 }
 
 export const HTTP_TRANSPORT_DEFAULTS = {
@@ -79,6 +85,7 @@ export class HttpTransport implements Transport {
       },
       inflight: this.inflight,
       classify: (err, to, opts) => this.classify(err, to, opts),
+      onTraffic: init.onTraffic,
     };
     const base = buildConnector({ timeout: init.connectTimeoutMs ?? HTTP_TRANSPORT_DEFAULTS.connectTimeoutMs });
     // Wrap the connector to tag its errors: undici hands the very same error object to every
@@ -163,6 +170,7 @@ interface CallContext {
   readonly headers: Record<string, string>;
   readonly inflight: Set<HttpCall>;
   classify(err: unknown, to: PeerAddress, opts: SendOptions): TransportError;
+  readonly onTraffic: HttpTransportInit['onTraffic'];
 }
 
 /**
@@ -210,6 +218,7 @@ class HttpCall implements Dispatcher.DispatchHandler {
     const ms = Math.min(opts.timeoutMs, MAX_TIMER_MS);
     this.timer = this.shared.timers.setTimeout(() => this.end('timeout'), ms);
     this.shared.inflight.add(this);
+    this.shared.onTraffic?.(this.route, 'sent', body.length);
     pool.dispatch(
       {
         method: 'POST',
@@ -250,6 +259,7 @@ class HttpCall implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.settled) return;
+    this.shared.onTraffic?.(this.route, 'received', this.size);
     const bytes = this.body();
     if (this.status >= 200 && this.status < 300) {
       this.settle();

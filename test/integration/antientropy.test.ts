@@ -48,6 +48,8 @@ describe('anti-entropy between real processes', () => {
       await waitFor('n1 swept its partitions', async () => (await metric(n1.url, 'ringkv_antientropy_swept_partitions_total')) >= 65_536, 30_000, 250);
       // A sound store: no leaf disagreed with it.
       expect(await metric(n1.url, 'ringkv_antientropy_leaf_resets_total')).toBe(0);
+      // Node-to-node traffic is counted: the writes n1 coordinated, its exchanges' replies.
+      expect(await metric(n1.url, 'ringkv_internal_bytes_total')).toBeGreaterThan(300 * 10);
       // Only n3 can answer now: every key must be in its own store.
       await n1.kill('SIGKILL');
       await n2.kill('SIGKILL');

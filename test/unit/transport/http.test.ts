@@ -103,6 +103,25 @@ describe('HttpTransport', () => {
     expect(req.headers['content-length']).toBe('3');
   });
 
+  it('reports the bytes of each call by route: the body sent, and the reply received whatever its status', async () => {
+    const srv = await rawHttp((req, res, body) => {
+      if (req.url?.endsWith('/bad')) res.statusCode = 500;
+      res.end(Buffer.concat([body, body]));
+    });
+    const traffic: [string, string, number][] = [];
+    const t = transport({ onTraffic: (route, direction, bytes) => traffic.push([route, direction, bytes]) });
+    await t.send(srv.peer, 'good', new Uint8Array(5), { timeoutMs: 5_000 });
+    await failure(t.send(srv.peer, 'bad', new Uint8Array(3), { timeoutMs: 5_000 }));
+    // A call that never reaches a peer sends nothing.
+    await failure(t.send(srv.peer, 'late', new Uint8Array(7), { timeoutMs: 0 }));
+    expect(traffic).toEqual([
+      ['good', 'sent', 5],
+      ['good', 'received', 10],
+      ['bad', 'sent', 3],
+      ['bad', 'received', 6],
+    ]);
+  });
+
   it('sends no x-ringkv-from without an advertised address', async () => {
     const srv = await rawHttp();
     await transport().send(srv.peer, 'r', new Uint8Array(0), { timeoutMs: 5_000 });
