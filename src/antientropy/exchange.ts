@@ -512,8 +512,9 @@ export class AntiEntropy {
       // At most two rounds' share per call: time that piled up (rounds spent catching up, a
       // stop) is made up over the next rounds, never in one long call that holds off exchanges.
       const most = Math.ceil((2 * held.length * this.init.intervalMs) / period);
+      let per = Math.min(most, Math.floor(this.sweepCredit / period));
       // After a failure, the same slice again (not what time added since).
-      const per = Math.min(most, Math.floor(this.sweepCredit / period), this.sweepFailed || Number.POSITIVE_INFINITY);
+      if (this.sweepFailed > 0) per = Math.min(per, this.sweepFailed);
       if (per === 0) return none;
       let from = firstAfter(held, this.sweptThrough);
       if (from === held.length) from = 0;

@@ -687,7 +687,7 @@ export class Coordinator {
    * its stored copy rather than trusting its version cache: for a copy found corrupt, which the
    * merge then replaces.
    */
-  async pushTo(target: string, partition: number, key: string, object: VersionedObject, verifyStored = false): Promise<void> {
+  private async pushTo(target: string, partition: number, key: string, object: VersionedObject, verifyStored: boolean): Promise<void> {
     if (target === this.c.membership.self) {
       await this.c.replica.apply(partition, key, object, [], verifyStored);
       return;

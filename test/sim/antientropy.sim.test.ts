@@ -710,6 +710,11 @@ describe('anti-entropy refuses what it cannot trust', () => {
 describe('anti-entropy verify sweep', () => {
   type Sweep = Awaited<ReturnType<AntiEntropy['verifySweep']>>;
 
+  /** Partitions `n` has swept so far (its metric). */
+  async function sweptBy(n: TestNode): Promise<number> {
+    return (await n.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
+  }
+
   /** Let `ms` of simulated time pass, then sweep `id` once. */
   async function sweepAfter(c: AaeCluster, id: string, ms: number): Promise<Sweep> {
     await c.time.advance(ms);
@@ -733,7 +738,7 @@ describe('anti-entropy verify sweep', () => {
     const c = await make(seed, { partitionBits: 4, ae: { verifyPeriodMs: 16_000, maxKeysPerExchange: 5 } });
     for (let i = 0; i < 20; i++) await c.put('a', `k${i}`, 'v');
     const a = c.node('a');
-    const swept = async (): Promise<number> => (await a.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0;
+    const swept = (): Promise<number> => sweptBy(a);
     await c.time.advance(1000);
     expect((await c.settle(a.ae.runOnce()))?.truncated).toBe(true);
     return { c, a, swept };
@@ -754,7 +759,7 @@ describe('anti-entropy verify sweep', () => {
     expect(sweeps.map((r) => r.reset)).toEqual([...sweeps.slice(1).map(() => 0), 1]);
     expect(await c.treeMatchesStore('b')).toBe(true);
     expect((await c.node('b').metrics.aaeLeafResets.get()).values[0]?.value).toBe(1);
-    expect((await c.node('b').metrics.aaeSweptPartitions.get()).values[0]?.value).toBe(4 * sweeps.length);
+    expect(await sweptBy(c.node('b'))).toBe(4 * sweeps.length);
 
     const r = await c.exchange('a', 'b');
     expect(r).toMatchObject({ outcome: 'repaired', keysDiffering: 1, keysRepaired: 1 });
@@ -869,7 +874,7 @@ describe('anti-entropy verify sweep', () => {
     expect(threw).toBe(true); // the sweep's scan failed
     expect(r).toMatchObject({ outcome: 'repaired' });
     expect(await c.values('b', 'only-a')).toEqual(['w']);
-    expect((await b.metrics.aaeSweptPartitions.get()).values[0]?.value ?? 0).toBe(0);
+    expect(await sweptBy(b)).toBe(0);
     // The failed slice is read again next.
     expect(await sweepAfter(c, 'b', 1000)).toMatchObject({ first: c.ring.partitionsOf('b')[0], partitions: 4 });
   });

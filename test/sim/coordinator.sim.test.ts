@@ -19,6 +19,13 @@ async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], bo
   }
 }
 
+/** A node's read repairs so far, by outcome (ok, error, skipped). */
+async function readRepairs(c: SimCluster, id: string): Promise<Record<string, number>> {
+  return Object.fromEntries((await c.node(id).metrics.readRepairs.get()).values.map((v) => [String(v.labels.outcome), v.value]));
+}
+
+const total = (byOutcome: Record<string, number>): number => Object.values(byOutcome).reduce((a, v) => a + v, 0);
+
 describe('coordinator on a simulated 3-node cluster', () => {
   it('routes every key identically: written through one node, read through every node with r=all', async () => {
     await withCluster({ seed: 1, nodes: 3 }, async (c) => {
@@ -139,10 +146,8 @@ describe('coordinator on a simulated 3-node cluster', () => {
       await c.startNode(c.node('n3'));
       await c.waitConverged();
       expect((await c.get('n2', 'rr', { r: 3 })).values).toEqual(['v']);
-      const outcomes = async (): Promise<Record<string, number>> =>
-        Object.fromEntries((await c.node('n2').metrics.readRepairs.get()).values.map((v) => [String(v.labels.outcome), v.value]));
-      await c.runUntil('the repair counted', async () => ((await outcomes()).skipped ?? 0) > 0, 5_000);
-      expect(await outcomes()).toEqual({ skipped: 1 });
+      await c.runUntil('the repair counted', async () => ((await readRepairs(c, 'n2')).skipped ?? 0) > 0, 5_000);
+      expect(await readRepairs(c, 'n2')).toEqual({ skipped: 1 });
       // Skipped, not sent: n3 still lacks the write (anti-entropy would bring it later).
       expect(await c.local('n3', 'rr')).toEqual([]);
     });
@@ -202,14 +207,12 @@ describe('reads ask R replicas, not N', () => {
         (await c.node('n1').metrics.replicaRequests.get()).values
           .filter((v) => READ_ROUTES.includes(String(v.labels.route)) && v.labels.outcome === 'error')
           .reduce((a, v) => a + v.value, 0);
-      const repairs = async (): Promise<number> =>
-        (await c.node('n1').metrics.readRepairs.get()).values.filter((v) => v.labels.outcome === 'ok').reduce((a, v) => a + v.value, 0);
       // A read at r=2 through n1 asks n2 first (n1's first read peer), gets the corrupt copy (n2
       // sends its stored bytes undecoded; n1's decode rejects them), and asks n3 instead.
       expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
       expect(await failedReads()).toBe(1);
       // After the answer, n2's copy is replaced: the same version, readable again.
-      await c.runUntil('read repair', async () => (await repairs()) === 1, 5_000);
+      await c.runUntil('read repair', async () => (await readRepairs(c, 'n1')).ok === 1, 5_000);
       expect(await c.local('n2', 'k')).toEqual(['v']);
       // So the next read through n1 gets its answer from n2 again.
       expect((await c.get('n1', 'k', { r: 2 })).values).toEqual(['v']);
@@ -250,7 +253,7 @@ describe('reads ask R replicas, not N', () => {
       // Two simulated seconds for any background repair to be sent: none is.
       const until = c.sim.elapsed() + 2_000;
       await c.runUntil('two seconds pass', () => c.sim.elapsed() >= until, 5_000);
-      expect((await c.node('n1').metrics.readRepairs.get()).values.reduce((a, v) => a + v.value, 0)).toBe(0);
+      expect(total(await readRepairs(c, 'n1'))).toBe(0);
     });
   });
 
@@ -275,7 +278,7 @@ describe('reads ask R replicas, not N', () => {
       expect(stored3).not.toHaveBeenCalled();
       // Equal versions: nothing to repair.
       await c.step(100);
-      expect((await c.node('n1').metrics.readRepairs.get()).values.reduce((a, v) => a + v.value, 0)).toBe(0);
+      expect(total(await readRepairs(c, 'n1'))).toBe(0);
       // A peer that does not know the version (restarted: its version cache is empty) sends the object.
       await c.restart('n2');
       await c.waitConverged();
