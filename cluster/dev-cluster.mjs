@@ -2,12 +2,15 @@
 // The local dev cluster of SPEC §1 (`npm start`): three nodes on 127.0.0.1:8081-8083 in zones
 // a, b, c, data under ./data/, one random secret shared by the three. Ctrl-C stops all three.
 // RINGKV_DEV_PORTS (three comma-separated ports) and RINGKV_DEV_DATA (the data directory) move
-// it elsewhere, so a test can run it next to anything already on those ports.
+// it elsewhere, so a test can run it next to anything already on those ports. The nodes run
+// with the image's Node flags and environment (scripts/runtime.json), the allocator included
+// when this machine has it (it is not installed here: a warning says so and they run without).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join } from 'node:path';
+import { runtimeSettings } from '../scripts/runtime-settings.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -23,6 +26,7 @@ const nodes = [
   { id: 'n2', port: ports[1], zone: 'b' },
   { id: 'n3', port: ports[2], zone: 'c' },
 ];
+const runtime = runtimeSettings(root);
 const seeds = nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
 const colors = ['\x1b[36m', '\x1b[35m', '\x1b[33m'];
 const reset = '\x1b[0m';
@@ -46,8 +50,22 @@ function pretty(line) {
 const children = nodes.map((n, i) => {
   const child = spawn(
     process.execPath,
-    [cli, 'node', '--id', n.id, '--listen', `127.0.0.1:${n.port}`, '--data', join(dataRoot, n.id), '--zone', n.zone, '--seeds', seeds],
-    { cwd: root, env: { ...process.env, RINGKV_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      ...runtime.nodeFlags,
+      cli,
+      'node',
+      '--id',
+      n.id,
+      '--listen',
+      `127.0.0.1:${n.port}`,
+      '--data',
+      join(dataRoot, n.id),
+      '--zone',
+      n.zone,
+      '--seeds',
+      seeds,
+    ],
+    { cwd: root, env: { ...process.env, ...runtime.env, RINGKV_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const prefix = tty ? `${colors[i]}[${n.id}]${reset} ` : `[${n.id}] `;
   for (const stream of [child.stdout, child.stderr]) {

@@ -10,7 +10,7 @@
  * Each backend ("protocol") knows how to PUT and GET one key over an undici Pool; the loop
  * knows nothing about ringkv, etcd or the baseline.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { median, serverUsPerOp } from './ab-stats.mjs';
+import { runtimeSettings as sharedRuntimeSettings } from './runtime-settings.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Latency samples
@@ -1055,37 +1056,10 @@ export function aptInstall(packages, log) {
   }
 }
 
-/** True if the dynamic linker preloads `library` (LD_PRELOAD's rules) into a node process. */
-function preloads(library) {
-  const probe = 'process.stdout.write(String(require("fs").readFileSync("/proc/self/maps","utf8").includes(process.argv[1])))';
-  const r = spawnSync(process.execPath, ['-e', probe, library.split('/').pop()], {
-    env: { ...process.env, LD_PRELOAD: library },
-    encoding: 'utf8',
-  });
-  return r.status === 0 && r.stdout === 'true';
-}
-
 /**
- * How a ringkv node runs in production (scripts/runtime.json; the Dockerfile sets the same),
- * as far as this machine allows: if the preloaded allocator (LD_PRELOAD) is missing, its
- * Debian package is installed; if that fails, nodes run without it and `allocator` says so.
+ * How a ringkv node runs in production (scripts/runtime-settings.mjs), installing the
+ * preloaded allocator's Debian package with apt-get if it is missing.
  */
 export function runtimeSettings(root, log = (m) => process.stderr.write(`${m}\n`)) {
-  const runtime = JSON.parse(readFileSync(join(root, 'scripts', 'runtime.json'), 'utf8'));
-  const env = { ...runtime.env };
-  const library = env.LD_PRELOAD;
-  if (library === undefined) return { nodeFlags: runtime.nodeFlags, env, allocator: 'glibc malloc' };
-  let found = preloads(library);
-  if (!found && (runtime.packages ?? []).length > 0) {
-    try {
-      aptInstall(runtime.packages, log);
-      found = preloads(library);
-    } catch (err) {
-      log(`could not install ${runtime.packages.join(' ')}: ${err?.message ?? err}`);
-    }
-  }
-  if (found) return { nodeFlags: runtime.nodeFlags, env, allocator: library };
-  delete env.LD_PRELOAD;
-  log(`warning: ${library} cannot be preloaded; nodes run on glibc malloc, unlike production, and use more memory`);
-  return { nodeFlags: runtime.nodeFlags, env, allocator: `glibc malloc (${library} missing)` };
+  return sharedRuntimeSettings(root, { log, install: (packages) => aptInstall(packages, log) });
 }

@@ -6,7 +6,8 @@
  * RINGKV_DEV_DATA), so it never meets a dev cluster already running on 8081-8083.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,26 @@ import { waitQuorumReady } from '../helpers/cluster-ready.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 
 const LAUNCHER = resolve(import.meta.dirname, '../../cluster/dev-cluster.mjs');
+const RUNTIME = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../scripts/runtime.json'), 'utf8')) as {
+  nodeFlags: string[];
+  env: Record<string, string>;
+};
+
+/** Pids of the processes whose command line holds `text`, with their arguments. */
+async function processesWith(text: string): Promise<{ pid: number; argv: string[] }[]> {
+  const out: { pid: number; argv: string[] }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv.some((a) => a.includes(text))) out.push({ pid: Number(entry), argv });
+  }
+  return out;
+}
 
 /** The child's exit, or 'timeout' after `ms` (the timer is cleared either way). */
 function exitWithin(child: ChildProcess, ms: number): Promise<{ code: number | null; signal: string | null } | 'timeout'> {
@@ -73,6 +94,18 @@ describe('the dev cluster launcher (npm start)', () => {
       const zones = (await (await fetch(`http://127.0.0.1:${ports[2]}/v1/cluster`)).json()) as { members: { id: string; zone: string }[] };
       expect(zones.members.map((m) => `${m.id}:${m.zone}`).sort()).toEqual(['n1:a', 'n2:b', 'n3:c']);
       expect((await readdir(data)).sort()).toEqual(['n1', 'n2', 'n3']);
+
+      // The nodes run as the image runs them (scripts/runtime.json): its Node flags, and its
+      // preloaded allocator, which .ci/run installs.
+      const nodeProcs = await processesWith(data);
+      expect(nodeProcs.length).toBe(3);
+      const library = RUNTIME.env.LD_PRELOAD?.split('/').pop() ?? '';
+      expect(library).not.toBe('');
+      for (const p of nodeProcs) {
+        expect(p.argv.slice(1, 1 + RUNTIME.nodeFlags.length)).toEqual(RUNTIME.nodeFlags);
+        expect(await readFile(`/proc/${p.pid}/maps`, 'utf8')).toContain(`/${library}`);
+      }
+      expect(out).not.toContain('cannot be preloaded');
 
       // Ctrl-C: the launcher stops every node, each exits cleanly, and then the launcher itself.
       process.kill(group, 'SIGINT');
