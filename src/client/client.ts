@@ -38,6 +38,7 @@ import {
   checkCount,
   checkMs,
   checkSignal,
+  checkTimerMs,
   encodeKey,
   nodeOrigin,
   quorumParam,
@@ -96,19 +97,19 @@ export class Client {
     this.retryUnsafe = options.retryUnsafe;
     const breaker = checkBreaker(options.breaker);
     const backoff = {
-      baseMs: checkMs('backoff.baseMs', options.backoff?.baseMs),
-      maxMs: checkMs('backoff.maxMs', options.backoff?.maxMs),
+      baseMs: checkTimerMs('backoff.baseMs', options.backoff?.baseMs),
+      maxMs: checkTimerMs('backoff.maxMs', options.backoff?.maxMs),
     };
 
     this.nodeSet = new NodeSet({ clock: this.clock, random }, { nodes: seeds, breaker });
     this.pools = new NodePools({
-      connectTimeoutMs: checkMs('connectTimeoutMs', options.connectTimeoutMs) ?? CLIENT_DEFAULTS.connectTimeoutMs,
+      connectTimeoutMs: checkTimerMs('connectTimeoutMs', options.connectTimeoutMs) ?? CLIENT_DEFAULTS.connectTimeoutMs,
       connections: checkCount('connectionsPerNode', options.connectionsPerNode) || CLIENT_DEFAULTS.connectionsPerNode,
     });
     this.dispatcher = new Dispatcher(
       { clock: this.clock, timers, random, pools: this.pools, nodes: this.nodeSet },
       {
-        attemptTimeoutMs: checkMs('attemptTimeoutMs', options.attemptTimeoutMs) ?? CLIENT_DEFAULTS.attemptTimeoutMs,
+        attemptTimeoutMs: checkTimerMs('attemptTimeoutMs', options.attemptTimeoutMs) ?? CLIENT_DEFAULTS.attemptTimeoutMs,
         backoff: { ...(backoff.baseMs === undefined ? {} : { baseMs: backoff.baseMs }), ...(backoff.maxMs === undefined ? {} : { maxMs: backoff.maxMs }) },
         onNodeFailure: () => this.discovery?.nudge(),
       },
@@ -116,7 +117,7 @@ export class Client {
 
     if (options.discover !== undefined && typeof options.discover !== 'boolean')
       throw new InvalidArgumentError('discover', 'must be a boolean');
-    const intervalMs = checkMs('discoverIntervalMs', options.discoverIntervalMs) ?? CLIENT_DEFAULTS.discoverIntervalMs;
+    const intervalMs = checkTimerMs('discoverIntervalMs', options.discoverIntervalMs) ?? CLIENT_DEFAULTS.discoverIntervalMs;
     if (options.discover) {
       this.discovery = this.makeDiscovery(seeds, intervalMs);
       this.discovery.start();
@@ -186,6 +187,11 @@ export class Client {
     const resolve = opts.resolve ?? lastWriterWins;
     if (typeof resolve !== 'function') throw new InvalidArgumentError('resolve', 'must be a function');
     const explicitType = checkContentType(opts.contentType);
+    // Options only the write uses are checked now too: a bad one must fail before the read
+    // (and before the mutator runs), like every other InvalidArgumentError.
+    quorumParam('w', opts.w);
+    if (opts.retryUnsafe !== undefined && typeof opts.retryUnsafe !== 'boolean')
+      throw new InvalidArgumentError('retryUnsafe', 'must be a boolean');
     const budget = checkMs('timeoutMs', opts.timeoutMs) ?? this.timeoutMs;
     const started = this.clock.monotonic();
 

@@ -91,8 +91,14 @@ function decodeSiblings(res: HttpResponse, node: string, headerContext: string |
   const siblings = doc.siblings.map((s, i): Sibling => {
     if (!isRecord(s) || typeof s.value !== 'string') throw new ProtocolError(node, `sibling ${i} has no base64 value`);
     const lastModified = typeof s.lastModified === 'string' ? new Date(s.lastModified) : new Date(Number.NaN);
-    // Copy out of Buffer's shared pool so no caller can see unrelated memory through .buffer.
-    const value = new Uint8Array(Buffer.from(s.value, 'base64'));
+    // Buffer's decoder skips characters outside the alphabet and stops at the first '=', so
+    // garbage would decode to made-up bytes: accept only text that re-encodes to itself
+    // (padding aside). Copy out of Buffer's shared pool so no caller can see unrelated
+    // memory through .buffer.
+    const decoded = Buffer.from(s.value, 'base64');
+    if (decoded.toString('base64').replace(/=+$/, '') !== s.value.replace(/=+$/, ''))
+      throw new ProtocolError(node, `sibling ${i} value is not base64`);
+    const value = new Uint8Array(decoded);
     return {
       value,
       contentType: typeof s.contentType === 'string' && s.contentType !== '' ? s.contentType : DEFAULT_CONTENT_TYPE,

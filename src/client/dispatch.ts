@@ -86,15 +86,23 @@ export class Dispatcher {
   private readonly c: DispatchComponents;
   private readonly init: DispatchInit;
   private closed = false;
+  /** Ends every attempt and backoff sleep still running when close() is called. */
+  private readonly onClose = new Set<() => void>();
 
   constructor(components: DispatchComponents, init: DispatchInit) {
     this.c = components;
     this.init = init;
   }
 
-  /** After this, every call fails with ClientClosedError. */
+  /**
+   * After this, every call fails with ClientClosedError, including calls already running:
+   * their attempt in flight is aborted and a backoff sleep ends at once, so nothing is sent
+   * after close() and close() never waits out a hung node.
+   */
   close(): void {
     this.closed = true;
+    for (const end of [...this.onClose]) end();
+    this.onClose.clear();
   }
 
   async call(req: CallRequest, policy: CallPolicy): Promise<Answer> {
@@ -111,6 +119,7 @@ export class Dispatcher {
 
     for (;;) {
       if (signal?.aborted) throw new AbortError(signal.reason);
+      if (this.closed) throw new ClientClosedError();
       // The next node whose breaker lets a request through, going round the list once.
       let node: string | undefined;
       let permit: BreakerPermit | undefined;
@@ -176,9 +185,10 @@ export class Dispatcher {
       const wait = Math.min(backoffDelay(retry, this.c.random, this.init.backoff), deadline - clock.monotonic());
       if (wait > 0) {
         try {
-          await this.c.timers.sleep(wait, signal);
+          await this.pause(wait, signal);
         } catch {
-          throw new AbortError(signal?.reason);
+          if (signal?.aborted) throw new AbortError(signal.reason);
+          throw new ClientClosedError();
         }
       }
     }
@@ -193,15 +203,34 @@ export class Dispatcher {
       controller.abort(new AttemptTimeout());
     }, attemptMs);
     const onAbort = (): void => controller.abort(signal?.reason);
+    const onClose = (): void => controller.abort(new ClientClosedError());
     signal?.addEventListener('abort', onAbort, { once: true });
+    this.onClose.add(onClose);
     try {
       return await this.c.pools.send(node, { ...req, path: this.path(req, attemptMs) }, controller.signal);
     } catch (err) {
-      if (timedOut && !signal?.aborted) throw new AttemptTimeout();
+      if (timedOut && !signal?.aborted && !this.closed) throw new AttemptTimeout();
       throw err;
     } finally {
       timer.cancel();
       signal?.removeEventListener('abort', onAbort);
+      this.onClose.delete(onClose);
+    }
+  }
+
+  /** A backoff sleep that the caller's signal and close() both end early (rejecting). */
+  private async pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(signal?.reason);
+    const onClose = (): void => controller.abort(new ClientClosedError());
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.onClose.add(onClose);
+    try {
+      await this.c.timers.sleep(ms, controller.signal);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.onClose.delete(onClose);
     }
   }
 

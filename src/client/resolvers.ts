@@ -3,6 +3,7 @@
  * one value the next write stores. Both resolvers here are deterministic: the same siblings
  * in any order give the same bytes, so two clients resolving the same read agree.
  */
+import { canonicalArrayElements } from './canonical-json.js';
 import { InvalidArgumentError, ResolveError } from './errors.js';
 import type { Sibling } from './types.js';
 
@@ -28,10 +29,10 @@ export function lastWriterWins(siblings: Sibling[]): Uint8Array {
 
 /**
  * Treats every sibling as a JSON array used as a set and returns the JSON of their union.
- * Elements are compared by canonical JSON (object keys sorted), written in canonical form and
- * sorted by that text, so the result is the same whatever the order or grouping of siblings
- * (commutative, associative, idempotent). A sibling that is not UTF-8 JSON holding an array
- * throws a ResolveError: nothing is dropped silently.
+ * Elements are compared by canonical JSON (object keys sorted, numbers kept exact), written in
+ * canonical form and sorted by that text, so the result is the same whatever the order or
+ * grouping of siblings (commutative, associative, idempotent). A sibling that is not UTF-8
+ * JSON holding an array throws a ResolveError: nothing is dropped silently.
  */
 export function jsonSetUnion(siblings: Sibling[]): string {
   const members = new Set<string>();
@@ -49,7 +50,9 @@ export function jsonSetUnion(siblings: Sibling[]): string {
       throw new ResolveError(index, `is not JSON: ${err instanceof Error ? err.message : String(err)}`, err);
     }
     if (!Array.isArray(parsed)) throw new ResolveError(index, `is JSON but not an array (got ${kindOf(parsed)})`);
-    for (const element of parsed) members.add(canonicalJson(element));
+    // From the text, not from `parsed`: JSON.parse rounds numbers, which would merge distinct
+    // big integers into one element and change their digits.
+    for (const element of canonicalArrayElements(text)) members.add(element);
   });
   // Plain code-unit order of the canonical text: stable across runtimes and locales.
   const sorted = [...members].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -66,6 +66,18 @@ export function checkMs(name: string, ms: unknown): number | undefined {
   return ms;
 }
 
+/** The longest delay a Node.js timer holds (~24.8 days); a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * checkMs for a duration that becomes a timer (attempt, connect, backoff, discovery): a longer
+ * value waits as long as a timer can instead of firing at once.
+ */
+export function checkTimerMs(name: string, ms: unknown): number | undefined {
+  const checked = checkMs(name, ms);
+  return checked === undefined ? undefined : Math.min(checked, MAX_TIMER_MS);
+}
+
 /** Checks a non-negative integer count. */
 export function checkCount(name: string, n: unknown): number | undefined {
   if (n === undefined) return undefined;
