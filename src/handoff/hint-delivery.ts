@@ -21,6 +21,13 @@ export interface HintDeliveryInit {
   readonly intervalMs: number;
   /** Keys per batch message. */
   readonly batchSize: number;
+  /**
+   * Bytes of stored copies per batch message (a batch holds at least one key, whatever its
+   * size). Well below what a peer accepts in one internal request (64 MiB): 256 keys of
+   * values near the largest a client may write would be refused, and refused again on every
+   * pass, so the owner's hints would never drain.
+   */
+  readonly maxBatchBytes: number;
   /** Owners served at once. */
   readonly concurrency: number;
   readonly timeoutMs: number;
@@ -29,9 +36,13 @@ export interface HintDeliveryInit {
 export const HINT_DELIVERY_DEFAULTS: HintDeliveryInit = {
   intervalMs: 1000,
   batchSize: 256,
+  maxBatchBytes: 8 * 1024 * 1024,
   concurrency: 2,
   timeoutMs: 10_000,
 };
+
+/** Stored copies read at once while a batch is filled (see batchOf). */
+const READ_CHUNK = 32;
 
 export class HintDelivery {
   private timer: TimerHandle | undefined;
@@ -104,7 +115,15 @@ export class HintDelivery {
       const worker = async (): Promise<void> => {
         while (i < ready.length && !this.stopped) {
           const owner = ready[i++] as string;
-          delivered += await this.deliverTo(owner);
+          // Caught per owner, not thrown: the other workers' batches may still be out, and the
+          // pass must not end before they are back (the next pass would send those owners a
+          // second batch meanwhile, and stop() would return under them). The other owners
+          // still get their hints.
+          try {
+            delivered += await this.deliverTo(owner);
+          } catch (err) {
+            this.c.log.warn({ owner, err: String(err) }, 'hint delivery to an owner failed; will retry');
+          }
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.init.concurrency, ready.length) }, worker));
@@ -149,6 +168,41 @@ export class HintDelivery {
     return false;
   }
 
+  /**
+   * The copies to send for the first `taken` of `hints` (in order): as many as fit
+   * maxBatchBytes, at least one. Read a few at a time, so a batch of large values is not
+   * read whole only to be cut. Hints whose copy is gone or damaged count as taken, with no item.
+   */
+  private async batchOf(
+    hints: readonly { partition: number; key: string }[],
+  ): Promise<{ items: { key: string; object: Uint8Array }[]; taken: number }> {
+    const items: { key: string; object: Uint8Array }[] = [];
+    let bytes = 0;
+    let taken = 0;
+    while (taken < hints.length) {
+      const chunk = hints.slice(taken, taken + READ_CHUNK);
+      const objects = await this.c.store.getMany(
+        'obj',
+        chunk.map((h) => objectKey(h.partition, h.key)),
+      );
+      for (const [idx, h] of chunk.entries()) {
+        const o = objects[idx];
+        // A copy that rotted on disk would make the owner refuse the whole batch, on every
+        // pass: leave it out (its hint is cleared with the rest). The owner gets the key from
+        // its co-replicas by anti-entropy.
+        if (o && this.sound(h.key, o)) {
+          // Keys are at most 512 bytes; 3 bytes per UTF-16 unit bounds their encoding.
+          const size = o.length + 3 * h.key.length;
+          if (items.length > 0 && bytes + size > this.init.maxBatchBytes) return { items, taken };
+          bytes += size;
+          items.push({ key: h.key, object: o });
+        }
+        taken++;
+      }
+    }
+    return { items, taken };
+  }
+
   private async deliverTo(owner: string): Promise<number> {
     const address = this.c.membership.member(owner)?.address;
     if (!address) return 0;
@@ -166,19 +220,9 @@ export class HintDelivery {
         hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
       }
       if (hints.length === 0) break;
-      from = hints[hints.length - 1]?.hintKey;
-      const objects = await this.c.store.getMany(
-        'obj',
-        hints.map((h) => objectKey(h.partition, h.key)),
-      );
-      const items: { key: string; object: Uint8Array }[] = [];
-      hints.forEach((h, idx) => {
-        const o = objects[idx];
-        // A copy that rotted on disk would make the owner refuse the whole batch, on every
-        // pass: leave it out (its hint is cleared with the rest). The owner gets the key from
-        // its co-replicas by anti-entropy.
-        if (o && this.sound(h.key, o)) items.push({ key: h.key, object: o });
-      });
+      const { items, taken } = await this.batchOf(hints);
+      const batch = hints.slice(0, taken);
+      from = batch[batch.length - 1]?.hintKey;
       try {
         if (items.length > 0)
           await this.c.transport.send(address, ROUTES.replicaWriteBatch, encodeWriteBatch(items), {
@@ -190,7 +234,7 @@ export class HintDelivery {
         break;
       }
       // Concurrently: hints of different keys then share one database write.
-      const outcomes = await settleAll(hints.map((h) => this.c.replica.clearHint(owner, h.partition, h.key, h.seq)));
+      const outcomes = await settleAll(batch.map((h) => this.c.replica.clearHint(owner, h.partition, h.key, h.seq)));
       let cleared = 0;
       for (const ok of outcomes) if (ok) cleared++;
       total += cleared;

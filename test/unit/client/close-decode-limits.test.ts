@@ -1,5 +1,5 @@
 /**
- * Review round s23 of the client SDK: each test pins a behaviour docs/client.md promises and
+ * Each test pins a behaviour docs/client.md promises and
  * that the SDK got wrong: close() with calls still running, 300 decoding, update's argument
  * checks, jsonSetUnion on numbers a double cannot hold, and durations too long for a timer.
  */
