@@ -6,8 +6,9 @@
  * table (the ring, the liveness verdicts).
  *
  * Lifecycle of the node's own record:
- * - start: incarnation = max(clock.now(), last known own incarnation + 1); state 'joining'
- *   when started with seeds (other than itself), else 'active'.
+ * - start: incarnation = max(clock.now(), last known own incarnation + 1). A member that was
+ *   active or leaving resumes that state; any other (new, or removed) joins ('joining') when
+ *   it has seeds or a saved table naming live members, else starts a cluster ('active').
  * - joining -> active after the first successful gossip exchange with any peer, once the
  *   optional `readyToActivate` seam (ownership transfer) agrees.
  * - leave(): active -> leaving (a joining node owns nothing, so it goes straight to removed).
@@ -16,14 +17,23 @@
  *   this node knows, its wall clock now). Incarnations are wall-clock starts, so the removal
  *   outranks every life of the member that began before it, including a restart this node
  *   has not heard of yet (with the known incarnation only, that restart's record would win
- *   and the member would stay listed). The removed member itself accepts a removal at or
- *   above its own incarnation when it hears it (it leaves the ring but keeps answering
- *   gossip). A removed node that restarts later gets a newer incarnation and comes back as a
- *   new member: removal is "drop every life begun before now", not a ban. This trusts the
+ *   and the member would stay listed). The removed member itself accepts a removal issued at
+ *   or after the start of its current life when it hears it, re-issued at its own incarnation
+ *   (a state change it made since, e.g. joining -> active, bumped that past the removal's and
+ *   would otherwise undo it); it leaves the ring but keeps answering gossip. A removed node
+ *   that restarts later gets a newer incarnation and comes back as a new member, through
+ *   'joining' (it has none of the writes made since): removal is "drop every life begun
+ *   before now", not a ban. A member removed while it was down learns so from its peers after
+ *   the restart and turns from 'active' to 'joining' then. This trusts the
  *   clocks of the admin's node and the member to agree to within the time between a restart
  *   and a removal issued after it; beyond that skew the restart wins, as it always did.
  * - Any other record of itself with a greater incarnation (from an earlier life, if the wall
  *   clock went backwards) is refuted by jumping past it.
+ * - A life that resumed 'active', 'leaving' or 'joining' gossips its previous life's record
+ *   until it first hears from the cluster, so that it is not back in anyone's ring before it
+ *   could learn of a removal issued while it was down; a join that learns so starts over
+ *   (`onRejoin`: what it pulled before lacks the writes made since). Gossip addressed to itself (a seed that is
+ *   this node under another address) is refused: it would pass for hearing from a cluster.
  *
  * Liveness: each member's heartbeat increases, learned directly or through third parties,
  * feed a phi-accrual detector. isUp() asks the detector live; flips are noticed every round
@@ -65,6 +75,12 @@ export const MEMBERSHIP_DEFAULTS = Object.freeze({
   downProbeProbability: 1 / 3,
   /** Cap on the gossip send timeout; the default is min(this, 2 x interval). */
   maxGossipTimeoutMs: 1000,
+  /**
+   * A round this many intervals late means this node itself stalled (rounds are at most
+   * 1 + jitter intervals apart): verdicts freeze until it catches up, and the stall is not
+   * counted as its peers' silence. Below the detector's ~4.6 intervals to a verdict.
+   */
+  stallIntervals: 3,
 });
 
 /** The subset of a pino logger membership uses. */
@@ -113,6 +129,12 @@ export interface MembershipInit {
    * (checked every round after the first successful exchange). Absent: activate at once.
    */
   readonly readyToActivate?: () => boolean;
+  /**
+   * Seam for ownership transfer: called when this node learns that the cluster removed it
+   * while it was down, so that it joins afresh: whatever it pulled in an earlier join (the
+   * same transition again, if it rejoins the same ring) misses every write made meanwhile.
+   */
+  readonly onRejoin?: () => void;
   /** Called after every exchange this node started (true when the peer answered). */
   readonly onGossipRound?: (ok: boolean) => void;
   /** Records restored from disk (e.g. the last `persist` call of a previous run). */
@@ -186,6 +208,7 @@ export class Membership implements MembershipView {
   private readonly timeoutMs: number;
   private readonly downProbeProbability: number;
   private readonly readyToActivate: (() => boolean) | undefined;
+  private readonly onRejoin: (() => void) | undefined;
   private readonly onGossipRound: ((ok: boolean) => void) | undefined;
 
   private readonly table = new Map<string, MemberRecord>();
@@ -208,10 +231,26 @@ export class Membership implements MembershipView {
   /** Some exchange (either direction) succeeded since start: we have heard from the cluster. */
   private exchanged = false;
   private seedContacted = false;
+  /** The incarnation this life began with: a removal at or above it was issued during it. */
+  private lifeStart: number;
+  /**
+   * Set while this life resumed an earlier life's 'active' or 'leaving': that life's
+   * incarnation. A removal at or above it, below lifeStart, was issued while we were down.
+   */
+  private resumedFrom: number | undefined;
+  /**
+   * While this life resumed an earlier one and has not heard from the cluster yet: that
+   * life's saved record, gossiped instead of ours. Announcing our new incarnation before our
+   * peers could tell us we were removed meanwhile would put us back in their rings, with
+   * none of the writes made since (see absorbSelf).
+   */
+  private heldBack: MemberRecord | undefined;
   /** Unsaved significant changes (true at first: our new incarnation is worth saving). */
   private dirty = true;
   private persisting: Promise<void> | undefined;
   private rounds = 0;
+  /** Monotonic time of the last round (undefined before the first): see stalled(). */
+  private lastRoundAt: number | undefined;
   private failures = 0;
   /** Up peers left to visit in this cycle (see nextInCycle). */
   private cycle: PeerAddress[] = [];
@@ -241,6 +280,7 @@ export class Membership implements MembershipView {
       init.gossipTimeoutMs ?? Math.min(MEMBERSHIP_DEFAULTS.maxGossipTimeoutMs, 2 * init.gossipIntervalMs);
     this.downProbeProbability = init.downProbeProbability ?? MEMBERSHIP_DEFAULTS.downProbeProbability;
     this.readyToActivate = init.readyToActivate;
+    this.onRejoin = init.onRejoin;
     this.onGossipRound = init.onGossipRound;
     this.detector = new PhiAccrualDetector({
       threshold: init.phiThreshold ?? MEMBERSHIP_DEFAULTS.phiThreshold,
@@ -251,29 +291,37 @@ export class Membership implements MembershipView {
     });
 
     // Restore what a previous run knew; our own old record only bounds our new incarnation.
-    let ownIncarnation = -1;
-    let ownState: MemberRecord['state'] | undefined;
+    let own: MemberRecord | undefined;
     const restored: MemberRecord[] = [];
     for (const raw of init.initialRecords ?? []) {
       const r = parseRecord(raw);
       if (r === undefined) continue;
       if (r.id === self.id) {
-        ownIncarnation = Math.max(ownIncarnation, r.incarnation);
-        ownState = r.state;
+        if (own === undefined || compareRecords(r, own) > 0) own = r;
       } else restored.push(r);
     }
+    const ownIncarnation = own?.incarnation ?? -1;
+    const ownState = own?.state;
     // A restart is not a join: a member that was active (or leaving) resumes that state with
-    // its data, instead of re-pulling everything it owns. New and removed members join.
-    const startState: MemberRecord['state'] =
-      ownState === 'active' || ownState === 'leaving' ? ownState : this.seeds.length > 0 ? 'joining' : 'active';
+    // its data, instead of re-pulling everything it owns. New and removed members join; a
+    // removed one restarted without seeds still knows its old peers from the saved table.
+    const resumed = ownState === 'active' || ownState === 'leaving';
+    // A join resumed after a restart is held back too: if the cluster removed us meanwhile,
+    // the join starts over (see absorbSelf).
+    const heldBack = resumed || ownState === 'joining';
+    const hasPeers = this.seeds.length > 0 || restored.some((r) => r.state !== 'removed');
+    const startState: MemberState = resumed && ownState !== undefined ? ownState : hasPeers ? 'joining' : 'active';
     applyRecords(this.table, restored);
+    this.lifeStart = Math.max(this.wallMs(), ownIncarnation + 1);
+    this.resumedFrom = heldBack ? ownIncarnation : undefined;
+    this.heldBack = heldBack ? own : undefined;
     this.table.set(self.id, {
       id: self.id,
       address: self.address,
       zone: self.zone,
       weight: self.weight,
       state: startState,
-      incarnation: Math.max(this.wallMs(), ownIncarnation + 1),
+      incarnation: this.lifeStart,
       heartbeat: 0,
     });
     const now = this.clock.monotonic();
@@ -297,7 +345,13 @@ export class Membership implements MembershipView {
     this.running = true;
     if (this.startedOnce) {
       const me = this.me();
-      if (me.state !== 'removed') this.table.set(this.self, { ...me, incarnation: this.nextIncarnation(me) });
+      if (me.state !== 'removed') {
+        this.lifeStart = this.nextIncarnation(me);
+        const resumed = me.state === 'active' || me.state === 'leaving' || me.state === 'joining';
+        this.resumedFrom = resumed ? me.incarnation : undefined;
+        this.heldBack = resumed ? me : undefined;
+        this.table.set(this.self, { ...me, incarnation: this.lifeStart });
+      }
       // Time passed while stopped: restart every detector clock instead of convicting everyone.
       const now = this.clock.monotonic();
       for (const id of [...this.detector.ids()]) {
@@ -306,6 +360,7 @@ export class Membership implements MembershipView {
       }
       this.exchanged = false;
       this.seedContacted = false;
+      this.lastRoundAt = undefined;
       this.afterChange(true);
     }
     this.startedOnce = true;
@@ -353,13 +408,16 @@ export class Membership implements MembershipView {
   /**
    * Evaluated live from the detector, so a verdict is exact to the millisecond; `onChange`
    * learns of a flip at the next round or merge (within about one gossip interval).
-   * Unknown and removed members are down.
+   * Unknown and removed members are down. While this node has stalled (see stalled()) the
+   * last verdict stands: the silence it measures is its own.
    */
   isUp(id: string): boolean {
     if (id === this.self) return true;
     const r = this.table.get(id);
     if (r === undefined || r.state === 'removed') return false;
-    return this.detector.isAvailable(id, this.clock.monotonic());
+    const now = this.clock.monotonic();
+    if (this.stalled(now)) return this.verdicts.get(id) ?? true;
+    return this.detector.isAvailable(id, now);
   }
 
   statuses(): { id: string; address: string; zone: string; weight: number; status: MemberStatus }[] {
@@ -415,6 +473,7 @@ export class Membership implements MembershipView {
     if (r === undefined || r.state === 'removed') return false;
     const incarnation = Math.max(r.incarnation, this.wallMs());
     this.table.set(id, { ...r, state: 'removed', incarnation });
+    if (id === this.self) this.heldBack = undefined;
     this.detector.forget(id);
     this.log.info({ member: id, incarnation, known: r.incarnation }, 'member removed by admin');
     this.afterChange(true);
@@ -459,6 +518,14 @@ export class Membership implements MembershipView {
   }
 
   private round(): void {
+    const now = this.clock.monotonic();
+    if (this.stalled(now) && this.lastRoundAt !== undefined) {
+      // We were not running for a while (nor hearing anything): that time is on us.
+      const pauseMs = now - this.lastRoundAt - this.intervalMs;
+      this.log.warn({ pauseMs }, 'this node stalled; not counting that against its peers');
+      this.detector.forgive(pauseMs, now);
+    }
+    this.lastRoundAt = now;
     const me = this.me();
     if (me.state !== 'removed') this.table.set(this.self, { ...me, heartbeat: me.heartbeat + 1 });
     this.maybeActivate();
@@ -515,7 +582,7 @@ export class Membership implements MembershipView {
     this.inflight.add(ac);
     let ok = false;
     try {
-      const reply = await this.transport.send(address, GOSSIP_ROUTE, encodeGossip(this.self, this.records()), {
+      const reply = await this.transport.send(address, GOSSIP_ROUTE, encodeGossip(this.self, this.gossipRecords()), {
         timeoutMs: this.timeoutMs,
         signal: ac.signal,
       });
@@ -544,11 +611,30 @@ export class Membership implements MembershipView {
   private readonly handleGossip: InternalHandler = async (body) => {
     if (!this.running) throw new RingkvError('UNAVAILABLE', 'membership is not running');
     const msg = decodeGossip(body);
+    // We are talking to ourselves: a seed names this node under another address (SPEC lets
+    // the list include itself). Answering would count as hearing from a cluster: a joining
+    // node would turn active alone and stop contacting seeds, a cluster of its own for good.
+    if (msg.from === this.self) {
+      this.log.warn({}, 'gossip from this node itself: a seed is this node under another address');
+      throw new RingkvError('BAD_REQUEST', 'gossip from the receiving node itself');
+    }
+    const held = this.table.get(msg.from);
     this.absorb(msg.records);
     this.exchanged = true;
     this.maybeActivate();
-    return encodeGossip(this.self, this.records());
+    // Tell the sender how we held its record before its own replaced it: if we held it as
+    // removed, only this reply can tell it so (see absorbSelf). Convergence is unaffected:
+    // the sender keeps the greater of its record and this one, as with the merged one.
+    const reply = this.gossipRecords().map((r) => (r.id === msg.from && held !== undefined ? held : r));
+    return encodeGossip(this.self, reply);
   };
+
+  /** The records we gossip: the table, with our own record held back (see heldBack). */
+  private gossipRecords(): MemberRecord[] {
+    const out = this.records();
+    const held = this.heldBack;
+    return held === undefined ? out : out.map((r) => (r.id === this.self ? held : r));
+  }
 
   // ---- state changes ---------------------------------------------------------------------
 
@@ -567,6 +653,8 @@ export class Membership implements MembershipView {
 
   private setOwnState(state: MemberState): void {
     const me = this.me();
+    // A change of our own (leave) is news to announce at once, held back or not.
+    this.heldBack = undefined;
     this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
     this.log.info({ from: me.state, to: state }, 'own membership state changed');
     this.afterChange(true);
@@ -606,19 +694,44 @@ export class Membership implements MembershipView {
       if (after.state === 'removed') this.detector.forget(after.id);
       else if (isNewerBeat(before, after)) this.detector.heartbeat(after.id, now);
     }
+    // We have heard from the cluster (and of our removal, if it knew): we may be announced.
+    if (this.heldBack !== undefined) {
+      this.heldBack = undefined;
+      this.dirty = true; // save the record we now announce
+    }
     this.afterChange(significant);
   }
 
   /** Handles a record of ourselves from a peer; true if our record changed. */
   private absorbSelf(r: MemberRecord): boolean {
     const me = this.me();
-    if (me.state === 'removed' || compareRecords(r, me) <= 0) return false;
-    // A removal issued at or after this life began (see remove()).
-    if (r.state === 'removed' && r.incarnation >= me.incarnation) {
+    if (me.state === 'removed') return false;
+    if (r.state === 'removed' && r.incarnation >= this.lifeStart) {
+      // A removal issued during this life (see remove()). Our own state changes since may
+      // have bumped our incarnation past it: re-issue it at ours, or our record would win.
       this.log.warn({ incarnation: me.incarnation }, 'this node was removed by an admin; it leaves the ring');
-      this.table.set(this.self, { ...me, state: 'removed', incarnation: r.incarnation });
+      this.table.set(this.self, { ...me, state: 'removed', incarnation: Math.max(r.incarnation, me.incarnation) });
+      this.resumedFrom = undefined;
       return true;
     }
+    if (r.state === 'removed' && this.resumedFrom !== undefined && r.incarnation >= this.resumedFrom) {
+      // Removed while we were down: the place we resumed (or were joining into) was given
+      // away and we lack every write since. Like any new member, join afresh (pull our data
+      // first); a leave it cut short is done.
+      this.resumedFrom = undefined;
+      const state: MemberState = me.state === 'leaving' ? 'removed' : 'joining';
+      this.log.warn({ removedAt: r.incarnation, to: state }, 'this node was removed while it was down');
+      this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
+      if (state === 'joining') {
+        try {
+          this.onRejoin?.();
+        } catch (err) {
+          this.log.warn({ err }, 'onRejoin threw');
+        }
+      }
+      return true;
+    }
+    if (compareRecords(r, me) <= 0) return false;
     // Someone holds a newer record of us than we do: a previous life's (the wall clock went
     // backwards across a restart) or another process using our id. Refute it by jumping past.
     this.log.warn({ theirs: r.incarnation, ours: me.incarnation }, 'refuting a newer record of this node');
@@ -665,6 +778,16 @@ export class Membership implements MembershipView {
     return buildRing(members, this.partitionBits === undefined ? { n: this.n } : { n: this.n, partitionBits: this.partitionBits });
   }
 
+  /**
+   * True when our own round is long overdue: this node stalled, so the silence it measures
+   * since then is its own, not its peers'. The next round forgives it.
+   */
+  private stalled(now: number): boolean {
+    return (
+      this.running && this.lastRoundAt !== undefined && now - this.lastRoundAt > MEMBERSHIP_DEFAULTS.stallIntervals * this.intervalMs
+    );
+  }
+
   /** Re-judges every member's liveness; true if any verdict changed. */
   private evaluate(): boolean {
     const now = this.clock.monotonic();
@@ -676,6 +799,7 @@ export class Membership implements MembershipView {
         changed = true;
       }
     }
+    if (this.stalled(now)) return changed;
     for (const r of this.table.values()) {
       if (r.id === this.self || r.state === 'removed') continue;
       const up = this.detector.isAvailable(r.id, now);
@@ -716,7 +840,9 @@ export class Membership implements MembershipView {
     }
     this.dirty = false;
     try {
-      await this.persist(this.records());
+      // What we announce: a life that crashes before announcing itself leaves the previous
+      // one's record on disk, so the next start still knows which life the cluster last saw.
+      await this.persist(this.gossipRecords());
     } catch (err) {
       this.dirty = true;
       this.log.warn({ err }, 'persisting the member table failed; will retry');

@@ -201,6 +201,16 @@ export class PhiAccrualDetector {
     return { mean: t.window.mean(), stdDev: t.window.stdDev(), samples: t.window.length };
   }
 
+  /**
+   * Forgives `ms` of silence for every member, as of `now`: this node itself was stalled (a
+   * GC pause, a suspended VM), so nothing could arrive meanwhile and that time says nothing
+   * about them. Their windows are kept; a last heartbeat never moves past `now`.
+   */
+  forgive(ms: number, now: number): void {
+    if (!(ms > 0)) return;
+    for (const t of this.tracks.values()) t.last = Math.max(t.last, Math.min(now, t.last + ms));
+  }
+
   /** Stops tracking `id` (e.g. it was removed); a later heartbeat starts afresh. */
   forget(id: string): void {
     this.tracks.delete(id);
