@@ -121,6 +121,7 @@ export class NodeCore {
         persist: async (records) => store.put('meta', META_MEMBERS, utf8.encode(JSON.stringify(records))),
         onGossipRound: (ok) => metrics.gossipRounds.inc({ outcome: ok ? 'ok' : 'failed' }),
         readyToActivate: () => transfers?.complete() ?? false,
+        onRejoin: () => transfers?.restartJoin(),
       },
     );
 

@@ -13,7 +13,14 @@ export function planId(current: Ring, pending: Ring): string {
 /**
  * Partitions `self` replicates in `pending` but not in `current`, grouped by the node to pull
  * each from: the first member of the partition's current preference list (other than self)
- * that `isUp`. Partitions with no reachable source are returned under `unsourced`. With
+ * that `isUp`. A partition that a member leaving the ring replicates is pulled from that
+ * member only (it is `unsourced` while none of them is up): its copy is the one that goes
+ * away with it, and a key only it and some other replica hold (one that missed a write, not
+ * yet repaired) would otherwise reach no new owner. A leaving member goes only once its
+ * receivers are done, so waiting for it costs the leave nothing; one that never comes back
+ * is removed by an admin, which takes it out of both rings. (An owner a joining member
+ * displaces stays, and hands its copies to every owner before it drops them: see
+ * StrayCleaner.) Partitions with no reachable source are returned under `unsourced`. With
  * `only`, just those partitions are planned (a re-plan of some of them); `total` still counts
  * every partition `self` receives.
  */
@@ -29,13 +36,15 @@ export function receivePlan(
   let total = 0;
   if (current === pending) return { bySource, unsourced, total };
   const mine = pending.partitionsOf(self);
+  const staying = new Set(pending.members.map((m) => m.id));
   for (const p of mine) {
     const owners = current.preferenceList(p);
     if (owners.includes(self)) continue;
     total++;
     // An empty current ring (a brand-new cluster) has no data to hand over.
     if (owners.length === 0 || (only !== undefined && !only.has(p))) continue;
-    const source = owners.find((id) => id !== self && isUp(id));
+    const leaving = owners.filter((id) => id !== self && !staying.has(id));
+    const source = (leaving.length > 0 ? leaving : owners.filter((id) => id !== self)).find((id) => isUp(id));
     if (source === undefined) {
       unsourced.push(p);
       continue;

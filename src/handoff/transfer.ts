@@ -49,6 +49,12 @@ export interface TransferInit {
   readonly timeoutMs: number;
   /** Wait after a plan first appears before pulling, so every coordinator has learnt of it. */
   readonly settleMs: number;
+  /**
+   * Pull requests to one source that fail in a row before re-plans pass it over (its
+   * partitions go to another replica that is up), for `avoidMs`.
+   */
+  readonly sourceFailures: number;
+  readonly avoidMs: number;
 }
 
 export const TRANSFER_DEFAULTS: TransferInit = {
@@ -57,6 +63,8 @@ export const TRANSFER_DEFAULTS: TransferInit = {
   maxScan: 4096,
   timeoutMs: 10_000,
   settleMs: 2000,
+  sourceFailures: 3,
+  avoidMs: 30_000,
 };
 
 interface PullState {
@@ -66,6 +74,8 @@ interface PullState {
   readonly bitmap: Uint8Array;
   cursor: Uint8Array | undefined;
   done: boolean;
+  /** Pull requests that failed in a row. */
+  failures: number;
 }
 
 /** What this node receives in one transition (plan id), and from whom. */
@@ -80,6 +90,15 @@ interface Plan {
 }
 
 const PULL_PREFIX = 'pull/';
+/**
+ * Bytes of objects a pull reply carries at most (past this, it ends after the object that
+ * crossed it). A reply is built whole in the source's memory, which answers every receiver
+ * at once in a leave; 256 objects of 1 MiB were 256 MiB each, and take longer to cross a
+ * slow link than the pull's timeout, which then failed at the same cursor on every retry.
+ */
+const MAX_PULL_REPLY_BYTES = 8 * 1024 * 1024;
+/** The range of every pull record's key ('0' follows '/'). */
+const PULL_RECORDS = { gte: utf8.encode(PULL_PREFIX), lt: utf8.encode('pull0') };
 const EMPTY = new Uint8Array(0);
 
 export class Transfers {
@@ -94,6 +113,12 @@ export class Transfers {
   private readonly strays: StrayCleaner;
   private ringSum = '';
   private ringSince = 0;
+  /** No pull record of a transition that is over is left in the store (see dropPullRecords). */
+  private pullRecordsDropped = false;
+  /** Set by restartJoin until the next pass has dropped the plan and the pull records. */
+  private joinRestarted = false;
+  /** Sources whose pulls kept failing, and until when (monotonic ms) plans pass them over. */
+  private readonly avoided = new Map<string, number>();
   /** Called once a leaving node has handed everything over and removed itself. */
   onLeft: (() => void) | undefined;
 
@@ -120,8 +145,18 @@ export class Transfers {
     return recv + this.sendPending;
   }
 
+  /**
+   * The cluster removed this node while it was down, and it joins afresh: the plan and every
+   * pull record go (at the next pass), and until then the join is not complete. Whatever it
+   * pulled before misses the writes made while it was out of every ring.
+   */
+  restartJoin(): void {
+    this.joinRestarted = true;
+  }
+
   /** True when this node has nothing left to receive for the current transition. */
   complete(): boolean {
+    if (this.joinRestarted) return false;
     const m = this.c.membership;
     const current = m.ring();
     const pending = m.pendingRing();
@@ -179,7 +214,13 @@ export class Transfers {
       this.ringSum = current.checksum;
       this.ringSince = now;
     }
+    if (this.joinRestarted) {
+      this.plan = undefined;
+      await this.dropPullRecords();
+      this.joinRestarted = false;
+    }
     if (current === pending) {
+      if (this.plan !== undefined || !this.pullRecordsDropped) await this.dropPullRecords();
       this.plan = undefined;
       this.sendPending = 0;
       // Drop copies we no longer own only once the ring has been stable for a while, so a
@@ -194,23 +235,60 @@ export class Transfers {
 
     for (const pull of plan.pulls) {
       if (this.stopped) return;
-      if (!pull.done && m.isUp(pull.source)) await this.pullSome(plan.id, pull);
+      if (!pull.done && this.canServe(pull.source)) await this.pullSome(plan.id, pull);
     }
-    // A source may be back for unsourced partitions, and a source that went down before its
-    // pulls finished is replaced by another owner that is up, so the transition never waits
-    // on one node while another replica could serve.
-    if (plan.unsourced.length > 0 || plan.pulls.some((p) => !p.done && !m.isUp(p.source))) await this.replan(plan);
+    // A source may be back for unsourced partitions, and a source that went down (or kept
+    // failing) before its pulls finished is replaced by another owner that can serve, so the
+    // transition never waits on one node while another replica could serve.
+    if (plan.unsourced.length > 0 || plan.pulls.some((p) => !p.done && !this.canServe(p.source))) await this.replan(plan);
 
     if (m.member(m.self)?.state === 'leaving') await this.checkLeave(current, pending, id);
   }
 
   private async newPlan(id: string): Promise<void> {
+    await this.dropPullRecords(id);
     const m = this.c.membership;
-    const { bySource, unsourced, total } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => m.isUp(x));
+    const { bySource, unsourced, total } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => this.canServe(x));
     const pulls: PullState[] = [];
     for (const [source, partitions] of bySource) pulls.push(await this.resumePull(id, source, partitions));
     this.plan = { id, pulls, unsourced, total, firstSeen: this.c.clock.monotonic() };
     if (total > 0) this.c.log.info({ plan: id, partitions: total, sources: [...bySource.keys()] }, 'transfer plan');
+  }
+
+  /**
+   * A member to pull from: up, and not passed over for pulls that kept failing (a node with a
+   * broken disk still gossips; without this, a join or leave would wait on it for good).
+   */
+  private canServe(id: string): boolean {
+    const until = this.avoided.get(id);
+    if (until !== undefined) {
+      if (this.c.clock.monotonic() < until) return false;
+      this.avoided.delete(id);
+    }
+    return this.c.membership.isUp(id);
+  }
+
+  /**
+   * Deletes the pull records of every transition but `keep` (all of them without one). A
+   * record is only good while its transition lasts: the same transition can come back (a join
+   * called off and made again moves between the same two rings, so its plan id is the same),
+   * and a cursor of the first time would then skip every key written in between, which no
+   * coordinator copied to this node (it was no owner-to-be meanwhile). A restart in the middle
+   * of a transition keeps its records: its first plan has the same id.
+   */
+  private async dropPullRecords(keep?: string): Promise<void> {
+    const stale: Uint8Array[] = [];
+    for await (const [key, value] of this.c.store.entries('xfer', PULL_RECORDS)) {
+      let id: string | undefined;
+      try {
+        id = new Reader(value).str();
+      } catch {
+        id = undefined; // unreadable: never resumed from, so dropped too
+      }
+      if (keep === undefined || id !== keep) stale.push(Uint8Array.from(key));
+    }
+    if (stale.length > 0) await this.c.store.batch(stale.map((key) => ({ type: 'del' as const, ns: 'xfer' as const, key })));
+    this.pullRecordsDropped = true;
   }
 
   /**
@@ -220,10 +298,10 @@ export class Transfers {
    */
   private async replan(plan: Plan): Promise<void> {
     const m = this.c.membership;
-    const kept = plan.pulls.filter((p) => p.done || m.isUp(p.source));
+    const kept = plan.pulls.filter((p) => p.done || this.canServe(p.source));
     const orphans = new Set<number>(plan.unsourced);
     for (const p of plan.pulls) if (!kept.includes(p)) for (const x of p.partitions) orphans.add(x);
-    const { bySource, unsourced } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => m.isUp(x), orphans);
+    const { bySource, unsourced } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => this.canServe(x), orphans);
     const pulls = [...kept];
     for (const [source, partitions] of bySource) pulls.push(await this.resumePull(plan.id, source, partitions));
     this.plan = { ...plan, pulls, unsourced };
@@ -247,11 +325,11 @@ export class Transfers {
         const c = r.bytes();
         // Records written before they named their partitions never match.
         if (!r.done() && compareBytes(r.bytes(), bitmap) === 0) {
-          return { source, partitions, bitmap, cursor: c.length > 0 ? Uint8Array.from(c) : undefined, done };
+          return { source, partitions, bitmap, cursor: c.length > 0 ? Uint8Array.from(c) : undefined, done, failures: 0 };
         }
       }
     }
-    return { source, partitions, bitmap, cursor: undefined, done: false };
+    return { source, partitions, bitmap, cursor: undefined, done: false, failures: 0 };
   }
 
   private async pullSome(id: string, pull: PullState): Promise<void> {
@@ -271,9 +349,15 @@ export class Transfers {
       try {
         reply = await this.c.transport.send(address, TRANSFER_ROUTES.pull, req, { timeoutMs: this.init.timeoutMs, idempotent: true });
       } catch (err) {
-        this.c.log.info({ source: pull.source, err: String(err) }, 'transfer pull interrupted; will resume');
+        pull.failures++;
+        if (pull.failures >= this.init.sourceFailures) {
+          pull.failures = 0;
+          this.avoided.set(pull.source, this.c.clock.monotonic() + this.init.avoidMs);
+          this.c.log.warn({ source: pull.source, err: String(err) }, 'transfer pulls keep failing; taking these partitions from another replica');
+        } else this.c.log.info({ source: pull.source, err: String(err) }, 'transfer pull interrupted; will resume');
         return;
       }
+      pull.failures = 0;
       const r = new Reader(reply);
       const done = r.uint() === 1;
       const next = Uint8Array.from(r.bytes());
@@ -349,13 +433,17 @@ export class Transfers {
     const items: { key: string; object: Uint8Array }[] = [];
     let last: Uint8Array | undefined;
     let scanned = 0;
+    let bytes = 0;
     let exhausted = true;
     for await (const [k, v] of this.c.store.entries('obj', cursor.length > 0 ? { gt: cursor } : {})) {
       last = k;
       scanned++;
       const { partition, key } = parseObjectKey(k);
-      if (hasBit(bitmap, partition)) items.push({ key, object: v });
-      if (items.length >= limit || scanned >= maxScan) {
+      if (hasBit(bitmap, partition)) {
+        items.push({ key, object: v });
+        bytes += v.length;
+      }
+      if (items.length >= limit || bytes >= MAX_PULL_REPLY_BYTES || scanned >= maxScan) {
         exhausted = false;
         break;
       }
@@ -380,6 +468,12 @@ export class Transfers {
 export interface StrayCleanerInit {
   /** Strays handed over per step. */
   readonly batchSize: number;
+  /**
+   * Bytes of strays handed over per step (past this, the step stops after the stray that
+   * crossed it): a peer accepts at most 64 MiB per internal request (INTERNAL_BODY_LIMIT),
+   * and 256 strays of large values are far more.
+   */
+  readonly maxBatchBytes: number;
   /** Keys examined per step at most (opening a range of partitions counts as RANGE_OPEN_COST). */
   readonly maxScan: number;
   readonly timeoutMs: number;
@@ -402,6 +496,7 @@ const RANGE_OPEN_COST = 16;
 
 export const STRAY_CLEANER_DEFAULTS: StrayCleanerInit = {
   batchSize: 256,
+  maxBatchBytes: 8 * 1024 * 1024,
   maxScan: 4096,
   timeoutMs: 10_000,
   recheckMs: 300_000,
@@ -479,6 +574,7 @@ export class StrayCleaner {
     let resume = this.cursor;
     let next: StrayCursor | undefined;
     let scanned = 0;
+    let bytes = 0;
     let i = resume ? runs.findIndex((r) => r.last >= objectKeyPartition(resume!.key)) : 0;
     if (i < 0) i = runs.length;
     scan: for (; i < runs.length; i++) {
@@ -501,11 +597,13 @@ export class StrayCleaner {
           if (v !== undefined) {
             // A damaged stray has nothing to hand over, and its owners hold their own copies.
             const object = decodeOrSkip(v, key, m.self, this.c.log, 'dropping a corrupt copy this node does not own');
-            if (object !== undefined) strays.push({ partition, key, object, bytes: v });
-            else await this.c.replica.dropCorrupt(partition, key);
+            if (object !== undefined) {
+              strays.push({ partition, key, object, bytes: v });
+              bytes += v.length;
+            } else await this.c.replica.dropCorrupt(partition, key);
           }
         }
-        if (strays.length >= this.init.batchSize || scanned >= this.init.maxScan) {
+        if (strays.length >= this.init.batchSize || bytes >= this.init.maxBatchBytes || scanned >= this.init.maxScan) {
           next = { key: k, after: true };
           break scan;
         }

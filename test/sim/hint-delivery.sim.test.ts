@@ -1,8 +1,7 @@
 /**
  * Hinted handoff across membership changes, restarts and concurrent writes, in a simulated
  * cluster with anti-entropy off (an hour between exchanges): whatever reaches the owners here
- * came by hints, transfers and the stray cleaner. These held on the code as reviewed; they
- * stay as regression tests of what the review checked.
+ * came by hints, transfers and the stray cleaner.
  */
 import { describe, expect, it } from 'vitest';
 import { SimCluster } from './cluster-sim.js';
