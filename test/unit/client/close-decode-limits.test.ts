@@ -1,7 +1,7 @@
 /**
- * Each test pins a behaviour docs/client.md promises and
- * that the SDK got wrong: close() with calls still running, 300 decoding, update's argument
- * checks, jsonSetUnion on numbers a double cannot hold, and durations too long for a timer.
+ * Each test pins a behaviour docs/client.md promises and that the SDK once got wrong: close()
+ * with calls still running, 300 decoding, update's argument checks, jsonSetUnion on numbers a
+ * double cannot hold, and durations too long for a timer.
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
