@@ -3,7 +3,7 @@
  * on one ManualTime and MemoryNetwork, each node with its own MemoryStore that survives its
  * crashes, as a disk would. Built on the generic `Sim` of harness.ts.
  */
-import { NodeCore, type CoreInit } from '../../src/node-core.js';
+import { type CoreInit, NodeCore } from '../../src/node-core.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { MemoryStore } from '../../src/storage/index.js';
@@ -242,4 +242,37 @@ export class SimCluster {
       await n.store.close();
     }
   }
+}
+
+/**
+ * Runs `body` on a fresh simulated cluster whose first `started` nodes are started, and stops
+ * it whatever happens; a failure names the seed, so it can be replayed.
+ */
+export async function withSimCluster(
+  opts: ConstructorParameters<typeof SimCluster>[0],
+  started: number,
+  body: (c: SimCluster) => Promise<void>,
+): Promise<void> {
+  const c = new SimCluster(opts);
+  try {
+    await c.start(started);
+    await body(c);
+  } catch (err) {
+    throw new Error(`seed ${opts.seed}: ${err instanceof Error ? err.stack : String(err)}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+/**
+ * Keys (of `keys`) that some owner in `via`'s current ring does not hold with the value
+ * `v-<key>` (what the handoff and transfer simulations write).
+ */
+export async function missingCopies(c: SimCluster, keys: readonly string[], via: string): Promise<string[]> {
+  const ring = c.node(via).c.membership.ring();
+  const missing: string[] = [];
+  for (const k of keys)
+    for (const owner of ring.preferenceList(ring.partitionOf(k)))
+      if ((await c.local(owner, k)).join() !== `v-${k}`) missing.push(`${k}@${owner}`);
+  return missing;
 }

@@ -14,19 +14,7 @@ import { objectKey, utf8 } from '../../src/storage/index.js';
 import type { InternalHandler } from '../../src/transport/transport.js';
 import { Reader, Writer } from '../../src/wire.js';
 import { rotStoredObject } from '../helpers/rot.js';
-import { SimCluster } from './cluster-sim.js';
-
-async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
-  const c = new SimCluster(opts);
-  try {
-    await c.start(started);
-    await body(c);
-  } catch (err) {
-    throw new Error(`seed ${opts.seed}: ${err instanceof Error ? err.stack : String(err)}`);
-  } finally {
-    await c.stop();
-  }
-}
+import { missingCopies, type SimCluster, withSimCluster as withCluster } from './cluster-sim.js';
 
 /**
  * Serve node `id`'s routes again, but with `routes` failing as a broken disk would (the node
@@ -43,16 +31,6 @@ function breakRoute(c: SimCluster, id: string, ...routes: string[]): { refused: 
     });
   c.sim.net.register(node.address, handlers);
   return { refused: () => refused, repair: () => c.sim.net.register(node.address, node.c.handlers) };
-}
-
-/** Keys (of `keys`) that some owner in `via`'s current ring does not hold with their value. */
-async function missingCopies(c: SimCluster, keys: readonly string[], via: string): Promise<string[]> {
-  const ring = c.node(via).c.membership.ring();
-  const missing: string[] = [];
-  for (const k of keys)
-    for (const owner of ring.preferenceList(ring.partitionOf(k)))
-      if ((await c.local(owner, k)).join() !== `v-${k}`) missing.push(`${k}@${owner}`);
-  return missing;
 }
 
 const pendingHints = (c: SimCluster, ids: readonly string[]): number => ids.reduce((s, id) => s + c.node(id).c.replica.pendingHints, 0);

@@ -4,29 +4,7 @@
  * came by hints, transfers and the stray cleaner.
  */
 import { describe, expect, it } from 'vitest';
-import { SimCluster } from './cluster-sim.js';
-
-async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
-  const c = new SimCluster(opts);
-  try {
-    await c.start(started);
-    await body(c);
-  } catch (err) {
-    throw new Error(`seed ${opts.seed}: ${err instanceof Error ? err.stack : String(err)}`);
-  } finally {
-    await c.stop();
-  }
-}
-
-/** Keys (of `keys`) that some owner in `via`'s current ring does not hold with their value. */
-async function missingCopies(c: SimCluster, keys: readonly string[], via: string): Promise<string[]> {
-  const ring = c.node(via).c.membership.ring();
-  const missing: string[] = [];
-  for (const k of keys)
-    for (const owner of ring.preferenceList(ring.partitionOf(k)))
-      if ((await c.local(owner, k)).join() !== `v-${k}`) missing.push(`${k}@${owner}`);
-  return missing;
-}
+import { missingCopies, type SimCluster, withSimCluster as withCluster } from './cluster-sim.js';
 
 /** Hints actually in `id`'s store (what hints.pending must report). */
 async function storedHints(c: SimCluster, id: string): Promise<number> {

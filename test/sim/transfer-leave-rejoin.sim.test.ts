@@ -6,19 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import { TRANSFER_ROUTES } from '../../src/handoff/transfer.js';
 import { buildRing } from '../../src/ring/ring.js';
-import { SimCluster } from './cluster-sim.js';
-
-async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], started: number, body: (c: SimCluster) => Promise<void>): Promise<void> {
-  const c = new SimCluster(opts);
-  try {
-    await c.start(started);
-    await body(c);
-  } catch (err) {
-    throw new Error(`seed ${opts.seed}: ${err instanceof Error ? err.stack : String(err)}`);
-  } finally {
-    await c.stop();
-  }
-}
+import { type SimCluster, withSimCluster as withCluster } from './cluster-sim.js';
 
 /** The ring `c` will have once `leaving` is gone (every other node of `c`). */
 function ringWithout(c: SimCluster, leaving: string): ReturnType<typeof buildRing> {

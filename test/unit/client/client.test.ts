@@ -14,7 +14,7 @@ import {
   UnavailableError,
 } from '../../../src/client/index.js';
 import { ManualTime, seededRandom, systemClock, systemTimers, type Timers } from '../../../src/runtime/index.js';
-import { deadUrl, errorBody, FakeV1, startBlackHole } from './fake-v1.js';
+import { caught, deadUrl, errorBody, FakeV1, startBlackHole } from './fake-v1.js';
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -27,15 +27,6 @@ function client(opts: Partial<ClientOptions> = {}): Client {
   const c = new Client({ nodes: [fake.url], random: seededRandom(42), backoff: { baseMs: 1, maxMs: 5 }, ...opts });
   clients.push(c);
   return c;
-}
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Answers the first `times` matching requests with a 503 quorum failure. */

@@ -6,17 +6,17 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  canonicalJson,
   Client,
   ClientClosedError,
   type ClientOptions,
+  canonicalJson,
   InvalidArgumentError,
   ProtocolError,
   resolvers,
   type Sibling,
 } from '../../../src/client/index.js';
 import { ManualTime, seededRandom } from '../../../src/runtime/index.js';
-import { errorBody, FakeV1, startBlackHole } from './fake-v1.js';
+import { caught, errorBody, FakeV1, startBlackHole } from './fake-v1.js';
 
 const enc = new TextEncoder();
 
@@ -28,15 +28,6 @@ function client(opts: Partial<ClientOptions> = {}): Client {
   const c = new Client({ nodes: [fake.url], random: seededRandom(7), backoff: { baseMs: 1, maxMs: 5 }, ...opts });
   clients.push(c);
   return c;
-}
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Resolves with `value` after `ms` real milliseconds (a bound on how long a test waits). */

@@ -27,6 +27,16 @@ export interface Hit {
 /** Return true after answering `reply` yourself to skip the normal handling. */
 export type Intercept = (hit: Hit, reply: FastifyReply) => boolean | Promise<boolean>;
 
+/** What `p` rejects with; throws if it resolves instead. */
+export async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
 export function errorBody(code: string, message: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ error: { code, message, ...extra } });
 }

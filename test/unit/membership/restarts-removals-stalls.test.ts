@@ -61,27 +61,34 @@ describe('a seed that is this node under another address', () => {
   });
 });
 
+/**
+ * Four members a-d; then d crashes and an admin removes it for good, which every other member
+ * learns. `transfers.done` models ownership transfer: a joining node turns active only while
+ * it is true.
+ */
+async function removedWhileDown(seed: number): Promise<{ sim: Sim; cluster: MembershipCluster; transfers: { done: boolean } }> {
+  const sim = new Sim(seed);
+  const transfers = { done: true };
+  const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL, init: { readyToActivate: () => transfers.done } });
+  const seeds = [cluster.addressOf('a')];
+  await cluster.add({ id: 'a' });
+  for (const id of ['b', 'c', 'd']) await cluster.add({ id, seeds });
+  await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 20 * INTERVAL);
+  await cluster.crash('d');
+  await sim.advance(10 * INTERVAL);
+  expect(cluster.node('a').membership.remove('d')).toBe(true);
+  await sim.runUntil(() => ['a', 'b', 'c'].every((id) => cluster.node(id).membership.member('d')?.state === 'removed'), 10 * INTERVAL);
+  return { sim, cluster, transfers };
+}
+
 describe('admin removal', () => {
   it('a member removed while it was down rejoins through joining when it restarts, owning nothing until ready', async () => {
-    const sim = new Sim(24);
-    // Ownership transfer is modelled by this flag: a joining node turns active only once it is set.
-    let transfersDone = true;
-    const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL, init: { readyToActivate: () => transfersDone } });
-    const seeds = [cluster.addressOf('a')];
-    await cluster.add({ id: 'a' });
-    for (const id of ['b', 'c', 'd']) await cluster.add({ id, seeds });
-    await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 20 * INTERVAL);
-
-    // d dies; the operator drops it for good and its partitions move to a, b and c.
-    await cluster.crash('d');
-    await sim.advance(10 * INTERVAL);
-    expect(cluster.node('a').membership.remove('d')).toBe(true);
-    await sim.runUntil(() => ['a', 'b', 'c'].every((id) => cluster.node(id).membership.member('d')?.state === 'removed'), 10 * INTERVAL);
+    const { sim, cluster, transfers } = await removedWhileDown(24);
 
     // d comes back with its old disk (its own record there still says 'active'). It has none
     // of the writes made since its removal, so it must pull them (joining) before owning
     // partitions again, like any new member.
-    transfersDone = false;
+    transfers.done = false;
     await cluster.restart('d');
     // Not even for a moment: d must not be back in a peer's ring before it could learn of
     // its removal from that peer.
@@ -99,26 +106,16 @@ describe('admin removal', () => {
       expect(ringIds(cluster, id), `${id}'s ring`).toEqual(['a', 'b', 'c']);
     }
     // Once its transfers are done it is an owner again.
-    transfersDone = true;
+    transfers.done = true;
     await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 10 * INTERVAL);
     await cluster.stopAll();
   });
 
   it('a member removed while it was down is still told so after restarts that never reached a peer', async () => {
-    const sim = new Sim(28);
-    let transfersDone = true;
-    const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL, init: { readyToActivate: () => transfersDone } });
-    const seeds = [cluster.addressOf('a')];
-    await cluster.add({ id: 'a' });
-    for (const id of ['b', 'c', 'd']) await cluster.add({ id, seeds });
-    await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 20 * INTERVAL);
-    await cluster.crash('d');
-    await sim.advance(10 * INTERVAL);
-    expect(cluster.node('a').membership.remove('d')).toBe(true);
-    await sim.runUntil(() => ['a', 'b', 'c'].every((id) => cluster.node(id).membership.member('d')?.state === 'removed'), 10 * INTERVAL);
+    const { sim, cluster, transfers } = await removedWhileDown(28);
 
     // d crash-loops with its network down: each life saves its table, none reaches a peer.
-    transfersDone = false;
+    transfers.done = false;
     for (let i = 0; i < 2; i++) {
       sim.net.isolate(cluster.addressOf('d'));
       await cluster.restart('d');
@@ -133,7 +130,7 @@ describe('admin removal', () => {
       explain: () => cluster.explain(),
     });
     expect(ringIds(cluster, 'a')).toEqual(['a', 'b', 'c']);
-    transfersDone = true;
+    transfers.done = true;
     await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 10 * INTERVAL);
     await cluster.stopAll();
   });
