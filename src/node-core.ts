@@ -122,6 +122,7 @@ export class NodeCore {
         onGossipRound: (ok) => metrics.gossipRounds.inc({ outcome: ok ? 'ok' : 'failed' }),
         readyToActivate: () => transfers?.complete() ?? false,
         onRejoin: () => transfers?.restartJoin(),
+        onLeftWhileDown: () => init.onLeft?.(),
       },
     );
 

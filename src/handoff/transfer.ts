@@ -50,8 +50,10 @@ export interface TransferInit {
   /** Wait after a plan first appears before pulling, so every coordinator has learnt of it. */
   readonly settleMs: number;
   /**
-   * Pull requests to one source that fail in a row before re-plans pass it over (its
-   * partitions go to another replica that is up), for `avoidMs`.
+   * Pull requests to one source that fail in a row before re-plans pass it over for
+   * `avoidMs`: its partitions go to another replica that is up, except those of a leaving
+   * member, which only it can hand over (see receivePlan); they wait, unsourced, until it
+   * serves again or an admin removes it.
    */
   readonly sourceFailures: number;
   readonly avoidMs: number;
@@ -274,7 +276,8 @@ export class Transfers {
    * called off and made again moves between the same two rings, so its plan id is the same),
    * and a cursor of the first time would then skip every key written in between, which no
    * coordinator copied to this node (it was no owner-to-be meanwhile). A restart in the middle
-   * of a transition keeps its records: its first plan has the same id.
+   * of a transition keeps its records (its first plan has the same id), unless its first
+   * pass finds the ring stable: then they go, and the pulls start over (only a cost).
    */
   private async dropPullRecords(keep?: string): Promise<void> {
     const stale: Uint8Array[] = [];

@@ -24,7 +24,8 @@
  *   that restarts later gets a newer incarnation and comes back as a new member, through
  *   'joining' (it has none of the writes made since): removal is "drop every life begun
  *   before now", not a ban. A member removed while it was down learns so from its peers after
- *   the restart and turns from 'active' to 'joining' then. This trusts the
+ *   the restart and turns from 'active' (or 'joining') to 'joining' then, and from 'leaving'
+ *   to 'removed' (its leave is over: `onLeftWhileDown`). This trusts the
  *   clocks of the admin's node and the member to agree to within the time between a restart
  *   and a removal issued after it; beyond that skew the restart wins, as it always did.
  * - Any other record of itself with a greater incarnation (from an earlier life, if the wall
@@ -45,7 +46,7 @@ import { buildRing, type Ring } from '../ring/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
-import type { InternalHandler, PeerAddress, Transport } from '../transport/transport.js';
+import { type InternalHandler, type PeerAddress, type Transport, TransportError } from '../transport/transport.js';
 import { PhiAccrualDetector } from './phi.js';
 import {
   applyRecords,
@@ -82,6 +83,9 @@ export const MEMBERSHIP_DEFAULTS = Object.freeze({
    */
   stallIntervals: 3,
 });
+
+/** The message of the refusal of gossip from the receiving node's own id (see handleGossip). */
+const SELF_GOSSIP = 'gossip from the receiving node itself';
 
 /** The subset of a pino logger membership uses. */
 export interface MembershipLog {
@@ -135,6 +139,12 @@ export interface MembershipInit {
    * same transition again, if it rejoins the same ring) misses every write made meanwhile.
    */
   readonly onRejoin?: () => void;
+  /**
+   * Called when this node, restarted in the middle of a leave, learns that the cluster
+   * removed it meanwhile (its leave finished, or an admin removed it): the leave is over, and
+   * the node may exit as a finished leave does.
+   */
+  readonly onLeftWhileDown?: () => void;
   /** Called after every exchange this node started (true when the peer answered). */
   readonly onGossipRound?: (ok: boolean) => void;
   /** Records restored from disk (e.g. the last `persist` call of a previous run). */
@@ -209,6 +219,13 @@ export class Membership implements MembershipView {
   private readonly downProbeProbability: number;
   private readonly readyToActivate: (() => boolean) | undefined;
   private readonly onRejoin: (() => void) | undefined;
+  private readonly onLeftWhileDown: (() => void) | undefined;
+  /**
+   * Seed addresses that turned out to be this node (they refused our gossip as our own): not
+   * contacted again. A node whose every seed is itself, knowing no other member, is a cluster
+   * of one, as one started without seeds.
+   */
+  private readonly selfAliases = new Set<PeerAddress>();
   private readonly onGossipRound: ((ok: boolean) => void) | undefined;
 
   private readonly table = new Map<string, MemberRecord>();
@@ -234,8 +251,8 @@ export class Membership implements MembershipView {
   /** The incarnation this life began with: a removal at or above it was issued during it. */
   private lifeStart: number;
   /**
-   * Set while this life resumed an earlier life's 'active' or 'leaving': that life's
-   * incarnation. A removal at or above it, below lifeStart, was issued while we were down.
+   * Set while this life resumed an earlier life's 'active', 'leaving' or 'joining': that
+   * life's incarnation. A removal at or above it, below lifeStart, was issued while we were down.
    */
   private resumedFrom: number | undefined;
   /**
@@ -281,6 +298,7 @@ export class Membership implements MembershipView {
     this.downProbeProbability = init.downProbeProbability ?? MEMBERSHIP_DEFAULTS.downProbeProbability;
     this.readyToActivate = init.readyToActivate;
     this.onRejoin = init.onRejoin;
+    this.onLeftWhileDown = init.onLeftWhileDown;
     this.onGossipRound = init.onGossipRound;
     this.detector = new PhiAccrualDetector({
       threshold: init.phiThreshold ?? MEMBERSHIP_DEFAULTS.phiThreshold,
@@ -348,8 +366,10 @@ export class Membership implements MembershipView {
       if (me.state !== 'removed') {
         this.lifeStart = this.nextIncarnation(me);
         const resumed = me.state === 'active' || me.state === 'leaving' || me.state === 'joining';
-        this.resumedFrom = resumed ? me.incarnation : undefined;
-        this.heldBack = resumed ? me : undefined;
+        // A life that never announced itself (still held back) leaves the record it held
+        // back as the one the cluster last saw.
+        this.resumedFrom = resumed ? (this.heldBack?.incarnation ?? me.incarnation) : undefined;
+        this.heldBack = resumed ? (this.heldBack ?? me) : undefined;
         this.table.set(this.self, { ...me, incarnation: this.lifeStart });
       }
       // Time passed while stopped: restart every detector clock instead of convicting everyone.
@@ -550,7 +570,10 @@ export class Membership implements MembershipView {
     const next = this.nextInCycle(up);
     if (next !== undefined) out.set(next, this.seedSet.has(next));
     if (down.length > 0 && this.random.next() < this.downProbeProbability) pick(down);
-    if (!this.seedContacted && this.seeds.length > 0) pick(this.seeds);
+    if (!this.seedContacted) {
+      const seeds = this.selfAliases.size === 0 ? this.seeds : this.seeds.filter((a) => !this.selfAliases.has(a));
+      if (seeds.length > 0) pick(seeds);
+    }
     return out;
   }
 
@@ -594,7 +617,8 @@ export class Membership implements MembershipView {
         ok = true;
       }
     } catch (err) {
-      if (this.running) this.log.debug({ peer: address, err }, 'gossip exchange failed');
+      if (this.running && isSelfGossipRefusal(err)) this.foundSelfAlias(address);
+      else if (this.running) this.log.debug({ peer: address, err }, 'gossip exchange failed');
     } finally {
       this.inflight.delete(ac);
     }
@@ -616,7 +640,7 @@ export class Membership implements MembershipView {
     // node would turn active alone and stop contacting seeds, a cluster of its own for good.
     if (msg.from === this.self) {
       this.log.warn({}, 'gossip from this node itself: a seed is this node under another address');
-      throw new RingkvError('BAD_REQUEST', 'gossip from the receiving node itself');
+      throw new RingkvError('BAD_REQUEST', SELF_GOSSIP);
     }
     const held = this.table.get(msg.from);
     this.absorb(msg.records);
@@ -628,6 +652,22 @@ export class Membership implements MembershipView {
     const reply = this.gossipRecords().map((r) => (r.id === msg.from && held !== undefined ? held : r));
     return encodeGossip(this.self, reply);
   };
+
+  /**
+   * `address` answered our gossip as our own: it is this node under another spelling (a
+   * seed list that names itself, SPEC §1). It is not contacted again; if every seed is this
+   * node and no other member is known, this node is a cluster of one (as without seeds).
+   */
+  private foundSelfAlias(address: PeerAddress): void {
+    if (this.selfAliases.has(address)) return;
+    this.selfAliases.add(address);
+    this.log.info({ seed: address }, 'a seed is this node under another address; not contacting it');
+    const alone = this.seeds.every((a) => this.selfAliases.has(a)) && ![...this.table.values()].some((r) => r.id !== this.self && r.state !== 'removed');
+    if (alone && this.me().state === 'joining') {
+      this.exchanged = true;
+      this.maybeActivate();
+    }
+  }
 
   /** The records we gossip: the table, with our own record held back (see heldBack). */
   private gossipRecords(): MemberRecord[] {
@@ -722,12 +762,11 @@ export class Membership implements MembershipView {
       const state: MemberState = me.state === 'leaving' ? 'removed' : 'joining';
       this.log.warn({ removedAt: r.incarnation, to: state }, 'this node was removed while it was down');
       this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
-      if (state === 'joining') {
-        try {
-          this.onRejoin?.();
-        } catch (err) {
-          this.log.warn({ err }, 'onRejoin threw');
-        }
+      const hook = state === 'joining' ? this.onRejoin : this.onLeftWhileDown;
+      try {
+        hook?.();
+      } catch (err) {
+        this.log.warn({ err }, 'a membership hook threw');
       }
       return true;
     }
@@ -848,4 +887,10 @@ export class Membership implements MembershipView {
       this.log.warn({ err }, 'persisting the member table failed; will retry');
     }
   }
+}
+
+/** True when a peer refused our gossip because it came from its own id (see handleGossip). */
+function isSelfGossipRefusal(err: unknown): boolean {
+  if (!(err instanceof TransportError) || err.kind !== 'remote' || err.status !== 400 || err.body === undefined) return false;
+  return new TextDecoder().decode(err.body).includes(SELF_GOSSIP);
 }

@@ -253,6 +253,17 @@ export class MembershipCluster {
     return node;
   }
 
+  /**
+   * Restart a crashed node in the same process: the same Membership, started again (what
+   * NodeCore.start() after stop() does), keeping what it held in memory.
+   */
+  async resume(id: string): Promise<SimNode> {
+    const node = this.node(id);
+    if (node.alive) throw new Error(`sim node ${id} is running`);
+    await this.boot(node);
+    return node;
+  }
+
   /** Stops every node (end of a run). */
   async stopAll(): Promise<void> {
     for (const n of this.live()) await this.crash(n.id);

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Membership, PhiAccrualDetector } from '../../../src/membership/index.js';
+import type { InternalHandler } from '../../../src/transport/transport.js';
 import { MembershipCluster, Sim } from '../../sim/harness.js';
 
 const INTERVAL = 1000;
@@ -59,6 +60,32 @@ describe('a seed that is this node under another address', () => {
     expect(ringIds(cluster, 'b')).toEqual(['a', 'b']);
     await cluster.stopAll();
   });
+
+  it('a lone node whose only seed is itself under another address starts a cluster of one, and stops asking itself', async () => {
+    const sim = new Sim(25);
+    const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL });
+    // `--advertise 10.0.0.5:8081 --seeds node1:8081`: the seed is this very node.
+    const alias = 'a.alias:7000';
+    let asked = 0;
+    const a = await cluster.add({ id: 'a', seeds: [alias] });
+    const handlers = a.membership.handlers();
+    const counted = (h: InternalHandler): InternalHandler => (body, from) => {
+      asked++;
+      return h(body, from);
+    };
+    sim.net.register(alias, new Map([...handlers].map(([route, h]) => [route, counted(h)])));
+    await sim.runUntil(() => a.membership.member('a')?.state === 'active' && ringIds(cluster, 'a').length === 1, 10 * INTERVAL, {
+      what: 'a active alone',
+      explain: () => cluster.explain(),
+    });
+    const seen = asked;
+    await sim.advance(20 * INTERVAL);
+    expect(asked).toBe(seen);
+    // And a node that joins through it later finds it.
+    await cluster.add({ id: 'b', seeds: [cluster.addressOf('a')] });
+    await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 2, 20 * INTERVAL);
+    await cluster.stopAll();
+  });
 });
 
 /**
@@ -108,6 +135,58 @@ describe('admin removal', () => {
     // Once its transfers are done it is an owner again.
     transfers.done = true;
     await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 10 * INTERVAL);
+    await cluster.stopAll();
+  });
+
+  it('a member removed while it was down is still told so after in-process restarts that never reached a peer', async () => {
+    const { sim, cluster, transfers } = await removedWhileDown(30);
+    // d is started again in the same process (NodeCore.start() after stop()), twice, its
+    // network down each time: no life announces itself.
+    transfers.done = false;
+    for (let i = 0; i < 2; i++) {
+      sim.net.isolate(cluster.addressOf('d'));
+      await cluster.resume('d');
+      await sim.advance(3 * INTERVAL);
+      await cluster.crash('d');
+      sim.net.heal();
+    }
+    await cluster.resume('d');
+    await sim.runUntil(() => cluster.node('d').membership.member('d')?.state === 'joining', 10 * INTERVAL, {
+      what: 'd learning it was removed',
+      explain: () => cluster.explain(),
+    });
+    for (const id of ['a', 'b', 'c']) expect(ringIds(cluster, id), `${id}'s ring`).toEqual(['a', 'b', 'c']);
+    transfers.done = true;
+    await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 10 * INTERVAL);
+    await cluster.stopAll();
+  });
+
+  it('a member restarted in the middle of a leave that the cluster finished without it ends its leave, and says so', async () => {
+    const sim = new Sim(29);
+    let leftWhileDown = 0;
+    const cluster = new MembershipCluster(sim, { gossipIntervalMs: INTERVAL, init: { onLeftWhileDown: () => leftWhileDown++ } });
+    const seeds = [cluster.addressOf('a')];
+    await cluster.add({ id: 'a' });
+    for (const id of ['b', 'c', 'd']) await cluster.add({ id, seeds });
+    await sim.runUntil(() => cluster.converged() && ringIds(cluster, 'a').length === 4, 20 * INTERVAL);
+    // d starts to leave and dies before it is done; the operator drops it.
+    expect(cluster.node('d').membership.leave()).toBe(true);
+    await sim.runUntil(() => cluster.node('a').membership.member('d')?.state === 'leaving', 10 * INTERVAL);
+    await sim.advance(3 * INTERVAL); // d has saved its table since
+    await cluster.crash('d');
+    await sim.advance(10 * INTERVAL);
+    expect(cluster.node('a').membership.remove('d')).toBe(true);
+    await sim.runUntil(() => ['a', 'b', 'c'].every((id) => cluster.node(id).membership.member('d')?.state === 'removed'), 10 * INTERVAL);
+
+    // d comes back from its disk as 'leaving': it learns its leave is over instead of starting
+    // it again, and is told so (a node exits then, as after a finished leave).
+    await cluster.restart('d');
+    await sim.runUntil(() => cluster.node('d').membership.member('d')?.state === 'removed', 10 * INTERVAL, {
+      what: 'd learning it is removed',
+      explain: () => cluster.explain(),
+    });
+    expect(leftWhileDown).toBe(1);
+    for (const id of ['a', 'b', 'c']) expect(ringIds(cluster, id), `${id}'s ring`).toEqual(['a', 'b', 'c']);
     await cluster.stopAll();
   });
 
