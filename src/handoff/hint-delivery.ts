@@ -41,8 +41,12 @@ export const HINT_DELIVERY_DEFAULTS: HintDeliveryInit = {
   timeoutMs: 10_000,
 };
 
-/** Stored copies read at once while a batch is filled (see batchOf). */
+/**
+ * Stored copies read at once while a batch is filled (see batchOf): a few at first, then as
+ * many as the room left in the batch holds at the average size read so far, at most this.
+ */
 const READ_CHUNK = 32;
+const FIRST_READ = 4;
 
 export class HintDelivery {
   private timer: TimerHandle | undefined;
@@ -170,8 +174,9 @@ export class HintDelivery {
 
   /**
    * The copies to send for the first `taken` of `hints` (in order): as many as fit
-   * maxBatchBytes, at least one. Read a few at a time, so a batch of large values is not
-   * read whole only to be cut. Hints whose copy is gone or damaged count as taken, with no item.
+   * maxBatchBytes, at least one. Read a few at a time, sized by what was read so far, so that
+   * a batch of large values reads about one copy more than it sends (the next batch reads it
+   * again). Hints whose copy is gone or damaged count as taken, with no item.
    */
   private async batchOf(
     hints: readonly { partition: number; key: string }[],
@@ -179,8 +184,9 @@ export class HintDelivery {
     const items: { key: string; object: Uint8Array }[] = [];
     let bytes = 0;
     let taken = 0;
+    let read = FIRST_READ;
     while (taken < hints.length) {
-      const chunk = hints.slice(taken, taken + READ_CHUNK);
+      const chunk = hints.slice(taken, taken + read);
       const objects = await this.c.store.getMany(
         'obj',
         chunk.map((h) => objectKey(h.partition, h.key)),
@@ -199,6 +205,8 @@ export class HintDelivery {
         }
         taken++;
       }
+      const room = this.init.maxBatchBytes - bytes;
+      read = items.length === 0 ? READ_CHUNK : Math.max(1, Math.min(READ_CHUNK, Math.ceil(room / (bytes / items.length))));
     }
     return { items, taken };
   }
