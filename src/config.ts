@@ -144,6 +144,8 @@ function parseBool(flag: string, v: string): boolean {
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ZONE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Visible ASCII only: what survives an HTTP header byte for byte, whoever sends it. */
+const SECRET_RE = /^[\x21-\x7e]+$/;
 
 /** Parse and validate `ringkv node` flags and RINGKV_* env vars (flags win). */
 export function parseNodeConfig(
@@ -183,6 +185,12 @@ export function parseNodeConfig(
 
   const secret = get('secret');
   if (secret !== undefined && secret.length < 8) throw new ConfigError('secret', 'must be at least 8 characters');
+  // It travels as `Authorization: Bearer <secret>`: HTTP strips a header value's surrounding
+  // whitespace, undici refuses control characters and anything beyond Latin-1, and curl sends
+  // UTF-8 where the server reads Latin-1. A secret with any of those would pass here and then
+  // never authenticate a single internal or admin call. (The secret is not echoed.)
+  if (secret !== undefined && !SECRET_RE.test(secret))
+    throw new ConfigError('secret', 'must be printable ASCII without spaces, tabs or newlines (e.g. from `openssl rand -base64 24`)');
   if (seeds.length > 0 && secret === undefined)
     throw new ConfigError('secret', 'is required when --seeds is set (every internal call carries it)');
 
@@ -192,12 +200,15 @@ export function parseNodeConfig(
   if (r > n) throw new ConfigError('r', `must be <= n (${n}), got ${r}`);
   if (w > n) throw new ConfigError('w', `must be <= n (${n}), got ${w}`);
 
+  const data = get('data') ?? `./data/${id}`;
+  if (data === '') throw new ConfigError('data', 'must be a directory path, got ""');
+
   return {
     id,
     listen,
     advertise,
     seeds,
-    data: get('data') ?? `./data/${id}`,
+    data,
     zone,
     weight,
     secret,

@@ -92,8 +92,11 @@ export class RingkvNode {
       {
         secret: cfg.secret ?? '',
         advertise: formatHostPort(cfg.advertise),
-        // Bind outgoing connections to our own address so fault tests can cut links per host.
-        ...(isIP(cfg.advertise.host) !== 0 ? { localAddress: cfg.advertise.host } : {}),
+        // Bind outgoing connections to our own address so fault tests can cut links per host,
+        // but only when the server listens on exactly that IP, i.e. it is a local address. An
+        // advertised address behind NAT, a cloud public IP or a published port is not, and
+        // binding to it would fail every connect with EADDRNOTAVAIL.
+        ...(isIP(cfg.advertise.host) !== 0 && cfg.advertise.host === cfg.listen.host ? { localAddress: cfg.advertise.host } : {}),
         onBreakerStateChange: (peer, st) =>
           metrics.breakerState.set({ peer }, st === 'closed' ? 0 : st === 'half-open' ? 1 : 2),
         onBatch: (items) => metrics.replicaBatchItems.observe(items),

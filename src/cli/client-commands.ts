@@ -129,7 +129,8 @@ async function run(io: ClientCliIo, flags: CommonFlags, body: (client: Client) =
   let client: Client | undefined;
   let code: number;
   try {
-    const nodes = (flags.node ?? io.env.RINGKV_NODE ?? DEFAULT_NODE)
+    // An empty RINGKV_NODE is unset, as the node's own RINGKV_* variables are.
+    const nodes = (flags.node ?? (io.env.RINGKV_NODE || DEFAULT_NODE))
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s !== '');

@@ -14,7 +14,18 @@ export interface AdminOptions {
   readonly remove: (id: string) => Promise<void>;
 }
 
+/** Admin routes take no body; whatever comes along is read up to this size and dropped. */
+const ADMIN_BODY_LIMIT = 64 * 1024;
+
 export async function adminApi(app: FastifyInstance, opts: AdminOptions): Promise<void> {
+  // Admin routes take no body, so none may refuse the call: `curl -X POST -d ''` sends
+  // application/x-www-form-urlencoded (no parser: 415) and many clients send an empty
+  // application/json (the JSON parser's 400). Encapsulated: the public API keeps its parsers.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ADMIN_BODY_LIMIT }, (_req, _body, done) => {
+    done(null, undefined);
+  });
+
   app.addHook('onRequest', async (req) => {
     const token = bearerToken(req.headers.authorization);
     if (opts.secret === undefined || token === undefined || !secretsEqual(token, opts.secret))
