@@ -109,6 +109,8 @@ export class SublevelStore implements Store {
   #writing = false;
   /** The database write in flight, if any (close() waits for it). */
   #inflight: Promise<void> | undefined;
+  /** The close() in progress, if any (open() lets it finish first). */
+  #closing: Promise<void> | undefined;
   #group: CommitGroup | undefined;
   readonly #cache: ReadCache | undefined;
   readonly #cacheNs: Namespace | undefined;
@@ -127,6 +129,10 @@ export class SublevelStore implements Store {
   }
 
   async open(): Promise<void> {
+    // A close() still letting its writes land has not closed the database yet: opened now,
+    // the store would find it open, and that close would then shut it under a store that
+    // reports itself open (every operation refused, and the next close() never returning).
+    while (this.#closing !== undefined) await this.#closing.catch(() => undefined);
     if (this.#subs !== undefined) return;
     try {
       await this.#db.open();
@@ -134,7 +140,7 @@ export class SublevelStore implements Store {
       throw this.#init.openFailed(err);
     }
     // A close() that raced with this open() wins: leave the store closed.
-    if (this.#db.status !== 'open' || this.#subs !== undefined) return;
+    if (this.#db.status !== 'open' || this.#subs !== undefined || this.#closing !== undefined) return;
     const subs = {} as Record<Namespace, Sublevel>;
     for (const ns of NAMESPACES) {
       subs[ns] = this.#db.sublevel<Bytes, Bytes>(STORE_LAYOUT.sublevels[ns], {
@@ -145,7 +151,7 @@ export class SublevelStore implements Store {
     }
     // A new sublevel opens itself a tick later; getSync() would refuse it until then.
     await Promise.all(NAMESPACES.map((ns) => subs[ns].open()));
-    if (this.#db.status !== 'open' || this.#subs !== undefined) return;
+    if (this.#db.status !== 'open' || this.#subs !== undefined || this.#closing !== undefined) return;
     this.#subs = subs;
   }
 
@@ -156,9 +162,19 @@ export class SublevelStore implements Store {
     return { entries: cache.size, bytes: cache.bytes, hits: this.#cacheHits, misses: this.#cacheMisses };
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#subs = undefined;
     this.#cache?.clear();
+    const closing = this.#close();
+    this.#closing = closing;
+    const done = (): void => {
+      if (this.#closing === closing) this.#closing = undefined;
+    };
+    closing.then(done, done);
+    return closing;
+  }
+
+  async #close(): Promise<void> {
     // Writes accepted before close() still land: start the waiting group now, and let every
     // write in flight (and the group each one hands over to) finish before the database closes.
     this.#flush();
@@ -416,7 +432,9 @@ export class SublevelStore implements Store {
   #writeDirect(ops: LevelOp[]): Promise<void> {
     // The implementation must never see a closed database (abstract-level guards that for
     // its public methods; here we do). Writes it accepted finish before it closes.
-    if (this.#db.status !== 'open') throw storeClosed('write');
+    // A rejection, not a throw: thrown, #write's `finally` would run before #start records
+    // the write as in flight, leaving #inflight set for good (and close() waiting on it forever).
+    if (this.#db.status !== 'open') return Promise.reject(storeClosed('write'));
     const plain = new Array<{ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }>(ops.length);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as LevelOp;
