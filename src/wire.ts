@@ -7,7 +7,9 @@ import { RingkvError } from './errors.js';
 import { utf8Length, writeUtf8 } from './utf8.js';
 
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a string (a key) that starts with U+FEFF must keep it; by default the decoder
+// drops it, and a key "\uFEFFx" would reach the replicas as "x".
+const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class Writer {
   private buf: Uint8Array;

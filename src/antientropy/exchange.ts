@@ -100,6 +100,12 @@ export interface AntiEntropyInit {
   readonly keysPerSecond: number;
   /** Keys per aae-fetch / aae-repair message. */
   readonly batchSize: number;
+  /**
+   * Bytes of copies per aae-repair message (a message holds at least one copy): a peer
+   * accepts at most 64 MiB per internal request (INTERNAL_BODY_LIMIT), and a batch of large
+   * values is far more.
+   */
+  readonly maxRepairBytes: number;
   /** Partitions per aae-keys message. */
   readonly partitionsPerRequest: number;
   /** Partitions per aae-leaves message. */
@@ -124,6 +130,7 @@ export const ANTI_ENTROPY_DEFAULTS: AntiEntropyInit = {
   continueAfterMs: 1000,
   keysPerSecond: 2000,
   batchSize: 256,
+  maxRepairBytes: 8 * 1024 * 1024,
   partitionsPerRequest: 256,
   leavesPerRequest: 16_384,
   reaper: {},
@@ -625,7 +632,10 @@ export class AntiEntropy {
     if (peer !== undefined) {
       result = await this.exchangeWith(peer);
       this.lastPeer = peer;
-      this.unfinishedPeer = result.truncated ? peer : undefined;
+      // Only an exchange that did its share goes on first: one that failed (a peer that
+      // refuses every repair, say) would otherwise be retried forever, and this node would
+      // exchange with no other co-replica and never sweep again.
+      this.unfinishedPeer = result.truncated && result.outcome === 'partial' ? peer : undefined;
     }
     if (this.reaper && this.running && this.c.clock.monotonic() - this.lastReap >= this.reaper.init.intervalMs) {
       this.lastReap = this.c.clock.monotonic();
@@ -852,8 +862,17 @@ export class AntiEntropy {
       // The peer merges our copy into its own, so sending ours is enough to bring it level.
       if (local !== undefined && localBytes !== undefined && isStale(remote, merged)) push.push({ partition, key, object: localBytes });
     }
-    if (push.length > 0) {
-      const flags = decodeFlags(await this.send(address, AAE_ROUTES.repair, encodeObjectItems(push)));
+    // In messages of at most maxRepairBytes of copies (one copy at least), not all at once.
+    for (let i = 0; i < push.length; ) {
+      const message: ObjectItem[] = [];
+      let bytes = 0;
+      for (; i < push.length; i++) {
+        const size = push[i]!.object.length;
+        if (message.length > 0 && bytes + size > this.init.maxRepairBytes) break;
+        message.push(push[i]!);
+        bytes += size;
+      }
+      const flags = decodeFlags(await this.send(address, AAE_ROUTES.repair, encodeObjectItems(message)));
       for (const f of flags) if (f) repaired++;
     }
     return repaired;

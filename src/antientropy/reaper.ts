@@ -6,7 +6,8 @@
  *
  *   - every sibling of it is a tombstone and the newest is older than `graceMs`, and
  *   - every replica in the key's preference list answers, right now, with exactly the same
- *     tombstone version (any unreachable, different or missing replica: do nothing),
+ *     tombstone version (any unreachable, different or missing replica: do nothing), and every
+ *     other member answers with nothing or a tombstone (see below),
  *
  * and then each replica deletes it only if it still stores that exact version
  * (`LocalReplica.reap`), so a write that lands in between wins.
@@ -15,8 +16,9 @@
  * not all ask each other about the same keys. Passes scan the store slowly, `scanKeys` keys
  * at a time, resuming where the last pass stopped.
  *
- * Limit: a stale copy held outside the preference list (a fallback's hinted copy that was
- * never delivered) is not checked; `graceMs` must exceed the time hints take to drain.
+ * Copies outside the preference list count too: a fallback that stood in for a down owner
+ * keeps its copy and a hint, and hands them back whenever it can, however long it was down.
+ * So every other member must also be up and hold nothing of the key, or only a tombstone.
  */
 import { RingkvError } from '../errors.js';
 import type { MembershipView } from '../membership/types.js';
@@ -174,10 +176,20 @@ export class TombstoneReaper {
       if (!address || !this.c.membership.isUp(id)) return { copies: 0, keys: 0 };
       peers.push({ id, address });
     }
+    // Every other member too: a fallback that stood in for an owner keeps its copy (and a
+    // hint) outside the preference list, and a gaining owner may hold a copy it pulled before
+    // the delete; either hands it to the owners later, however long it was down. So each must
+    // be up and hold nothing of the key or only a tombstone (handing that back is harmless).
+    const others: { id: string; address: string }[] = [];
+    for (const s of this.c.membership.statuses()) {
+      if (s.id === self || pref.includes(s.id)) continue;
+      if (!this.c.membership.isUp(s.id)) return { copies: 0, keys: 0 };
+      others.push({ id: s.id, address: s.address });
+    }
     const refs = items.map(({ partition, key }) => ({ partition, key }));
-    const answers: (VersionedObject | undefined)[][] = items.map(() => []);
-    try {
-      for (const peer of peers) {
+    const fetchAll = async (from: readonly { address: string }[]): Promise<(VersionedObject | undefined)[][]> => {
+      const answers: (VersionedObject | undefined)[][] = items.map(() => []);
+      for (const peer of from) {
         const reply = decodeFetchReply(
           await this.c.transport.send(peer.address, AAE_ROUTES.fetch, encodeFetchRequest(checksum, refs), this.sendOpts(signal)),
         );
@@ -186,6 +198,13 @@ export class TombstoneReaper {
           answers[i]!.push(b ? decodeObject(b) : undefined);
         });
       }
+      return answers;
+    };
+    let answers: (VersionedObject | undefined)[][];
+    let strays: (VersionedObject | undefined)[][];
+    try {
+      answers = await fetchAll(peers);
+      strays = await fetchAll(others);
     } catch (err) {
       this.c.log.debug({ err: String(err) }, 'tombstone check incomplete; nothing reaped');
       return { copies: 0, keys: 0 };
@@ -194,6 +213,7 @@ export class TombstoneReaper {
     const safe: Candidate[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
+      if (!strays[i]!.every((a) => a === undefined || isDeleted(a))) continue;
       const local = await this.c.replica.read(it.partition, it.key);
       if (allHoldTombstone(it.object, [local, ...answers[i]!])) safe.push(it);
     }
@@ -204,13 +224,16 @@ export class TombstoneReaper {
     );
     const done = new Uint8Array(safe.length);
     let copies = 0;
-    for (const peer of peers) {
+    // The owners, then the other members that hold a copy (deleted there if the same version).
+    const holders = others.filter((_, j) => strays.some((a) => a[j] !== undefined));
+    for (const peer of [...peers, ...holders]) {
+      const owner = !holders.includes(peer);
       try {
         const flags = decodeFlags(await this.c.transport.send(peer.address, AAE_ROUTES.reap, body, this.sendOpts(signal)));
         flags.forEach((f, i) => {
           if (f) {
             copies++;
-            done[i] = done[i]! + 1;
+            if (owner) done[i] = done[i]! + 1;
           }
         });
       } catch (err) {

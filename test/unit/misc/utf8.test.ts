@@ -47,6 +47,12 @@ describe('Writer.str', () => {
     );
   });
 
+  it('keeps a leading U+FEFF (a key may start with one; a decoder drops it by default)', () => {
+    const r = new Reader(new Writer().str('\ufeffx').str('\ufeff').finish());
+    expect(r.str()).toBe('\ufeffx');
+    expect(r.str()).toBe('\ufeff');
+  });
+
   it('writes a lone surrogate as U+FFFD, as TextEncoder does', () => {
     const r = new Reader(new Writer().str('x\ud800').finish());
     expect(r.str()).toBe('x\ufffd');
