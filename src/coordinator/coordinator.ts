@@ -84,6 +84,32 @@ function withDeadline<T>(timers: Timers, p: Promise<T>, ms: number): Promise<T |
   });
 }
 
+/**
+ * One deadline for several awaits in a row: a single timer, which each `race` runs against
+ * (a write's own store write, then its replica round, share its timeout).
+ */
+class Deadline {
+  readonly #handle: TimerHandle;
+  readonly #expired: Promise<'timeout'>;
+
+  constructor(timers: Timers, ms: number) {
+    let fire!: () => void;
+    this.#expired = new Promise((resolve) => {
+      fire = () => resolve('timeout');
+    });
+    this.#handle = timers.setTimeout(fire, ms);
+  }
+
+  /** `p`'s outcome, or 'timeout' if the deadline passes first (at once if it has passed). */
+  race<T>(p: Promise<T>): Promise<T | 'timeout'> {
+    return Promise.race([p, this.#expired]);
+  }
+
+  cancel(): void {
+    this.#handle.cancel();
+  }
+}
+
 /** Every version the replicas answered, merged (undefined if none had the key). */
 function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): VersionedObject | undefined {
   let merged: VersionedObject | undefined;
@@ -221,7 +247,7 @@ export class Coordinator {
     const partition = ring.partitionOf(key);
     const pref = ring.preferenceList(partition);
     const self = this.c.membership.self;
-    if (pref.includes(self) || pref.length === 0) return this.coordinatePut(key, partition, write, context, opts, decoded);
+    if (pref.includes(self)) return this.coordinatePut(key, partition, write, context, opts, decoded);
 
     for (const id of pref) {
       if (!this.c.membership.isUp(id)) continue;
@@ -240,7 +266,8 @@ export class Coordinator {
         throw this.forwardError(err, opts.w);
       }
     }
-    // No replica could be reached at all: mint here and hold the write for the owners.
+    // No replica could be reached at all: mint here and hold the write for the owners (or,
+    // with no ring at all, refuse it: see coordinatePut).
     return this.coordinatePut(key, partition, write, context, opts, decoded);
   }
 
@@ -274,17 +301,72 @@ export class Coordinator {
     const context = decoded ?? (contextStr === '' ? {} : decodeContext(contextStr));
     const self = this.c.membership.self;
     const { ring, pref, slots } = this.plan(partition);
-    const needed = effectiveQuorum(opts.w, Math.max(1, pref.length));
-    const round = new QuorumRound(needed, Math.max(1, slots.length));
+    if (pref.length === 0) {
+      // No ring: this node has not joined its cluster yet (a node without seeds is a ring of
+      // one from the start), so it knows no replica of the key, itself included. Storing the
+      // write here and counting it would acknowledge any W with one copy on a node that owns
+      // nothing.
+      this.c.metrics.quorumFailures.inc({ op: 'write' });
+      throw quorumFailed('write', 0, opts.w);
+    }
+    const needed = effectiveQuorum(opts.w, pref.length);
 
     // Hints this node parks atomically with its own copy: owners it stands in for, and
     // suspected owners with no stand-in (if such an owner does ack, delivering the hint later
     // is a harmless idempotent merge; if it doesn't, the hint is already durable).
     const localHints = this.init.hintedHandoff ? localHintOwners(slots, self) : NO_OWNERS;
-    const { object, dot } = await this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
-    const encoded = encodeObject(object);
+    const minting = this.c.replica.coordinate(partition, key, context, write, this.c.clock.now(), localHints);
+    // The timeout covers this node's own write too: a stalled disk or a key lock held long
+    // must not keep the client waiting past it. One timer for the whole write.
+    const deadline = new Deadline(this.c.timers, opts.timeoutMs);
+    try {
+      const minted = await deadline.race(minting);
+      if (minted === 'timeout') {
+        // The write may still land here; when it does, it goes to the other replicas as usual
+        // (sends, hints), so it is not left on this node alone.
+        this.track(
+          minting.then(
+            ({ object }) => this.replicate(ring, partition, key, slots, object, needed, opts.timeoutMs).done,
+            () => undefined,
+          ),
+        );
+        this.c.metrics.quorumFailures.inc({ op: 'write' });
+        throw quorumFailed('write', 0, needed);
+      }
+      const { object, dot } = minted;
+      const { round, done, healthySends } = this.replicate(ring, partition, key, slots, object, needed, opts.timeoutMs);
+      const outcome = await deadline.race(done);
+      // Failed early because a suspected replica cannot answer: let the healthy ones finish,
+      // so the 503 counts every replica that did store the write (or, if the detector was
+      // wrong, the write succeeds after all). Suspects are not awaited: failing fast matters.
+      if (outcome !== 'timeout' && round.state === 'failed') await deadline.race(Promise.allSettled(healthySends));
+      // Hand back what the client read plus its own write, never object.clock: that would also
+      // cover concurrent siblings the client has not seen, and its next write would drop them.
+      if (outcome !== 'timeout' && round.state === 'ok') return contextAfterWrite(context, object, dot);
+      this.c.metrics.quorumFailures.inc({ op: 'write' });
+      throw quorumFailed('write', round.answered, needed);
+    } finally {
+      deadline.cancel();
+    }
+  }
 
-    if (slots.length === 0) round.ack(); // a ring with no members yet: this node is the whole cluster
+  /**
+   * Send a version this node has stored to every replica slot (counting itself), parking
+   * hints for the owners it cannot reach, and to owners gaining the partition. `done`
+   * resolves once the round is decided; `healthySends` are the sends to non-suspects.
+   */
+  private replicate(
+    ring: Ring,
+    partition: number,
+    key: string,
+    slots: readonly ReplicaSlot[],
+    object: VersionedObject,
+    needed: number,
+    timeoutMs: number,
+  ): { round: QuorumRound; done: Promise<void>; healthySends: Promise<unknown>[] } {
+    const self = this.c.membership.self;
+    const round = new QuorumRound(needed, slots.length);
+    const encoded = encodeObject(object);
     const healthySends: Promise<unknown>[] = [];
     const done = new Promise<void>((resolve) => {
       const check = (): void => {
@@ -303,7 +385,7 @@ export class Coordinator {
           check();
           continue;
         }
-        const sent = this.replicas.write(address, key, object, slot.hintFor ? [slot.owner] : [], opts.timeoutMs, encoded);
+        const sent = this.replicas.write(address, key, object, slot.hintFor ? [slot.owner] : [], timeoutMs, encoded);
         this.track(sent);
         if (!slot.suspect) healthySends.push(sent);
         sent.then(
@@ -324,22 +406,8 @@ export class Coordinator {
       check();
     });
 
-    this.copyToGainingOwners(ring, partition, key, object, encoded, opts.timeoutMs);
-
-    const started = this.c.clock.monotonic();
-    const outcome = await withDeadline(this.c.timers, done, opts.timeoutMs);
-    if (outcome !== 'timeout' && round.state === 'failed') {
-      // Failed early because a suspected replica cannot answer: let the healthy ones finish,
-      // so the 503 counts every replica that did store the write (or, if the detector was
-      // wrong, the write succeeds after all). Suspects are not awaited: failing fast matters.
-      const left = opts.timeoutMs - (this.c.clock.monotonic() - started);
-      if (left > 0) await withDeadline(this.c.timers, Promise.allSettled(healthySends), left);
-    }
-    // Hand back what the client read plus its own write, never object.clock: that would also
-    // cover concurrent siblings the client has not seen, and its next write would drop them.
-    if (outcome !== 'timeout' && round.state === 'ok') return contextAfterWrite(context, object, dot);
-    this.c.metrics.quorumFailures.inc({ op: 'write' });
-    throw quorumFailed('write', round.answered, needed);
+    this.copyToGainingOwners(ring, partition, key, object, encoded, timeoutMs);
+    return { round, done, healthySends };
   }
 
   /**
@@ -410,8 +478,10 @@ export class Coordinator {
     const partition = this.c.membership.ring().partitionOf(key);
     const { pref, slots } = this.plan(partition);
     if (pref.length === 0) {
-      // A ring with no members yet: this node is the whole cluster.
-      return { object: await this.c.replica.read(partition, key) };
+      // No ring: this node has not joined its cluster yet (see coordinatePut). Its own copy
+      // is no answer: "not found" here says nothing of a key the cluster may hold.
+      this.c.metrics.quorumFailures.inc({ op: 'read' });
+      throw quorumFailed('read', 0, opts.r);
     }
     const order = this.readOrder(slots);
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));
@@ -492,6 +562,7 @@ export class Coordinator {
     // Usually every version-only answer is covered by the whole ones: no await at all then.
     let object = mergeReplies(replies);
     let complete = true;
+    let failedWhole = 0;
     // Version-only answers that came in while the whole reads below were out (a slow or
     // speculative read) and hold something their merge lacks. The quorum was met without
     // them, so the answer stands; they are read whole and repaired after it, like late ones.
@@ -499,12 +570,14 @@ export class Coordinator {
     const uncovered = uncoveredStamps(stamps, object);
     if (uncovered.length > 0) {
       const remainingMs = Math.max(1, opts.timeoutMs - (this.c.clock.monotonic() - started));
-      ({ merged: object, complete } = await this.readWhole(partition, key, uncovered, replies, stamps, remainingMs));
+      ({ merged: object, complete, failed: failedWhole } = await this.readWhole(partition, key, uncovered, replies, stamps, remainingMs));
       arrivedMeanwhile = complete && uncoveredStamps(stamps, object).length > 0;
     }
     if (!complete) {
       this.c.metrics.quorumFailures.inc({ op: 'read' });
-      throw quorumFailed('read', replies.size, needed);
+      // Every replica that answered, less those whose whole read then failed (a replica whose
+      // version the others already cover answered in full, though it stays a version).
+      throw quorumFailed('read', round.answered - failedWhole, needed);
     }
 
     // Read repair happens after the answer, off the request path.
@@ -555,14 +628,14 @@ export class Coordinator {
     replies: Map<ReplicaSlot, VersionedObject | undefined>,
     stamps: Map<ReplicaSlot, VersionStamp>,
     timeoutMs: number,
-  ): Promise<{ merged: VersionedObject | undefined; complete: boolean }> {
+  ): Promise<{ merged: VersionedObject | undefined; complete: boolean; failed: number }> {
     const merged = mergeReplies(replies);
     const needed = uncoveredStamps(stamps, merged);
-    if (needed.length === 0) return { merged, complete: true };
+    if (needed.length === 0) return { merged, complete: true, failed: 0 };
     return this.readWhole(partition, key, needed, replies, stamps, timeoutMs);
   }
 
-  /** Read `slots` whole (they answered with versions only); see resolveVersions. */
+  /** Read `slots` whole (they answered with versions only); see resolveVersions. `failed` counts the reads that failed. */
   private async readWhole(
     partition: number,
     key: string,
@@ -570,7 +643,7 @@ export class Coordinator {
     replies: Map<ReplicaSlot, VersionedObject | undefined>,
     stamps: Map<ReplicaSlot, VersionStamp>,
     timeoutMs: number,
-  ): Promise<{ merged: VersionedObject | undefined; complete: boolean }> {
+  ): Promise<{ merged: VersionedObject | undefined; complete: boolean; failed: number }> {
     const results = await Promise.allSettled(
       slots.map(async (slot) => {
         try {
@@ -584,7 +657,8 @@ export class Coordinator {
         }
       }),
     );
-    return { merged: mergeReplies(replies), complete: results.every((r) => r.status === 'fulfilled') };
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    return { merged: mergeReplies(replies), complete: failed === 0, failed };
   }
 
   /**

@@ -17,7 +17,7 @@ export const MAX_TIMEOUT_MS = 600_000;
 export function keyFromUrl(rawUrl: string, prefix: string): string {
   const q = rawUrl.indexOf('?');
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
-  const encoded = path.slice(prefix.length);
+  const encoded = path.slice(afterSegments(path, slashesIn(prefix)));
   let key: string;
   try {
     key = decodeURIComponent(encoded);
@@ -26,6 +26,28 @@ export function keyFromUrl(rawUrl: string, prefix: string): string {
   }
   validateKey(key);
   return key;
+}
+
+/**
+ * Where the key starts in the raw path: after as many `/` as the route prefix has. Not at the
+ * prefix's length: the router matched the prefix after decoding it, and a client may escape
+ * any of its characters (`/v1/%6Bv/k` is `/v1/kv/k`, RFC 3986 §6.2.2.2), but a `/` of the
+ * prefix cannot be escaped (`%2F` there matches no route), so its segments end at raw `/`.
+ */
+function afterSegments(path: string, slashes: number): number {
+  let at = 0;
+  for (let i = 0; i < slashes; i++) {
+    const next = path.indexOf('/', at);
+    if (next === -1) return path.length;
+    at = next + 1;
+  }
+  return at;
+}
+
+function slashesIn(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 0x2f) n++;
+  return n;
 }
 
 export function validateKey(key: string): void {

@@ -13,6 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
 import { clockFromEntries, compareStrings, newClock, sortStrings } from './bytes.js';
+import { MAX_CONTEXT_ENTRIES } from './context.js';
 import { versioned } from './object.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
@@ -178,13 +179,26 @@ export function mint(
   // dictionary-mode object (see clockFromEntries), and building three for one write cost
   // more than the rest of mint.
   const clock = newClock();
-  for (const a of Object.keys(localClock)) clock[a] = localClock[a] as number;
+  const localActors = Object.keys(localClock);
+  let actors = localActors.length;
+  for (const a of localActors) clock[a] = localClock[a] as number;
   for (const a of Object.keys(context)) {
     const c = context[a] as number;
-    if (!(a in clock) || (clock[a] as number) < c) clock[a] = c;
+    if (!(a in clock)) {
+      actors++;
+      clock[a] = c;
+    } else if ((clock[a] as number) < c) clock[a] = c;
   }
   // Above both clocks' counters for the actor (see `counter`).
+  if (!(actor in clock)) actors++;
   clock[actor] = counter;
+  // Every read hands the version's clock out as a context: one a client could not send back
+  // would leave the key writable only blindly (each write a new sibling), for good.
+  if (actors > MAX_CONTEXT_ENTRIES)
+    throw new RingkvError(
+      'BAD_CONTEXT',
+      `the write would give the key a version of ${actors} actors, more than a context may hold (${MAX_CONTEXT_ENTRIES})`,
+    );
   return { object: versioned(clock, siblings), dot };
 }
 
