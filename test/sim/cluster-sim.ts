@@ -3,12 +3,14 @@
  * on one ManualTime and MemoryNetwork, each node with its own MemoryStore that survives its
  * crashes, as a disk would. Built on the generic `Sim` of harness.ts.
  */
+
+import { RingkvError } from '../../src/errors.js';
 import { type CoreInit, NodeCore } from '../../src/node-core.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { MemoryStore } from '../../src/storage/index.js';
 import type { VersionedObject, VersionVector } from '../../src/version/index.js';
-import { encodeContext } from '../../src/version/index.js';
+import { encodeContext, mint } from '../../src/version/index.js';
 import { Sim } from './harness.js';
 
 export interface SimClusterOptions {
@@ -275,4 +277,22 @@ export async function missingCopies(c: SimCluster, keys: readonly string[], via:
     for (const owner of ring.preferenceList(ring.partitionOf(k)))
       if ((await c.local(owner, k)).join() !== `v-${k}`) missing.push(`${k}@${owner}`);
   return missing;
+}
+
+/**
+ * Gives `peer` a newer version of `key` than the others hold (a write over `ctx` by another
+ * actor), and makes its whole reads fail while its version reads still answer: a replica
+ * whose values a read needs and cannot get.
+ */
+export async function newerButUnreadable(c: SimCluster, peer: string, key: string, ctx: VersionVector): Promise<void> {
+  const node = c.node(peer);
+  const partition = node.c.membership.ring().partitionOf(key);
+  const held = (await node.c.replica.read(partition, key))!;
+  const newer = mint(held, ctx, { value: new TextEncoder().encode('new'), contentType: 'text/plain', deleted: false }, 'n9.x', 5).object;
+  await node.c.replica.apply(partition, key, newer);
+  const handlers = new Map(node.c.handlers);
+  handlers.set('replica-read', async () => {
+    throw new RingkvError('UNAVAILABLE', 'disk unreadable');
+  });
+  c.sim.net.register(node.address, handlers);
 }

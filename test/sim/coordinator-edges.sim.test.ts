@@ -5,8 +5,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
-import { mint } from '../../src/version/index.js';
-import { SimCluster, withSimCluster } from './cluster-sim.js';
+import { newerButUnreadable, SimCluster, withSimCluster } from './cluster-sim.js';
 
 /** The error a promise rejects with (fails the test if it resolves). */
 async function rejection(p: Promise<unknown>): Promise<RingkvError> {
@@ -72,15 +71,7 @@ describe('a read that fails after its quorum answered', () => {
     await withSimCluster({ seed: 53, nodes: 3 }, 3, async (c) => {
       const ctx = await c.put('n1', 'k', 'old', { w: 3 });
       // n2 holds a newer version, and answers version reads but fails whole ones.
-      const partition = c.node('n2').c.membership.ring().partitionOf('k');
-      const held = (await c.node('n2').c.replica.read(partition, 'k'))!;
-      const newer = mint(held, ctx, { value: new TextEncoder().encode('new'), contentType: 'text/plain', deleted: false }, 'n9.x', 5).object;
-      await c.node('n2').c.replica.apply(partition, 'k', newer);
-      const handlers = new Map(c.node('n2').c.handlers);
-      handlers.set('replica-read', async () => {
-        throw new RingkvError('UNAVAILABLE', 'disk unreadable');
-      });
-      c.sim.net.register(c.node('n2').address, handlers);
+      await newerButUnreadable(c, 'n2', 'k', ctx);
       // r=3 through n1: n1 (its own copy) and n3 (the same version) answered in full, n2 only
       // its version. The read must fail (n2's value is missing), saying 2 of 3 answered.
       const err = await rejection(c.settle(c.node('n1').c.coordinator.get('k', { r: 3, timeoutMs: 1000 })));

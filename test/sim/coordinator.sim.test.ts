@@ -4,7 +4,7 @@ import { RingkvError } from '../../src/errors.js';
 import { objectKey } from '../../src/storage/index.js';
 import { mint } from '../../src/version/index.js';
 import { rotStoredObject } from '../helpers/rot.js';
-import { SimCluster } from './cluster-sim.js';
+import { newerButUnreadable, SimCluster } from './cluster-sim.js';
 import { simSeeds } from './harness.js';
 
 async function withCluster(opts: ConstructorParameters<typeof SimCluster>[0], body: (c: SimCluster) => Promise<void>): Promise<void> {
@@ -342,16 +342,8 @@ describe('reads ask R replicas, not N', () => {
   it('a peer holding something newer that then fails its whole read fails the read (its values would be missing)', async () => {
     await withCluster({ seed: 31, nodes: 3 }, async (c) => {
       const ctx = await c.put('n1', 'k', 'old', { w: 3 });
-      const partition = c.node('n2').c.membership.ring().partitionOf('k');
-      const held = (await c.node('n2').c.replica.read(partition, 'k'))!;
-      const newer = mint(held, ctx, { value: new TextEncoder().encode('new'), contentType: 'text/plain', deleted: false }, 'n9.x', 5).object;
-      await c.node('n2').c.replica.apply(partition, 'k', newer);
-      // n2 answers version reads, but its whole reads fail.
-      const handlers = new Map(c.node('n2').c.handlers);
-      handlers.set('replica-read', async () => {
-        throw new RingkvError('UNAVAILABLE', 'disk unreadable');
-      });
-      c.sim.net.register(c.node('n2').address, handlers);
+      // n2 holds a newer version, and answers version reads, but its whole reads fail.
+      await newerButUnreadable(c, 'n2', 'k', ctx);
       const errors = async (): Promise<number> =>
         (await c.node('n1').metrics.replicaRequests.get()).values
           .filter((v) => v.labels.route === 'replica-read' && v.labels.outcome === 'error')
