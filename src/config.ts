@@ -144,8 +144,11 @@ function parseBool(flag: string, v: string): boolean {
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ZONE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** Visible ASCII only: what survives an HTTP header byte for byte, whoever sends it. */
-const SECRET_RE = /^[\x21-\x7e]+$/;
+/**
+ * Printable ASCII, no space at either end (spaces inside are fine): what survives an HTTP
+ * header byte for byte, whoever sends it.
+ */
+const SECRET_RE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 /** Parse and validate `ringkv node` flags and RINGKV_* env vars (flags win). */
 export function parseNodeConfig(
@@ -190,7 +193,7 @@ export function parseNodeConfig(
   // UTF-8 where the server reads Latin-1. A secret with any of those would pass here and then
   // never authenticate a single internal or admin call. (The secret is not echoed.)
   if (secret !== undefined && !SECRET_RE.test(secret))
-    throw new ConfigError('secret', 'must be printable ASCII without spaces, tabs or newlines (e.g. from `openssl rand -base64 24`)');
+    throw new ConfigError('secret', 'must be printable ASCII, with no space at either end and no tab or newline (e.g. from `openssl rand -base64 24`)');
   if (seeds.length > 0 && secret === undefined)
     throw new ConfigError('secret', 'is required when --seeds is set (every internal call carries it)');
 

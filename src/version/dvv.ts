@@ -13,7 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { RingkvError } from '../errors.js';
 import { clockFromEntries, compareStrings, newClock, sortStrings } from './bytes.js';
-import { MAX_CONTEXT_ENTRIES } from './context.js';
+import { encodeContext, MAX_CONTEXT_COUNTER, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_LENGTH } from './context.js';
 import { versioned } from './object.js';
 import type { Actor, Dot, Sibling, VersionedObject, VersionStamp, VersionVector, WriteValue } from './types.js';
 
@@ -179,27 +179,38 @@ export function mint(
   // dictionary-mode object (see clockFromEntries), and building three for one write cost
   // more than the rest of mint.
   const clock = newClock();
-  const localActors = Object.keys(localClock);
-  let actors = localActors.length;
-  for (const a of localActors) clock[a] = localClock[a] as number;
+  for (const a of Object.keys(localClock)) clock[a] = localClock[a] as number;
+  /** Actors the client's context brings that the stored version lacks (usually none). */
+  let added = 0;
   for (const a of Object.keys(context)) {
     const c = context[a] as number;
     if (!(a in clock)) {
-      actors++;
+      added++;
       clock[a] = c;
     } else if ((clock[a] as number) < c) clock[a] = c;
   }
   // Above both clocks' counters for the actor (see `counter`).
-  if (!(actor in clock)) actors++;
   clock[actor] = counter;
-  // Every read hands the version's clock out as a context: one a client could not send back
-  // would leave the key writable only blindly (each write a new sibling), for good.
-  if (actors > MAX_CONTEXT_ENTRIES)
-    throw new RingkvError(
-      'BAD_CONTEXT',
-      `the write would give the key a version of ${actors} actors, more than a context may hold (${MAX_CONTEXT_ENTRIES})`,
-    );
+  if (added > 0 || counter > MAX_CONTEXT_COUNTER) refuseUnreturnable(clock);
   return { object: versioned(clock, siblings), dot };
+}
+
+/**
+ * Throws BAD_CONTEXT if `clock` (a write's new version, grown by what its context brought)
+ * could not be sent back as a context: every read hands the version's clock out as one, and a
+ * context the server then refuses leaves the key writable only blindly, a sibling per write,
+ * for good. A clock that grew past the bounds by merges alone is not refused here: refusing
+ * every later write of such a key would be worse.
+ */
+function refuseUnreturnable(clock: VersionVector): void {
+  const actors = Object.keys(clock);
+  if (actors.length > MAX_CONTEXT_ENTRIES)
+    throw new RingkvError('BAD_CONTEXT', `the write would give the key a version of ${actors.length} actors, more than a context may hold (${MAX_CONTEXT_ENTRIES})`);
+  for (const a of actors)
+    if ((clock[a] as number) > MAX_CONTEXT_COUNTER)
+      throw new RingkvError('BAD_CONTEXT', `the write would take a counter past the largest a context may hold (${MAX_CONTEXT_COUNTER})`);
+  if (encodeContext(clock).length > MAX_CONTEXT_LENGTH)
+    throw new RingkvError('BAD_CONTEXT', `the write would give the key a version longer than a context may be (${MAX_CONTEXT_LENGTH} characters)`);
 }
 
 /**

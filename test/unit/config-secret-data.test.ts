@@ -53,7 +53,7 @@ describe('--secret', () => {
   });
 
   it('accepts any printable ASCII secret, e.g. base64 or hex from openssl rand', () => {
-    for (const secret of ['c2VjcmV0LXNlY3JldA==', '0f1e2d3c4b5a6978', 'p@ss:w0rd/with+symbols!~']) {
+    for (const secret of ['c2VjcmV0LXNlY3JldA==', '0f1e2d3c4b5a6978', 'p@ss:w0rd/with+symbols!~', 'correct horse battery staple']) {
       expect(parseNodeConfig(['--id', 'n1', '--secret', secret]).secret).toBe(secret);
     }
   });

@@ -8,7 +8,7 @@ import { keyFromUrl } from '../../../src/http/request-params.js';
 import { RingkvNode } from '../../../src/node.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { MemoryStore } from '../../../src/storage/index.js';
-import { encodeContext, MAX_CONTEXT_ENTRIES } from '../../../src/version/index.js';
+import { decodeContext, encodeContext, MAX_CONTEXT_COUNTER, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_LENGTH } from '../../../src/version/index.js';
 import { freePort } from '../../helpers/ports.js';
 import { kvPath } from '../../helpers/raw-http.js';
 
@@ -66,5 +66,43 @@ describe('contexts the server hands out', () => {
     expect(read.status).toBe(200);
     const next = await call({ method: 'PUT', url: kvPath('wedged'), headers: { 'x-ringkv-context': read.context as string }, payload: 'second' });
     expect(next.status, next.body).toBe(204);
+  });
+
+  /** A read-modify-write of `key` with the context a read hands out: it must succeed. */
+  async function stillWritable(key: string): Promise<void> {
+    const read = await call({ method: 'GET', url: kvPath(key) });
+    expect(read.status).toBe(200);
+    expect(() => decodeContext(read.context as string)).not.toThrow();
+    const next = await call({ method: 'PUT', url: kvPath(key), headers: { 'x-ringkv-context': read.context as string }, payload: 'later' });
+    expect(next.status, next.body).toBe(204);
+  }
+
+  it('are always accepted back: a context that would take this node\'s counter past the largest a context holds is refused', async () => {
+    // Two writes through this node: the second is minted under the node's own actor.
+    expect((await call({ method: 'PUT', url: kvPath('counted'), payload: 'one' })).status).toBe(204);
+    const first = await call({ method: 'GET', url: kvPath('counted') });
+    expect((await call({ method: 'PUT', url: kvPath('counted'), headers: { 'x-ringkv-context': first.context as string }, payload: 'two' })).status).toBe(204);
+    const clock = decodeContext((await call({ method: 'GET', url: kvPath('counted') })).context as string);
+    // A context naming every actor of the key, this node's at the largest counter accepted.
+    const forged = encodeContext(Object.fromEntries(Object.keys(clock).map((a) => [a, MAX_CONTEXT_COUNTER])));
+    const refused = await call({ method: 'PUT', url: kvPath('counted'), headers: { 'x-ringkv-context': forged }, payload: 'three' });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain('BAD_CONTEXT');
+    await stillWritable('counted');
+  });
+
+  it('are always accepted back: contexts that together would make the version longer than a context may be are refused', async () => {
+    // Two contexts of 60 long actor names each, both within the limit on their own.
+    const longActors = (tag: string): Record<string, number> =>
+      Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`${tag}-${String(i).padStart(2, '0')}-${'x'.repeat(140)}`, 1]));
+    const one = encodeContext(longActors('a'));
+    const two = encodeContext(longActors('b'));
+    expect(one.length).toBeLessThan(MAX_CONTEXT_LENGTH);
+    expect(encodeContext({ ...longActors('a'), ...longActors('b') }).length).toBeGreaterThan(MAX_CONTEXT_LENGTH);
+    expect((await call({ method: 'PUT', url: kvPath('long'), headers: { 'x-ringkv-context': one }, payload: 'one' })).status).toBe(204);
+    const refused = await call({ method: 'PUT', url: kvPath('long'), headers: { 'x-ringkv-context': two }, payload: 'two' });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain('BAD_CONTEXT');
+    await stillWritable('long');
   });
 });

@@ -74,6 +74,7 @@ describe('the cluster secret', () => {
     ['a non-ASCII letter', 'clüster-secret'],
     ['a character beyond Latin-1', `${SECRET}-€`],
     ['base64 from openssl rand', 'c2VjcmV0LXNlY3JldA=='],
+    ['spaces inside (a passphrase)', 'correct horse battery staple'],
   ])('with %s is either refused by the config or works for peers and admins', async (_name, secret) => {
     let refusal: unknown;
     try {

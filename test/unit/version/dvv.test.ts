@@ -80,6 +80,20 @@ describe('clocks', () => {
 });
 
 describe('mint', () => {
+  it('still writes a key whose version grew past what a context may hold by merges alone, without a context or with its own', () => {
+    // Two replicas each took a write whose context named 600 actors; merged, the version
+    // names 1202. Refusing every later write of the key would be worse than its big clock.
+    const forged = (tag: string): Record<string, number> => Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`${tag}${i}`, 1]));
+    const a = mint(undefined, forged('a'), text('a'), 'n1.1', 1).object;
+    const b = mint(undefined, forged('b'), text('b'), 'n2.1', 2).object;
+    const big = merge(a, b);
+    expect(Object.keys(big.clock).length).toBe(1202);
+    expect(() => mint(big, emptyClock(), text('blind'), 'n1.1', 3)).not.toThrow();
+    expect(() => mint(big, big.clock, text('read-modify-write'), 'n1.1', 3)).not.toThrow();
+    // A context that brings actors the version lacks is refused, as it would not come back.
+    expect(() => mint(big, { ...big.clock, c1: 1 }, text('more'), 'n1.1', 3)).toThrow(/BAD_CONTEXT|context may hold/);
+  });
+
   it('first write gets dot (actor, 1)', () => {
     const { object, dot } = mint(undefined, emptyClock(), text('v1'), 'n1.1', 1000);
     expect(dot).toEqual({ actor: 'n1.1', counter: 1 });
