@@ -222,7 +222,9 @@ export class LocalReplica {
   }
 
   /**
-   * Mint a new version as the coordinating replica. When this replica holds nothing for the
+   * Mint a new version as the coordinating replica, for a client's write: one whose context
+   * would leave the key with a version that could not be handed back as a context is refused
+   * (BAD_CONTEXT; see mint's `returnable`). When this replica holds nothing for the
    * key it cannot prove it has seen all of its own earlier dots for it (data may have been
    * handed off or lost), so it mints under a fresh, never-used actor id: its new dot can then
    * never be mistaken for, or dominate, a version it did not see (the KV679 class of bug).
@@ -242,14 +244,14 @@ export class LocalReplica {
       // that version's clock, which the version cache may know without a read.
       const stamp = this.versions?.get(partition, key);
       if (stamp !== undefined && contextCoversAll(context, stamp)) {
-        const minted = mint(versioned(stamp.clock, []), context, write, this.init.actor, now);
+        const minted = mint(versioned(stamp.clock, []), context, write, this.init.actor, now, true);
         await this.persist(partition, key, stamp, minted.object, hintsFor);
         return minted;
       }
       // A key never held here (see KeyFilter) is not read: the usual insert.
       const { before, corrupt } = this.keys?.absent(key) === true ? ABSENT : await this.readForWrite(partition, key);
       const actor = before ? this.init.actor : this.freshActor();
-      const minted = mint(before, context, write, actor, now);
+      const minted = mint(before, context, write, actor, now, true);
       await this.persist(partition, key, before, minted.object, hintsFor, true, corrupt);
       return minted;
     });

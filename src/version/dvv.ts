@@ -145,6 +145,9 @@ function canonical<S extends { readonly dot: Dot }>(siblings: readonly S[], pick
  * @param context the client's context (`emptyClock()` when it sent none)
  * @param actor   this replica's actor id (`<nodeId>.<epoch>`)
  * @param now     wall-clock ms, stored as `lastModified` (never used for ordering)
+ * @param returnable refuse (BAD_CONTEXT) a version that what `context` brings would make
+ *                impossible to hand back as a context (see refuseUnreturnable): for a
+ *                client's write, whose context came from outside
  */
 export function mint(
   local: VersionedObject | undefined,
@@ -152,6 +155,7 @@ export function mint(
   write: WriteValue,
   actor: Actor,
   now: number,
+  returnable = false,
 ): { object: VersionedObject; dot: Dot } {
   if (actor.length === 0) throw new RingkvError('INTERNAL', 'cannot mint a write with an empty actor');
   const localClock = local?.clock ?? {};
@@ -191,7 +195,7 @@ export function mint(
   }
   // Above both clocks' counters for the actor (see `counter`).
   clock[actor] = counter;
-  if (added > 0 || counter > MAX_CONTEXT_COUNTER) refuseUnreturnable(clock);
+  if (returnable && (added > 0 || counter > MAX_CONTEXT_COUNTER)) refuseUnreturnable(clock, counter);
   return { object: versioned(clock, siblings), dot };
 }
 
@@ -202,13 +206,13 @@ export function mint(
  * for good. A clock that grew past the bounds by merges alone is not refused here: refusing
  * every later write of such a key would be worse.
  */
-function refuseUnreturnable(clock: VersionVector): void {
-  const actors = Object.keys(clock);
-  if (actors.length > MAX_CONTEXT_ENTRIES)
-    throw new RingkvError('BAD_CONTEXT', `the write would give the key a version of ${actors.length} actors, more than a context may hold (${MAX_CONTEXT_ENTRIES})`);
-  for (const a of actors)
-    if ((clock[a] as number) > MAX_CONTEXT_COUNTER)
-      throw new RingkvError('BAD_CONTEXT', `the write would take a counter past the largest a context may hold (${MAX_CONTEXT_COUNTER})`);
+function refuseUnreturnable(clock: VersionVector, counter: number): void {
+  const actors = Object.keys(clock).length;
+  if (actors > MAX_CONTEXT_ENTRIES)
+    throw new RingkvError('BAD_CONTEXT', `the write would give the key a version of ${actors} actors, more than a context may hold (${MAX_CONTEXT_ENTRIES})`);
+  // A context's own counters are at most this (decodeContext); the new dot's may pass it.
+  if (counter > MAX_CONTEXT_COUNTER)
+    throw new RingkvError('BAD_CONTEXT', `the write would take a counter past the largest a context may hold (${MAX_CONTEXT_COUNTER})`);
   if (encodeContext(clock).length > MAX_CONTEXT_LENGTH)
     throw new RingkvError('BAD_CONTEXT', `the write would give the key a version longer than a context may be (${MAX_CONTEXT_LENGTH} characters)`);
 }
