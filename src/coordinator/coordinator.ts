@@ -110,6 +110,21 @@ class Deadline {
   }
 }
 
+/**
+ * The 503 of a node that knows no ring yet (joining, before its first exchange): a quorum
+ * failure like any (0 answered), whose message says why, for an operator whose seeds are
+ * down while /v1/health says ok.
+ */
+function notJoined(op: 'read' | 'write', needed: number): RingkvError {
+  return new RingkvError(
+    'QUORUM_FAILED',
+    `${op} quorum not met: this node has not joined its cluster yet (it has heard from no seed or peer), ` +
+      `so it knows no replica of the key; 0 of ${needed} required replicas answered` +
+      (op === 'write' ? '; nothing was stored' : ''),
+    { answered: 0, needed },
+  );
+}
+
 /** Every version the replicas answered, merged (undefined if none had the key). */
 function mergeReplies(replies: Map<ReplicaSlot, VersionedObject | undefined>): VersionedObject | undefined {
   let merged: VersionedObject | undefined;
@@ -307,7 +322,7 @@ export class Coordinator {
       // write here and counting it would acknowledge any W with one copy on a node that owns
       // nothing.
       this.c.metrics.quorumFailures.inc({ op: 'write' });
-      throw quorumFailed('write', 0, opts.w);
+      throw notJoined('write', opts.w);
     }
     const needed = effectiveQuorum(opts.w, pref.length);
 
@@ -481,7 +496,7 @@ export class Coordinator {
       // No ring: this node has not joined its cluster yet (see coordinatePut). Its own copy
       // is no answer: "not found" here says nothing of a key the cluster may hold.
       this.c.metrics.quorumFailures.inc({ op: 'read' });
-      throw quorumFailed('read', 0, opts.r);
+      throw notJoined('read', opts.r);
     }
     const order = this.readOrder(slots);
     const needed = effectiveQuorum(opts.r, Math.max(1, pref.length));

@@ -34,6 +34,7 @@ describe('a node that has not joined its cluster yet (no ring)', () => {
       const put = await rejection(c.put('n2', 'k', 'v', { w: 2 }));
       expect(put.code).toBe('QUORUM_FAILED');
       expect(put.details).toMatchObject({ answered: 0 });
+      expect(put.message).toContain('has not joined its cluster yet');
       expect(await c.local('n2', 'k')).toEqual([]);
 
       // A read cannot say "not found" for a key the cluster may well hold.
