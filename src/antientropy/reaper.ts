@@ -186,36 +186,47 @@ export class TombstoneReaper {
       if (!this.c.membership.isUp(s.id)) return { copies: 0, keys: 0 };
       others.push({ id: s.id, address: s.address });
     }
-    const refs = items.map(({ partition, key }) => ({ partition, key }));
-    const fetchAll = async (from: readonly { address: string }[]): Promise<(VersionedObject | undefined)[][]> => {
-      const answers: (VersionedObject | undefined)[][] = items.map(() => []);
+    /** What each of `from` holds of each of `of` (answers[item][member]). */
+    const fetchAll = async (
+      from: readonly { address: string }[],
+      of: readonly Candidate[],
+    ): Promise<(VersionedObject | undefined)[][]> => {
+      const refs = of.map(({ partition, key }) => ({ partition, key }));
+      const answers: (VersionedObject | undefined)[][] = of.map(() => []);
       for (const peer of from) {
         const reply = decodeFetchReply(
           await this.c.transport.send(peer.address, AAE_ROUTES.fetch, encodeFetchRequest(checksum, refs), this.sendOpts(signal)),
         );
-        if (reply.length !== items.length) throw new RingkvError('INTERNAL', 'fetch reply length mismatch');
+        if (reply.length !== of.length) throw new RingkvError('INTERNAL', 'fetch reply length mismatch');
         reply.forEach((b, i) => {
           answers[i]!.push(b ? decodeObject(b) : undefined);
         });
       }
       return answers;
     };
-    let answers: (VersionedObject | undefined)[][];
+    // The owners first (this replica's current copy too: a write may have landed since the
+    // scan); the other members are asked only about what the owners would let go.
+    const agreed: Candidate[] = [];
     let strays: (VersionedObject | undefined)[][];
     try {
-      answers = await fetchAll(peers);
-      strays = await fetchAll(others);
+      const answers = await fetchAll(peers, items);
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i]!;
+        const local = await this.c.replica.read(it.partition, it.key);
+        if (allHoldTombstone(it.object, [local, ...answers[i]!])) agreed.push(it);
+      }
+      if (agreed.length === 0) return { copies: 0, keys: 0 };
+      strays = await fetchAll(others, agreed);
     } catch (err) {
       this.c.log.debug({ err: String(err) }, 'tombstone check incomplete; nothing reaped');
       return { copies: 0, keys: 0 };
     }
-    // This replica's current copy too: a write may have landed since the scan.
     const safe: Candidate[] = [];
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
+    const safeStrays: (VersionedObject | undefined)[][] = [];
+    for (let i = 0; i < agreed.length; i++) {
       if (!strays[i]!.every((a) => a === undefined || isDeleted(a))) continue;
-      const local = await this.c.replica.read(it.partition, it.key);
-      if (allHoldTombstone(it.object, [local, ...answers[i]!])) safe.push(it);
+      safe.push(agreed[i]!);
+      safeStrays.push(strays[i]!);
     }
     if (safe.length === 0) return { copies: 0, keys: 0 };
 
@@ -225,7 +236,7 @@ export class TombstoneReaper {
     const done = new Uint8Array(safe.length);
     let copies = 0;
     // The owners, then the other members that hold a copy (deleted there if the same version).
-    const holders = others.filter((_, j) => strays.some((a) => a[j] !== undefined));
+    const holders = others.filter((_, j) => safeStrays.some((a) => a[j] !== undefined));
     for (const peer of [...peers, ...holders]) {
       const owner = !holders.includes(peer);
       try {
