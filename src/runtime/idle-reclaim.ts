@@ -17,6 +17,7 @@
  * `quietShare`) may pause once per `minGarbageBytes` of garbage, where V8 would have run an
  * incremental collection instead.
  */
+import { getHeapStatistics } from 'node:v8';
 import type { TimerHandle, Timers } from './timers.js';
 
 export interface IdleReclaimDeps {
@@ -108,8 +109,15 @@ export class IdleReclaimer {
   private schedule(): void {
     this.timer = this.deps.timers.setTimeout(() => {
       if (!this.timer) return;
-      this.check();
-      this.schedule();
+      // A throw out of a real timer is an uncaught exception that kills the node; a failed
+      // check only skips this one reclaim, so it is dropped and the next check goes ahead.
+      try {
+        this.check();
+      } catch {
+        // dropped: at worst this check's window is lost, and the next one measures afresh
+      } finally {
+        if (this.timer) this.schedule();
+      }
     }, this.opts.checkMs);
   }
 }
@@ -123,7 +131,9 @@ export function processProbes(): Pick<IdleReclaimDeps, 'busyMs' | 'heapUsed' | '
   if (typeof gc !== 'function') return undefined;
   return {
     busyMs: () => performance.eventLoopUtilization().active,
-    heapUsed: () => process.memoryUsage().heapUsed,
+    // V8's own figure, not process.memoryUsage(): that one also reads the RSS from /proc
+    // and throws EMFILE when the process is out of file descriptors, i.e. under load.
+    heapUsed: () => getHeapStatistics().used_heap_size,
     // Twice: the first full collection frees the garbage but keeps the pages it leaves
     // fragmented; the second one compacts them and returns them to the OS. Measured on a
     // 150 MiB heap of mostly garbage (node 20): one gc() left 52 MiB committed and RSS at 96
