@@ -71,6 +71,11 @@ export class Reader {
     throw new RingkvError('BAD_REQUEST', `malformed internal message: ${what}`);
   }
 
+  /**
+   * Exactly what Writer.uint writes: minimal LEB128, at most 2^53 - 1. Anything else fails
+   * rather than decoding: an 8-byte varint can hold up to 2^56 - 1, which a double would
+   * silently round (2^53 + 1 read as 2^53).
+   */
   uint(): number {
     let result = 0;
     let mul = 1;
@@ -78,7 +83,12 @@ export class Reader {
       if (this.pos >= this.buf.length) this.fail('truncated varint');
       const b = this.buf[this.pos++] as number;
       result += (b & 0x7f) * mul;
-      if (b < 0x80) return result;
+      if (b < 0x80) {
+        if (b === 0 && i > 0) this.fail('non-minimal varint');
+        // Only an 8-byte varint can pass 2^53 - 1; shorter ones skip the check.
+        if (i === 7 && !Number.isSafeInteger(result)) this.fail('varint out of range');
+        return result;
+      }
       mul *= 0x80;
     }
     return this.fail('varint too long');

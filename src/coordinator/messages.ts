@@ -43,15 +43,23 @@ export function encodeForwardedPut(m: ForwardedPut): Uint8Array {
     .finish();
 }
 
+/** Refuse bytes after a message's last field: its count or a length was damaged. */
+function end(r: Reader): void {
+  if (!r.done()) throw new RingkvError('BAD_REQUEST', 'malformed internal message: trailing bytes');
+}
+
 export function decodeForwardedPut(b: Uint8Array): ForwardedPut {
   const r = new Reader(b);
   const key = r.str();
   const value = r.bytes();
   const contentType = r.str();
-  const deleted = r.uint() === 1;
+  const flag = r.uint();
+  if (flag > 1) throw new RingkvError('BAD_REQUEST', `malformed internal message: deleted flag ${flag}`);
+  const deleted = flag === 1;
   const context = r.str();
   const w = r.uint();
   const timeoutMs = r.uint();
+  end(r);
   return { key, write: { value, contentType, deleted }, context, w, timeoutMs };
 }
 
@@ -80,6 +88,7 @@ export function decodeReplicaWrite(b: Uint8Array): ReplicaWrite {
   const hintsFor: string[] = [];
   for (let i = 0; i < n; i++) hintsFor.push(r.str());
   const object = decodeObject(r.bytes());
+  end(r);
   return { key, hintsFor, object };
 }
 
@@ -94,6 +103,7 @@ export function decodeWriteBatch(b: Uint8Array): { key: string; object: Versione
   const n = r.uint();
   const out: { key: string; object: VersionedObject }[] = [];
   for (let i = 0; i < n; i++) out.push({ key: r.str(), object: decodeObject(r.bytes()) });
+  end(r);
   return out;
 }
 
@@ -109,9 +119,15 @@ export function encodeStoredReadReply(enc: Uint8Array | undefined): Uint8Array {
   return out;
 }
 
+/** A read reply from encodeStoredReadReply: `[0]` (absent) or `[1]` + an object; nothing else. */
 export function decodeReadReply(b: Uint8Array): VersionedObject | undefined {
   if (b.length === 0) throw new RingkvError('BAD_REQUEST', 'empty read reply');
-  if (b[0] === 0) return undefined;
+  if (b[0] === 0) {
+    if (b.length !== 1) throw new RingkvError('BAD_REQUEST', 'malformed read reply: bytes after "absent"');
+    return undefined;
+  }
+  // Tag 2 (a version only, see decodeReplicaAnswer) must never pass for a whole object.
+  if (b[0] !== 1) throw new RingkvError('BAD_REQUEST', `malformed read reply: tag ${b[0]}`);
   return decodeObject(b.subarray(1));
 }
 
@@ -157,5 +173,8 @@ export function encodeString(s: string): Uint8Array {
 }
 
 export function decodeString(b: Uint8Array): string {
-  return new Reader(b).str();
+  const r = new Reader(b);
+  const s = r.str();
+  end(r);
+  return s;
 }

@@ -297,6 +297,8 @@ function decodeBatchReply(b: Uint8Array, expected: number): BatchReply[] {
   if (n !== expected) throw new RingkvError('BAD_REQUEST', `batch reply has ${n} items, expected ${expected}`);
   const out: BatchReply[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = { status: r.uint(), body: r.bytes() };
+  // Extra bytes mean the lengths or the count were damaged: no item's answer can be trusted.
+  if (!r.done()) throw new RingkvError('BAD_REQUEST', 'trailing bytes after batch reply');
   return out;
 }
 

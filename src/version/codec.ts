@@ -219,9 +219,14 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
     actors.push(actor);
   }
   const clock = newClock();
+  // Table actors outside the clock: the encoder writes one only for a dot's actor, so each
+  // must be named by some dot (checked below), or the bytes are a second encoding of the
+  // object. Counted here so the usual object (every dot covered) pays nothing more.
+  let uncounted = 0;
   for (const actor of actors) {
     const counter = r.varint('clock counter');
     if (counter > 0) clock[actor] = counter;
+    else uncounted++;
   }
 
   const siblingCount = r.varint('sibling count');
@@ -252,6 +257,11 @@ export function decodeObject(bytes: Uint8Array): VersionedObject {
     });
   }
   if (r.pos !== end) r.fail(`trailing bytes (${end - r.pos})`);
+  if (uncounted > 0) {
+    for (const actor of actors) {
+      if (!(actor in clock) && !siblings.some((s) => s.dot.actor === actor)) r.fail(`actor ${JSON.stringify(actor)} unused`);
+    }
+  }
   // Sibling values are views into `bytes` already, so remembering `bytes` retains nothing new.
   return versioned(clock, siblings, bytes);
 }
