@@ -474,6 +474,7 @@ export class Coordinator {
       self: this.c.membership.self,
       isUp: (id) => this.c.membership.isUp(id),
       useFallbacks: this.init.hintedHandoff,
+      zoneOf: (id) => this.c.membership.member(id)?.zone,
     });
     return { ring, pref, slots };
   }

@@ -23,6 +23,10 @@ export interface ReplicaSlot {
  * wrong (a long GC pause, an overloaded host), and a truly dead peer fails fast on a refused
  * connection or an open circuit breaker. The coordinating node itself is always up.
  *
+ * With `zoneOf`, a stand-in comes from a zone that no other target of the key is in, when an
+ * up spare in such a zone exists (the first in ring order); else the next up spare in ring
+ * order. Without it, writes acknowledged during an outage could all sit in one zone.
+ *
  * `fullOrder` (every member in the partition's order) is asked for only when an owner is
  * down: the ring ranks every member to answer it, and the usual request, every owner up,
  * needs none of that.
@@ -33,6 +37,8 @@ export function planReplicas(args: {
   readonly self: string;
   readonly isUp: (id: string) => boolean;
   readonly useFallbacks: boolean;
+  /** A member's zone, for zone-aware stand-ins (see above). */
+  readonly zoneOf?: (id: string) => string | undefined;
 }): ReplicaSlot[] {
   const { preferenceList, fullOrder, self, useFallbacks } = args;
   const up = (id: string): boolean => id === self || args.isUp(id);
@@ -41,23 +47,31 @@ export function planReplicas(args: {
     return preferenceList.map((owner) => ({ owner, target: owner, hintFor: false, suspect: false }));
   }
   const used = new Set(preferenceList);
-  const spare = fullOrder().filter((id) => !used.has(id));
-  let next = 0;
+  const spare = fullOrder().filter((id) => !used.has(id) && up(id));
+  const { zoneOf } = args;
+  // Zones the key's targets are in so far: the up owners', then each stand-in's.
+  const covered = new Set<string | undefined>();
+  if (zoneOf !== undefined) for (const owner of preferenceList) if (up(owner)) covered.add(zoneOf(owner));
+  const taken = new Set<string>();
+  const standIn = (): string | undefined => {
+    let first: string | undefined;
+    for (const id of spare) {
+      if (taken.has(id)) continue;
+      if (zoneOf === undefined || !covered.has(zoneOf(id))) return id;
+      first ??= id;
+    }
+    return first;
+  };
   const slots: ReplicaSlot[] = [];
   for (const owner of preferenceList) {
     if (up(owner)) {
       slots.push({ owner, target: owner, hintFor: false, suspect: false });
       continue;
     }
-    let target: string | undefined;
-    if (useFallbacks) {
-      while (next < spare.length) {
-        const candidate = spare[next++] as string;
-        if (up(candidate)) {
-          target = candidate;
-          break;
-        }
-      }
+    const target = useFallbacks ? standIn() : undefined;
+    if (target !== undefined) {
+      taken.add(target);
+      if (zoneOf !== undefined) covered.add(zoneOf(target));
     }
     slots.push(
       target === undefined

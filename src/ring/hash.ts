@@ -16,9 +16,17 @@ const scratch = new Uint8Array(1024);
  * well-formed UTF-8 keys.)
  */
 export function keyHash(key: string): number {
+  return seededHash(key, 0);
+}
+
+/**
+ * MurmurHash3 x86 32-bit of `key`'s UTF-8 bytes with the given seed (unsigned). A separate
+ * function, not an optional argument of keyHash, so `keys.map(keyHash)` can't pass an index.
+ */
+export function seededHash(key: string, seed: number): number {
   const n = utf8Length(key);
   const bytes = n >= 0 && n <= scratch.length ? scratch.subarray(0, writeUtf8(scratch, 0, key, n)) : utf8.encode(key);
-  const h = murmurHash3.x86.hash32(bytes, 0);
+  const h = murmurHash3.x86.hash32(bytes, seed);
   // A Uint8Array always passes the library's byte validation; the check only narrows the type.
   if (h === undefined) throw new TypeError('murmurhash3: invalid input');
   return h;

@@ -15,6 +15,14 @@
  * Scores are exponential races with rate = weight, so P(m ranks first) = weight / Σ weights.
  * The rank order sorts by score ascending, ties by id (members are indexed in id order).
  *
+ * Seeds must be distinct: two members with the same seed get the same score in every
+ * partition, so one always outranks the other (it is never primary) and the two sit side by
+ * side in every rank order. murmur3 does collide on ordinary ids ("node-53119"/"node-70603",
+ * "10.0.2.254:8081"/"10.0.144.191:8081"), so a member whose murmur3(id) is already taken by a
+ * member earlier in id order is re-seeded with murmur3(id, seed 1, 2, ...) until its seed is
+ * unique. Rings without a collision are unchanged; with one, only the colliding members'
+ * rankings depend on each other.
+ *
  * Preference list of a partition (length N = min(n, members)); let Z = min(N, distinct zones):
  *   1. walk the rank order and take each member whose zone is not yet taken, until Z zones are
  *      covered;
@@ -26,7 +34,7 @@
  * member in rank order (the sloppy-quorum fallbacks).
  */
 import { createHash } from 'node:crypto';
-import { keyHash, mix32 } from './hash.js';
+import { keyHash, mix32, seededHash } from './hash.js';
 import type { Ring, RingMember } from './types.js';
 
 /** Default number of partition bits: the keyspace is cut by the top 16 bits of murmur3. */
@@ -133,8 +141,12 @@ class Planner {
     this.#weights = new Float64Array(k);
     this.#zoneOf = new Uint16Array(k);
     const zoneIndex = new Map<string, number>();
+    const seedTaken = new Set<number>();
     members.forEach((m, i) => {
-      this.#seeds[i] = keyHash(m.id);
+      let seed = keyHash(m.id);
+      for (let alt = 1; seedTaken.has(seed); alt++) seed = seededHash(m.id, alt);
+      seedTaken.add(seed);
+      this.#seeds[i] = seed;
       this.#weights[i] = m.weight;
       let z = zoneIndex.get(m.zone);
       if (z === undefined) {
