@@ -47,6 +47,12 @@ const literal: VersionedObject = {
   siblings: [{ dot: { actor: 'a', counter: 1 }, value: new Uint8Array(0), contentType: '', lastModified: 0, deleted: false }],
 };
 
+
+/** A forwarded put of key "k" with an empty value and content type, no context, w=2. */
+function forwardedPut(deleted: boolean): Uint8Array {
+  return encodeForwardedPut({ key: 'k', write: { value: new Uint8Array(0), contentType: '', deleted }, context: '', w: 2, timeoutMs: 1000 });
+}
+
 describe('review: wire.ts Reader.uint', () => {
   it('refuses varints above 2^53-1 instead of silently rounding them', () => {
     // 2^53 + 1 as an 8-byte LEB128 varint: Writer refuses to write it (not a safe integer).
@@ -114,24 +120,11 @@ describe('review: coordinator messages refuse what their encoders never write', 
     expect(() => decodeString(concat(encodeString('key'), [0x41]))).toThrow(RingkvError);
     const rw = encodeReplicaWrite({ key: 'k', hintsFor: [], object: literal });
     expect(() => decodeReplicaWrite(concat(rw, [0]))).toThrow(RingkvError);
-    const fp = encodeForwardedPut({
-      key: 'k',
-      write: { value: new Uint8Array(0), contentType: '', deleted: false },
-      context: '',
-      w: 2,
-      timeoutMs: 1000,
-    });
-    expect(() => decodeForwardedPut(concat(fp, [0]))).toThrow(RingkvError);
+    expect(() => decodeForwardedPut(concat(forwardedPut(false), [0]))).toThrow(RingkvError);
   });
 
   it('a forwarded put whose deleted flag is neither 0 nor 1 is refused', () => {
-    const fp = encodeForwardedPut({
-      key: 'k',
-      write: { value: new Uint8Array(0), contentType: '', deleted: true },
-      context: '',
-      w: 2,
-      timeoutMs: 1000,
-    });
+    const fp = forwardedPut(true);
     // key "k" (2 bytes), empty value (1), empty content type (1), then the flag.
     expect(fp[4]).toBe(1);
     const garbled = Uint8Array.from(fp);
