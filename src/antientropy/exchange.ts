@@ -34,7 +34,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { objectKey, objectKeyPartition, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
-import type { InternalHandler, Transport } from '../transport/transport.js';
+import { type InternalHandler, MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
 import { decodeObject, decodeUnlessCorrupt, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
 import {
   AAE_ROUTES,
@@ -100,11 +100,7 @@ export interface AntiEntropyInit {
   readonly keysPerSecond: number;
   /** Keys per aae-fetch / aae-repair message. */
   readonly batchSize: number;
-  /**
-   * Bytes of copies per aae-repair message (a message holds at least one copy): a peer
-   * accepts at most 64 MiB per internal request (INTERNAL_BODY_LIMIT), and a batch of large
-   * values is far more.
-   */
+  /** Bytes of copies per aae-repair message (see MAX_MESSAGE_COPY_BYTES). */
   readonly maxRepairBytes: number;
   /** Partitions per aae-keys message. */
   readonly partitionsPerRequest: number;
@@ -130,7 +126,7 @@ export const ANTI_ENTROPY_DEFAULTS: AntiEntropyInit = {
   continueAfterMs: 1000,
   keysPerSecond: 2000,
   batchSize: 256,
-  maxRepairBytes: 8 * 1024 * 1024,
+  maxRepairBytes: MAX_MESSAGE_COPY_BYTES,
   partitionsPerRequest: 256,
   leavesPerRequest: 16_384,
   reaper: {},

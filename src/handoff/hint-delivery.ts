@@ -11,7 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
-import type { Transport } from '../transport/transport.js';
+import { MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
 import { decodeUnlessCorrupt } from '../version/index.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
@@ -21,12 +21,7 @@ export interface HintDeliveryInit {
   readonly intervalMs: number;
   /** Keys per batch message. */
   readonly batchSize: number;
-  /**
-   * Bytes of stored copies per batch message (a batch holds at least one key, whatever its
-   * size). Well below what a peer accepts in one internal request (64 MiB): 256 keys of
-   * values near the largest a client may write would be refused, and refused again on every
-   * pass, so the owner's hints would never drain.
-   */
+  /** Bytes of stored copies per batch message (see MAX_MESSAGE_COPY_BYTES). */
   readonly maxBatchBytes: number;
   /** Owners served at once. */
   readonly concurrency: number;
@@ -36,7 +31,7 @@ export interface HintDeliveryInit {
 export const HINT_DELIVERY_DEFAULTS: HintDeliveryInit = {
   intervalMs: 1000,
   batchSize: 256,
-  maxBatchBytes: 8 * 1024 * 1024,
+  maxBatchBytes: MAX_MESSAGE_COPY_BYTES,
   concurrency: 2,
   timeoutMs: 10_000,
 };

@@ -16,7 +16,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import type { Ring } from '../ring/types.js';
 import { compareBytes, objectKeyPartition, parseObjectKey, partitionRange, type Store, utf8 } from '../storage/index.js';
-import type { InternalHandler, Transport } from '../transport/transport.js';
+import { type InternalHandler, MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
 import { decodeUnlessCorrupt, type VersionedObject } from '../version/index.js';
 import { Reader, Writer } from '../wire.js';
 import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
@@ -92,13 +92,6 @@ interface Plan {
 }
 
 const PULL_PREFIX = 'pull/';
-/**
- * Bytes of objects a pull reply carries at most (past this, it ends after the object that
- * crossed it). A reply is built whole in the source's memory, which answers every receiver
- * at once in a leave; 256 objects of 1 MiB were 256 MiB each, and take longer to cross a
- * slow link than the pull's timeout, which then failed at the same cursor on every retry.
- */
-const MAX_PULL_REPLY_BYTES = 8 * 1024 * 1024;
 /** The range of every pull record's key ('0' follows '/'). */
 const PULL_RECORDS = { gte: utf8.encode(PULL_PREFIX), lt: utf8.encode('pull0') };
 const EMPTY = new Uint8Array(0);
@@ -446,7 +439,7 @@ export class Transfers {
         items.push({ key, object: v });
         bytes += v.length;
       }
-      if (items.length >= limit || bytes >= MAX_PULL_REPLY_BYTES || scanned >= maxScan) {
+      if (items.length >= limit || bytes >= MAX_MESSAGE_COPY_BYTES || scanned >= maxScan) {
         exhausted = false;
         break;
       }
@@ -471,11 +464,7 @@ export class Transfers {
 export interface StrayCleanerInit {
   /** Strays handed over per step. */
   readonly batchSize: number;
-  /**
-   * Bytes of strays handed over per step (past this, the step stops after the stray that
-   * crossed it): a peer accepts at most 64 MiB per internal request (INTERNAL_BODY_LIMIT),
-   * and 256 strays of large values are far more.
-   */
+  /** Bytes of strays handed over per step (see MAX_MESSAGE_COPY_BYTES). */
   readonly maxBatchBytes: number;
   /** Keys examined per step at most (opening a range of partitions counts as RANGE_OPEN_COST). */
   readonly maxScan: number;
@@ -499,7 +488,7 @@ const RANGE_OPEN_COST = 16;
 
 export const STRAY_CLEANER_DEFAULTS: StrayCleanerInit = {
   batchSize: 256,
-  maxBatchBytes: 8 * 1024 * 1024,
+  maxBatchBytes: MAX_MESSAGE_COPY_BYTES,
   maxScan: 4096,
   timeoutMs: 10_000,
   recheckMs: 300_000,

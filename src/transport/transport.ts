@@ -58,3 +58,13 @@ export class TransportError extends Error {
     this.body = extra?.body;
   }
 }
+
+/**
+ * Bytes of stored copies one node-to-node message carries at most where a sender packs many
+ * (hint batches, pull replies, stray hand-overs, anti-entropy repairs); a message always
+ * carries at least one copy, whatever its size. Far below the 64 MiB a peer accepts per
+ * request (INTERNAL_BODY_LIMIT): 256 copies of values near the largest a client may write
+ * would be refused there on every retry, and a message built whole in memory, or crossing a
+ * slow link within a timeout, stays cheap.
+ */
+export const MAX_MESSAGE_COPY_BYTES = 8 * 1024 * 1024;
