@@ -13,7 +13,7 @@ import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
 import { MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
 import { decodeUnlessCorrupt } from '../version/index.js';
-import { encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
+import { encodeReplicaWrite, encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
 
 export interface HintDeliveryInit {
@@ -126,6 +126,20 @@ export class HintDelivery {
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.init.concurrency, ready.length) }, worker));
+      // A leaving node cannot wait for owners that are down: once it has gone, its hints and
+      // the copies they point at go with it (and with them a copy of each write they counted
+      // for). It hands them to other members instead, which park them in turn.
+      if (this.c.membership.member(this.c.membership.self)?.state === 'leaving') {
+        for (const o of owners) {
+          const m = this.c.membership.member(o);
+          if (m === undefined || m.state === 'removed' || this.c.membership.isUp(o) || this.stopped) continue;
+          try {
+            await this.relocate(o);
+          } catch (err) {
+            this.c.log.warn({ owner: o, err: String(err) }, 'handing hints over before leaving failed; will retry');
+          }
+        }
+      }
     } catch (err) {
       this.c.log.warn({ err: String(err) }, 'hint delivery pass failed');
     } finally {
@@ -158,6 +172,82 @@ export class HintDelivery {
       if (batch.length === 0) return;
       for (const h of batch) await this.c.replica.clearHint(owner, h.partition, h.key, h.seq);
     }
+  }
+
+  /**
+   * The member that takes over a leaving node's hint for `owner` on `key`: the first in the
+   * key's order on the ring the cluster is moving to (its owners first) that is up and neither
+   * this node, the owner, nor leaving itself. Undefined when there is none: the hint stays
+   * here, and the leave waits for the owner to come back (or to be removed).
+   */
+  private standIn(owner: string, key: string): string | undefined {
+    const m = this.c.membership;
+    const ring = m.pendingRing();
+    for (const id of ring.fullOrder(ring.partitionOf(key))) {
+      if (id === m.self || id === owner || !m.isUp(id)) continue;
+      const state = m.member(id)?.state;
+      if (state === 'active' || state === 'joining') return id;
+    }
+    return undefined;
+  }
+
+  /**
+   * Hands every hint parked here for `owner` (down) to a stand-in, each with the copy it points
+   * at, as a replica write that asks the stand-in to park a hint for `owner` (what a
+   * coordinator sends a fallback); clears each hint the stand-in acknowledged. Returns how
+   * many were handed over.
+   */
+  private async relocate(owner: string): Promise<number> {
+    const range = hintOwnerRange(owner);
+    let from: Uint8Array | undefined;
+    let total = 0;
+    while (!this.stopped && !this.c.membership.isUp(owner)) {
+      const hints: { partition: number; key: string; seq: Uint8Array; hintKey: Uint8Array }[] = [];
+      for await (const [k, v] of this.c.store.entries('hint', {
+        ...(from ? { gt: from } : { gte: range.gte }),
+        lt: range.lt,
+        limit: this.init.batchSize,
+      })) {
+        const h = parseHintKey(k);
+        hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
+      }
+      if (hints.length === 0) break;
+      const { items, taken } = await this.batchOf(hints);
+      const batch = hints.slice(0, taken);
+      from = batch[batch.length - 1]?.hintKey;
+      const copies = new Map(items.map((it) => [it.key, it.object]));
+      const outcomes = await settleAll(
+        batch.map(async (h) => {
+          const copy = copies.get(h.key);
+          // Gone or damaged: nothing to hand over (batchOf logged a damaged one).
+          if (copy !== undefined) {
+            const to = this.standIn(owner, h.key);
+            const address = to === undefined ? undefined : this.c.membership.member(to)?.address;
+            if (address === undefined) return false;
+            const object = decodeUnlessCorrupt(copy);
+            if (object === undefined) return false;
+            try {
+              await this.c.transport.send(address, ROUTES.replicaWrite, encodeReplicaWrite({ key: h.key, hintsFor: [owner], object }, copy), {
+                timeoutMs: this.init.timeoutMs,
+                idempotent: true,
+              });
+            } catch (err) {
+              this.c.log.info({ owner, to, err: String(err) }, 'handing a hint over failed; will retry');
+              return false;
+            }
+          }
+          return this.c.replica.clearHint(owner, h.partition, h.key, h.seq);
+        }),
+      );
+      let moved = 0;
+      for (const ok of outcomes) if (ok === true) moved++;
+      total += moved;
+      this.c.metrics.hintsPending.set(this.c.replica.pendingHints);
+      // Nothing of this batch could go (no stand-in, or none answering): try again next pass.
+      if (moved === 0) break;
+    }
+    if (total > 0) this.c.log.info({ owner, handedOver: total }, 'hints handed to stand-ins before leaving');
+    return total;
   }
 
   /** False (logged) for a stored copy that does not decode; see deliverTo. */

@@ -105,6 +105,8 @@ export class Transfers {
   /** For a leaving node: partitions still to be received by others (from their status replies). */
   private sendPending = 0;
   private leftAt: number | undefined;
+  /** The leave waited on hints parked here (logged once). */
+  private waitedOnHints = false;
   private readonly strays: StrayCleaner;
   private ringSum = '';
   private ringSince = 0;
@@ -409,7 +411,14 @@ export class Transfers {
       }
     }
     this.sendPending = left;
-    if (left === 0 && this.leftAt === undefined) {
+    // Hints parked here go with this node unless delivered or handed to a stand-in first
+    // (HintDelivery does either); each stands for a copy of an acknowledged write.
+    const hints = this.c.replica.pendingHints;
+    if (left === 0 && hints > 0 && !this.waitedOnHints) {
+      this.waitedOnHints = true;
+      this.c.log.info({ plan: id, hints }, 'every receiver has its data; waiting to hand over the hints parked here');
+    }
+    if (left === 0 && hints === 0 && this.leftAt === undefined) {
       this.leftAt = this.c.clock.monotonic();
       this.c.log.info({ plan: id }, 'every receiver has its data; leaving the cluster');
       m.remove(m.self);
