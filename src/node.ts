@@ -8,6 +8,7 @@ import { formatHostPort, type NodeConfig } from './config.js';
 import { RingkvError } from './errors.js';
 import { buildApp } from './http/app.js';
 import { NodeCore } from './node-core.js';
+import { BreakerGauge } from './observability/breaker-gauge.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { SiblingWatch } from './observability/sibling-watch.js';
@@ -87,6 +88,7 @@ export class RingkvNode {
     const { clock, timers, random, log, metrics, store } = this;
 
     await store.open();
+    const breakers = new BreakerGauge(metrics);
     const { transport } = createPeerTransport(
       { clock, timers, random, log },
       {
@@ -97,8 +99,7 @@ export class RingkvNode {
         // advertised address behind NAT, a cloud public IP or a published port is not, and
         // binding to it would fail every connect with EADDRNOTAVAIL.
         ...(isIP(cfg.advertise.host) !== 0 && cfg.advertise.host === cfg.listen.host ? { localAddress: cfg.advertise.host } : {}),
-        onBreakerStateChange: (peer, st) =>
-          metrics.breakerState.set({ peer }, st === 'closed' ? 0 : st === 'half-open' ? 1 : 2),
+        onBreakerStateChange: (peer, st) => breakers.set(peer, st),
         onBatch: (items) => metrics.replicaBatchItems.observe(items),
         onTraffic: (route, direction, bytes) => metrics.internalBytes.inc({ route, direction }, bytes),
       },
@@ -133,6 +134,7 @@ export class RingkvNode {
     );
     await core.build();
     this.core = core;
+    core.membership.onChange(() => breakers.retain(new Set(core.membership.statuses().map((m) => m.address))));
 
     const siblings = new SiblingWatch({ metrics, log, clock: this.clock });
     this.app = await buildApp({

@@ -7,6 +7,7 @@ import { Client } from '../../src/client/index.js';
 import { buildRing } from '../../src/ring/index.js';
 import { clusterView, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/ports.js';
+import { parseExposition } from '../helpers/prometheus.js';
 
 interface View {
   members: { id: string; status: string; zone: string; weight: number }[];
@@ -60,6 +61,12 @@ function load(nodes: string[]) {
       await Promise.all(workers);
     },
   };
+}
+
+/** A node's `ringkv_circuit_breaker_state` for `peer` (undefined: no series). */
+async function breakerOf(url: string, peer: string): Promise<number | undefined> {
+  const { samples } = parseExposition(await (await fetch(`${url}/metrics`)).text());
+  return samples.find((s) => s.name === 'ringkv_circuit_breaker_state' && s.labels.peer === peer)?.value;
 }
 
 async function ownersOf(url: string, keys: string[]): Promise<Map<string, readonly string[]>> {
@@ -143,12 +150,22 @@ describe('membership changes under load (real processes)', () => {
         250,
       );
       await n3.kill('SIGKILL');
+      // Calls to the dead n3 open breakers; a removed member must not keep its series (an
+      // "open" breaker on dashboards and alerts for good).
+      const n3Address = new URL(n3.url).host;
+      await waitFor('a breaker to n3 open', async () => (await Promise.all(live().map((u) => breakerOf(u, n3Address)))).includes(2), 30_000, 250);
       const removed = await fetch(`${n4.url}/v1/cluster/remove/n3`, { method: 'POST', headers: { authorization: `Bearer ${c.secret}` } });
       expect(removed.status).toBe(202);
       await waitFor(
         'n3 gone from every ring',
         async () => (await Promise.all(live().map(view))).every((v) => !v.ring.members.includes('n3') && !v.members.some((m) => m.id === 'n3')),
         30_000,
+        250,
+      );
+      await waitFor(
+        'no breaker series for n3',
+        async () => (await Promise.all(live().map((u) => breakerOf(u, n3Address)))).every((v) => v === undefined),
+        10_000,
         250,
       );
     } finally {
