@@ -13,16 +13,19 @@ export function planId(current: Ring, pending: Ring): string {
 /**
  * Partitions `self` replicates in `pending` but not in `current`, grouped by the node to pull
  * each from: the first member of the partition's current preference list (other than self)
- * that `isUp`. A partition that a member leaving the ring replicates is pulled from that
- * member only (it is `unsourced` while none of them is up): its copy is the one that goes
- * away with it, and a key only it and some other replica hold (one that missed a write, not
- * yet repaired) would otherwise reach no new owner. A leaving member goes only once its
- * receivers are done, so waiting for it costs the leave nothing; one that never comes back
- * is removed by an admin, which takes it out of both rings. (An owner a joining member
- * displaces stays, and hands its copies to every owner before it drops them: see
- * StrayCleaner.) Partitions with no reachable source are returned under `unsourced`. With
- * `only`, just those partitions are planned (a re-plan of some of them); `total` still counts
- * every partition `self` receives.
+ * that `isUp`. A partition that members leaving the ring replicate is pulled from each of
+ * them, and only from them (it is `unsourced` while any of them is down): a leaving member's
+ * copy is the one that goes away with it, and a key only it and some other replica hold (one
+ * that missed a write, not yet repaired) would otherwise reach no new owner. That holds for
+ * every leaving member: two that leave together and share a partition may each hold keys the
+ * other missed. A leaving member goes only once its receivers are done, so waiting for it
+ * costs the leave nothing; one that never comes back is removed by an admin, which takes it
+ * out of both rings. (An owner a joining member displaces stays, and hands its copies to
+ * every owner before it drops them: see StrayCleaner.) Partitions with no reachable source
+ * (or, of a leaving partition, one of its leaving owners unreachable) are returned under
+ * `unsourced`. With `only`, just those partitions are planned (a re-plan of some of them),
+ * and `covered(source, partition)` pairs are left out (pulls that are kept); `total` still
+ * counts every partition `self` receives. A partition may appear under several sources.
  */
 export function receivePlan(
   current: Ring,
@@ -30,6 +33,7 @@ export function receivePlan(
   self: string,
   isUp: (id: string) => boolean,
   only?: ReadonlySet<number>,
+  covered?: (source: string, partition: number) => boolean,
 ): { bySource: Map<string, number[]>; unsourced: number[]; total: number } {
   const bySource = new Map<string, number[]>();
   const unsourced: number[] = [];
@@ -37,6 +41,15 @@ export function receivePlan(
   if (current === pending) return { bySource, unsourced, total };
   const mine = pending.partitionsOf(self);
   const staying = new Set(pending.members.map((m) => m.id));
+  const add = (source: string, p: number): void => {
+    if (covered?.(source, p)) return;
+    let list = bySource.get(source);
+    if (!list) {
+      list = [];
+      bySource.set(source, list);
+    }
+    list.push(p);
+  };
   for (const p of mine) {
     const owners = current.preferenceList(p);
     if (owners.includes(self)) continue;
@@ -44,17 +57,18 @@ export function receivePlan(
     // An empty current ring (a brand-new cluster) has no data to hand over.
     if (owners.length === 0 || (only !== undefined && !only.has(p))) continue;
     const leaving = owners.filter((id) => id !== self && !staying.has(id));
-    const source = (leaving.length > 0 ? leaving : owners.filter((id) => id !== self)).find((id) => isUp(id));
-    if (source === undefined) {
-      unsourced.push(p);
+    if (leaving.length > 0) {
+      let missing = false;
+      for (const id of leaving) {
+        if (isUp(id)) add(id, p);
+        else missing = true;
+      }
+      if (missing) unsourced.push(p);
       continue;
     }
-    let list = bySource.get(source);
-    if (!list) {
-      list = [];
-      bySource.set(source, list);
-    }
-    list.push(p);
+    const source = owners.find((id) => id !== self && isUp(id));
+    if (source === undefined) unsourced.push(p);
+    else add(source, p);
   }
   return { bySource, unsourced, total };
 }

@@ -162,11 +162,12 @@ export class Transfers {
     return this.plan.unsourced.length === 0 && this.plan.pulls.every((p) => p.done);
   }
 
+  /** Partitions of the plan with every pull done and no source missing (some have several). */
   private completedPartitions(): number {
     if (!this.plan) return 0;
-    let n = 0;
-    for (const p of this.plan.pulls) if (p.done) n += p.partitions.length;
-    return n;
+    const open = new Set<number>(this.plan.unsourced);
+    for (const p of this.plan.pulls) if (!p.done) for (const x of p.partitions) open.add(x);
+    return this.plan.total - open.size;
   }
 
   handlers(): Map<string, InternalHandler> {
@@ -299,7 +300,10 @@ export class Transfers {
     const kept = plan.pulls.filter((p) => p.done || this.canServe(p.source));
     const orphans = new Set<number>(plan.unsourced);
     for (const p of plan.pulls) if (!kept.includes(p)) for (const x of p.partitions) orphans.add(x);
-    const { bySource, unsourced } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => this.canServe(x), orphans);
+    // A partition with several sources (leaving members) keeps the pulls still good.
+    const covered = (source: string, partition: number): boolean =>
+      kept.some((p) => p.source === source && hasBit(p.bitmap, partition));
+    const { bySource, unsourced } = receivePlan(m.ring(), m.pendingRing(), m.self, (x) => this.canServe(x), orphans, covered);
     const pulls = [...kept];
     for (const [source, partitions] of bySource) pulls.push(await this.resumePull(plan.id, source, partitions));
     this.plan = { ...plan, pulls, unsourced };
