@@ -142,6 +142,17 @@ function parseBool(flag: string, v: string): boolean {
   throw new ConfigError(flag, `must be true or false, got "${v}"`);
 }
 
+/**
+ * The range of `--weight` (relative capacity; 1 is the default). The ring ranks a member by
+ * -ln(u) / weight with -ln(u) in about [1.2e-10, 22.9]: below ~1.3e-307 (a value such as
+ * 5e-324, which a long decimal reaches) that is Infinity for some partitions, and members
+ * tied at Infinity are ranked by id, not by hash, so of two such nodes in one zone the first
+ * holds every replica that zone gets and the second none. Within [0.01, 1000] every score
+ * is an ordinary double in about [1.2e-13, 2.3e3], and a ratio of 100 000 between the
+ * largest and smallest machine in one cluster is more than any real cluster needs.
+ */
+export const WEIGHT_RANGE = { min: 0.01, max: 1000 } as const;
+
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ZONE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /**
@@ -183,8 +194,11 @@ export function parseNodeConfig(
 
   const weightRaw = get('weight') ?? '1';
   const weight = Number(weightRaw);
-  if (!/^\d+(\.\d+)?$/.test(weightRaw) || !(weight > 0) || weight > 1000)
-    throw new ConfigError('weight', `must be a number in (0, 1000], got "${weightRaw}"`);
+  if (!/^\d+(\.\d+)?$/.test(weightRaw) || !(weight >= WEIGHT_RANGE.min) || !(weight <= WEIGHT_RANGE.max))
+    throw new ConfigError(
+      'weight',
+      `must be a decimal number from ${WEIGHT_RANGE.min} to ${WEIGHT_RANGE.max} (relative capacity, default 1), got "${weightRaw}"`,
+    );
 
   const secret = get('secret');
   if (secret !== undefined && secret.length < 8) throw new ConfigError('secret', 'must be at least 8 characters');

@@ -48,8 +48,28 @@ export interface CoordinatorInit {
   readonly hintedHandoff: boolean;
   /** Read repairs allowed in flight at once; beyond it repairs are skipped (anti-entropy catches up). */
   readonly maxReadRepairs?: number;
-  /** Extra time a forwarding node waits beyond the request timeout for the coordinator's own 503. */
+  /**
+   * Time a forwarding node keeps back from what is left of the request's timeout when it
+   * hands a write to an owner, at most a tenth of it (see forwardedTimeoutMs): the owner
+   * coordinates within the rest, so its own 503, which says how many replicas stored the
+   * write, gets back before the forwarding node's deadline. Default 500.
+   */
   readonly forwardMarginMs?: number;
+}
+
+export const COORDINATOR_DEFAULTS = { maxReadRepairs: 256, forwardMarginMs: 500 } as const;
+
+/** At most this share of a forwarded write's remaining budget is kept back (see forwardMarginMs). */
+const FORWARD_MARGIN_SHARE = 0.1;
+
+/**
+ * The timeout a forwarded write's coordinator gets when `leftMs` of the request's own budget
+ * is left: less a margin for its reply, so the forwarding node, which waits `leftMs` at most,
+ * hears the coordinator's answer (a 503 with its count, say) rather than timing out itself.
+ * At least 1 (a whole ms: the message carries an integer).
+ */
+export function forwardedTimeoutMs(leftMs: number, marginMs: number): number {
+  return Math.max(1, Math.floor(leftMs - Math.min(marginMs, leftMs * FORWARD_MARGIN_SHARE)));
 }
 
 export interface CoordinatorComponents {
@@ -205,7 +225,7 @@ export class Coordinator {
     private readonly c: CoordinatorComponents,
     private readonly init: CoordinatorInit,
   ) {
-    this.maxReadRepairs = init.maxReadRepairs ?? 256;
+    this.maxReadRepairs = init.maxReadRepairs ?? COORDINATOR_DEFAULTS.maxReadRepairs;
     this.unreadableLog = new LogLimiter(c.clock, 60_000);
     this.replicas = new ReplicaClient(
       { transport: c.transport, replica: c.replica, membership: c.membership },
@@ -250,6 +270,10 @@ export class Coordinator {
    * Returns the clock of the new version (the client's next context). `decoded` is `context`
    * already decoded, when the caller has validated it (the public API does): then this node
    * does not decode it again.
+   *
+   * `opts.timeoutMs` bounds the whole call, forwarded or not: owners that turn out to be
+   * unreachable (a connect that times out takes time too) are tried within it, each with
+   * what is left, and so is this node's own write when none could be reached.
    */
   async put(
     key: string,
@@ -264,16 +288,21 @@ export class Coordinator {
     const self = this.c.membership.self;
     if (pref.includes(self)) return this.coordinatePut(key, partition, write, context, opts, decoded);
 
+    // Forwarding only (this node is no replica): one clock read per owner tried.
+    const end = this.c.clock.monotonic() + opts.timeoutMs;
+    const marginMs = this.init.forwardMarginMs ?? COORDINATOR_DEFAULTS.forwardMarginMs;
     for (const id of pref) {
       if (!this.c.membership.isUp(id)) continue;
       const address = this.c.membership.member(id)?.address;
       if (!address) continue;
+      const leftMs = end - this.c.clock.monotonic();
+      if (leftMs < 1) throw this.forwardBudgetSpent(opts.w, pref.length);
       try {
         const reply = await this.c.transport.send(
           address,
           ROUTES.put,
-          encodeForwardedPut({ key, write, context, w: opts.w, timeoutMs: opts.timeoutMs }),
-          { timeoutMs: opts.timeoutMs + (this.init.forwardMarginMs ?? 500) },
+          encodeForwardedPut({ key, write, context, w: opts.w, timeoutMs: forwardedTimeoutMs(leftMs, marginMs) }),
+          { timeoutMs: leftMs },
         );
         return decodeContext(decodeString(reply));
       } catch (err) {
@@ -282,8 +311,24 @@ export class Coordinator {
       }
     }
     // No replica could be reached at all: mint here and hold the write for the owners (or,
-    // with no ring at all, refuse it: see coordinatePut).
-    return this.coordinatePut(key, partition, write, context, opts, decoded);
+    // with no ring at all, refuse it: see coordinatePut), within what is left of the timeout.
+    const leftMs = end - this.c.clock.monotonic();
+    if (leftMs < 1) throw this.forwardBudgetSpent(opts.w, pref.length);
+    return this.coordinatePut(key, partition, write, context, { w: opts.w, timeoutMs: leftMs }, decoded);
+  }
+
+  /**
+   * The 503 of a write whose timeout ran out while the owners it was to be forwarded to
+   * failed to connect: nothing was stored anywhere (each failure proved the write unsent).
+   */
+  private forwardBudgetSpent(w: number, replicas: number): RingkvError {
+    this.c.metrics.quorumFailures.inc({ op: 'write' });
+    const needed = effectiveQuorum(w, replicas);
+    return new RingkvError(
+      'QUORUM_FAILED',
+      `write quorum not met: 0 of ${needed} required replicas answered in time (no replica of the key could be reached); nothing was stored`,
+      { answered: 0, needed },
+    );
   }
 
   private forwardError(err: unknown, w: number): RingkvError {
@@ -483,12 +528,13 @@ export class Coordinator {
 
   /**
    * Read a key from R replicas, not all N: this node first when it holds a copy (a local read
-   * costs no message), then the others in a fixed order (see readOrder), suspects last. A
-   * replica that fails is replaced at once by the next one not yet asked; one that is merely slow is
-   * backed up by the next one after the recent p99 of replica reads (a speculative read), so
-   * a sick replica costs a read one extra message instead of its whole timeout. Replicas not
-   * asked are still repaired: when the answers disagree, the rest are read after the reply
-   * and every stale primary gets the merged version (R = N asks everyone, as before).
+   * costs no message), then the others in a fixed order (see readOrder), stand-ins after the
+   * owners that are up, suspects last. A replica that fails is replaced at once by the next
+   * one not yet asked; one that is merely slow is backed up by the next one after the recent
+   * p99 of replica reads (a speculative read), so a sick replica costs a read one extra
+   * message instead of its whole timeout. Replicas not asked are still repaired: when the
+   * answers disagree, the rest are read after the reply and every stale primary gets the
+   * merged version (R = N asks everyone, as before).
    */
   async get(key: string, opts: { r: number; timeoutMs: number }): Promise<ReadResult> {
     const partition = this.c.membership.ring().partitionOf(key);
@@ -687,19 +733,32 @@ export class Coordinator {
    * rounds cheaper). Load still spreads: every node is some node's first choice, and replica
    * sets differ across partitions. A slow first choice is backed up by a speculative read, a
    * failing one replaced at once, a suspect asked last.
+   *
+   * Stand-ins (while an owner is down) come after every owner that is up, this node's own
+   * stand-in copy first: a stand-in holds only what was written since the owner went down,
+   * so its "not found" counted toward R in place of an up owner's answer would let a read
+   * miss a write that W owners acknowledged before the crash: R + W > N only makes the
+   * replicas read and those written overlap if the read asks owners.
    */
   private readOrder(slots: readonly ReplicaSlot[]): ReplicaSlot[] {
     const self = this.c.membership.self;
     const local: ReplicaSlot[] = [];
     const others: ReplicaSlot[] = [];
     const suspects: ReplicaSlot[] = [];
+    // Only while an owner is down: no array for it on the usual read.
+    let standIns: ReplicaSlot[] | undefined;
     for (const slot of slots) {
-      if (slot.target === self) local.push(slot);
+      if (slot.hintFor) {
+        if (standIns === undefined) standIns = [];
+        standIns.push(slot);
+      } else if (slot.target === self) local.push(slot);
       else if (slot.suspect) suspects.push(slot);
       else others.push(slot);
     }
     if (others.length > 1) others.sort((a, b) => readPreference(self, a.target, b.target));
-    return [...local, ...others, ...suspects];
+    if (standIns === undefined) return [...local, ...others, ...suspects];
+    standIns.sort((a, b) => (a.target === self ? -1 : b.target === self ? 1 : readPreference(self, a.target, b.target)));
+    return [...local, ...others, ...standIns, ...suspects];
   }
 
   /**
