@@ -520,6 +520,7 @@ export class Coordinator {
       isUp: (id) => this.c.membership.isUp(id),
       useFallbacks: this.init.hintedHandoff,
       zoneOf: (id) => this.c.membership.member(id)?.zone,
+      leaving: (id) => this.c.membership.member(id)?.state === 'leaving',
     });
     return { ring, pref, slots };
   }

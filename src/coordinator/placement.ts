@@ -39,6 +39,13 @@ export function planReplicas(args: {
   readonly useFallbacks: boolean;
   /** A member's zone, for zone-aware stand-ins (see above). */
   readonly zoneOf?: (id: string) => string | undefined;
+  /**
+   * Members leaving the cluster: stand-ins only when no other spare is up. A leaving member
+   * must hand every hint it holds to another member before it may go (HintDelivery), so
+   * choosing it only adds that detour, and under steady writes with an owner down it could
+   * keep the leave waiting.
+   */
+  readonly leaving?: (id: string) => boolean;
 }): ReplicaSlot[] {
   const { preferenceList, fullOrder, self, useFallbacks } = args;
   const up = (id: string): boolean => id === self || args.isUp(id);
@@ -48,19 +55,24 @@ export function planReplicas(args: {
   }
   const used = new Set(preferenceList);
   const spare = fullOrder().filter((id) => !used.has(id) && up(id));
-  const { zoneOf } = args;
+  const { zoneOf, leaving } = args;
+  // Staying spares first, zone-aware among them; leaving ones only once none is left.
+  const tiers = leaving === undefined ? [spare] : [spare.filter((id) => !leaving(id)), spare.filter(leaving)];
   // Zones the key's targets are in so far: the up owners', then each stand-in's.
   const covered = new Set<string | undefined>();
   if (zoneOf !== undefined) for (const owner of preferenceList) if (up(owner)) covered.add(zoneOf(owner));
   const taken = new Set<string>();
   const standIn = (): string | undefined => {
-    let first: string | undefined;
-    for (const id of spare) {
-      if (taken.has(id)) continue;
-      if (zoneOf === undefined || !covered.has(zoneOf(id))) return id;
-      first ??= id;
+    for (const tier of tiers) {
+      let first: string | undefined;
+      for (const id of tier) {
+        if (taken.has(id)) continue;
+        if (zoneOf === undefined || !covered.has(zoneOf(id))) return id;
+        first ??= id;
+      }
+      if (first !== undefined) return first;
     }
-    return first;
+    return undefined;
   };
   const slots: ReplicaSlot[] = [];
   for (const owner of preferenceList) {
