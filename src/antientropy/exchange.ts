@@ -10,7 +10,8 @@
  *   2. aae-leaves: leaf hashes of S's partitions in the differing buckets.
  *   3. aae-keys:   (key, version digest) lists of the differing partitions, compared with a
  *                  local scan of the same partitions.
- *   4. aae-fetch:  B's objects for the differing keys. Each is merged with the local copy and
+ *   4. aae-fetch:  B's objects for the differing keys (a reply stops at B's byte bound, and the
+ *                  rest is asked for again). Each is merged with the local copy and
  *                  the merge is written only where it changes something: locally through
  *                  `replica.apply`, remotely with aae-repair. Never an overwrite, always a
  *                  merge, so concurrent versions end up as siblings on both sides, and a key
@@ -36,9 +37,9 @@ import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { objectKey, objectKeyPartition, parseObjectKey, partitionRange, type Store } from '../storage/index.js';
 import { type InternalHandler, MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
 import { decodeObject, decodeUnlessCorrupt, isStale, mergeMaybe, type VersionedObject, versionDigest } from '../version/index.js';
+import { fetchCopies, readCopies } from './copies.js';
 import {
   AAE_ROUTES,
-  decodeFetchReply,
   decodeFetchRequest,
   decodeFlags,
   decodeKeysReply,
@@ -48,7 +49,6 @@ import {
   decodeRootReply,
   decodeRootRequest,
   encodeFetchReply,
-  encodeFetchRequest,
   encodeFlags,
   encodeKeysReply,
   encodeLeavesReply,
@@ -102,6 +102,11 @@ export interface AntiEntropyInit {
   readonly batchSize: number;
   /** Bytes of copies per aae-repair message (see MAX_MESSAGE_COPY_BYTES). */
   readonly maxRepairBytes: number;
+  /**
+   * Bytes of copies per aae-fetch reply this node serves (see MAX_MESSAGE_COPY_BYTES); the
+   * requester asks again for the rest.
+   */
+  readonly maxFetchBytes: number;
   /** Partitions per aae-keys message. */
   readonly partitionsPerRequest: number;
   /** Partitions per aae-leaves message. */
@@ -127,6 +132,7 @@ export const ANTI_ENTROPY_DEFAULTS: AntiEntropyInit = {
   keysPerSecond: 2000,
   batchSize: 256,
   maxRepairBytes: MAX_MESSAGE_COPY_BYTES,
+  maxFetchBytes: MAX_MESSAGE_COPY_BYTES,
   partitionsPerRequest: 256,
   leavesPerRequest: 16_384,
   reaper: {},
@@ -208,7 +214,11 @@ export class AntiEntropy {
   /** Keys stored per partition (kept by the listener; only used to plan scans). */
   private keyCounts: Uint32Array | undefined;
   private readonly suspects = new Map<number, LeafSuspect>();
-  /** Per-partition time (clock.now) of the last successful comparison with a co-replica. */
+  /**
+   * Per-partition time (clock.monotonic) of the last successful comparison with a co-replica.
+   * Monotonic, not wall-clock: an age measured on the wall clock would stand at 0 for as long
+   * as the clock was set back, and jump when it is set forward.
+   */
   private verifiedAt: Float64Array | undefined;
   /** The last partition the verify sweep read (-1: none yet); the next sweep starts after it. */
   private sweptThrough = -1;
@@ -232,6 +242,7 @@ export class AntiEntropy {
     init: Partial<AntiEntropyInit> = {},
   ) {
     this.init = { ...ANTI_ENTROPY_DEFAULTS, ...init };
+    c.metrics.observeVerificationAge(() => this.verificationAge());
     this.bucket = new TokenBucket(this.init.keysPerSecond, this.init.keysPerSecond, c.clock.monotonic());
     this.reaper =
       this.init.reaper === false
@@ -306,7 +317,7 @@ export class AntiEntropy {
       this.tree = new HashTree(partitions);
       this.writeSeq = new Uint32Array(partitions);
       this.keyCounts = new Uint32Array(partitions);
-      this.verifiedAt = new Float64Array(partitions).fill(this.c.clock.now());
+      this.verifiedAt = new Float64Array(partitions).fill(this.c.clock.monotonic());
     }
     const tree = this.tree;
     if (!this.listening) {
@@ -581,7 +592,7 @@ export class AntiEntropy {
   }
 
   private markVerified(partitions: Iterable<number>): void {
-    const at = this.c.clock.now();
+    const at = this.c.clock.monotonic();
     for (const p of partitions) this.verifiedAt![p] = at;
   }
 
@@ -595,7 +606,7 @@ export class AntiEntropy {
     let oldest = Number.POSITIVE_INFINITY;
     for (const p of ring.partitionsOf(this.c.membership.self)) oldest = Math.min(oldest, this.verifiedAt[p] ?? 0);
     if (oldest === Number.POSITIVE_INFINITY) return 0;
-    return Math.max(0, (this.c.clock.now() - oldest) / 1000);
+    return Math.max(0, (this.c.clock.monotonic() - oldest) / 1000);
   }
 
   private updateGauge(): void {
@@ -834,43 +845,65 @@ export class AntiEntropy {
     });
   }
 
-  /** Fetch the peer's copies of `refs`, merge, and write where stale. Returns copies changed. */
+  /**
+   * Fetch the peer's copies of `refs`, merge, and write where stale. Returns copies changed.
+   *
+   * Bounded in bytes throughout, since copies may be as large as the largest value: the peer's
+   * replies stop at its byte bound (the rest is asked for again), the local copies of each
+   * reply's keys are read a few at a time, and the copies the peer lacks go out as soon as
+   * they make a full aae-repair message. So at most about one fetch reply, one repair message
+   * and one store read of copies are held at a time, however large the batch.
+   */
   private async repairBatch(address: string, checksum: string, refs: readonly KeyRef[]): Promise<number> {
-    const theirs = decodeFetchReply(await this.send(address, AAE_ROUTES.fetch, encodeFetchRequest(checksum, refs)));
-    if (theirs.length !== refs.length) throw new RingkvError('INTERNAL', 'fetch reply length mismatch');
-    // Read now, not when the key lists were made: a write in flight may have settled it.
-    const mine = await this.c.store.getMany('obj', refs.map((r) => objectKey(r.partition, r.key)));
     let repaired = 0;
-    const push: ObjectItem[] = [];
-    for (let i = 0; i < refs.length; i++) {
-      const { partition, key } = refs[i]!;
-      // A corrupt copy, ours or theirs, counts as none: the healthy one replaces it (a replica
-      // writes over a copy it cannot decode), and the other keys of the batch still go ahead.
-      const remote = this.decodeCopy(key, theirs[i], address);
-      const localBytes = mine[i];
-      const local = this.decodeCopy(key, localBytes, 'self');
-      const merged = mergeMaybe(local, remote);
-      if (merged === undefined) continue;
-      // apply() merges again under the key's lock and writes only if that changes something.
-      if (remote !== undefined && isStale(local, merged)) {
-        if ((await this.c.replica.apply(partition, key, remote, [], true)).changed) repaired++;
+    let push: ObjectItem[] = [];
+    let pushBytes = 0;
+    // A peer that refuses a repair (its disk is full, say) fails the batch, but only once this
+    // side has taken what it needs from the peer: the rest of its pushes are dropped meanwhile.
+    let pushFailed: { err: unknown } | undefined;
+    const flush = async (): Promise<void> => {
+      const message = push;
+      push = [];
+      pushBytes = 0;
+      if (message.length === 0 || pushFailed) return;
+      try {
+        const flags = decodeFlags(await this.send(address, AAE_ROUTES.repair, encodeObjectItems(message)));
+        if (flags.length !== message.length) throw new RingkvError('INTERNAL', 'repair reply length mismatch');
+        for (const f of flags) if (f) repaired++;
+      } catch (err) {
+        if (this.abort.signal.aborted) throw err;
+        pushFailed = { err };
       }
-      // The peer merges our copy into its own, so sending ours is enough to bring it level.
-      if (local !== undefined && localBytes !== undefined && isStale(remote, merged)) push.push({ partition, key, object: localBytes });
-    }
-    // In messages of at most maxRepairBytes of copies (one copy at least), not all at once.
-    for (let i = 0; i < push.length; ) {
-      const message: ObjectItem[] = [];
-      let bytes = 0;
-      for (; i < push.length; i++) {
-        const size = push[i]!.object.length;
-        if (message.length > 0 && bytes + size > this.init.maxRepairBytes) break;
-        message.push(push[i]!);
-        bytes += size;
-      }
-      const flags = decodeFlags(await this.send(address, AAE_ROUTES.repair, encodeObjectItems(message)));
-      for (const f of flags) if (f) repaired++;
-    }
+    };
+    const send = (body: Uint8Array): Promise<Uint8Array> => this.send(address, AAE_ROUTES.fetch, body);
+    await fetchCopies(send, checksum, refs, async (from, theirs) => {
+      const got = refs.slice(from, from + theirs.length);
+      // Read now, not when the key lists were made: a write in flight may have settled it.
+      const keys = got.map((r) => objectKey(r.partition, r.key));
+      await readCopies(this.c.store, keys, this.init.maxRepairBytes, async (i, localBytes) => {
+        const { partition, key } = got[i]!;
+        // A corrupt copy, ours or theirs, counts as none: the healthy one replaces it (a replica
+        // writes over a copy it cannot decode), and the other keys of the batch still go ahead.
+        const remote = this.decodeCopy(key, theirs[i], address);
+        const local = this.decodeCopy(key, localBytes, 'self');
+        const merged = mergeMaybe(local, remote);
+        if (merged === undefined) return true;
+        // apply() merges again under the key's lock and writes only if that changes something.
+        if (remote !== undefined && isStale(local, merged)) {
+          if ((await this.c.replica.apply(partition, key, remote, [], true)).changed) repaired++;
+        }
+        // The peer merges our copy into its own, so sending ours is enough to bring it level.
+        // In messages of at most maxRepairBytes of copies (one copy at least).
+        if (local !== undefined && localBytes !== undefined && isStale(remote, merged) && !pushFailed) {
+          if (push.length > 0 && pushBytes + localBytes.length > this.init.maxRepairBytes) await flush();
+          push.push({ partition, key, object: localBytes });
+          pushBytes += localBytes.length;
+        }
+        return true;
+      });
+    });
+    await flush();
+    if (pushFailed) throw pushFailed.err;
     return repaired;
   }
 
@@ -942,7 +975,21 @@ export class AntiEntropy {
       throw new RingkvError('UNAVAILABLE', 'ring checksum mismatch; retry when membership has converged');
     }
     this.checkPartitions(tree, refs.map((r) => r.partition));
-    return encodeFetchReply(await this.c.store.getMany('obj', refs.map((r) => objectKey(r.partition, r.key))));
+    // Copies up to maxFetchBytes (one at least, whatever its size, so every reply makes
+    // progress); the rest are deferred and the requester asks for them again.
+    const max = this.init.maxFetchBytes;
+    const objects: (Uint8Array | undefined)[] = [];
+    let bytes = 0;
+    const keys = refs.map((r) => objectKey(r.partition, r.key));
+    await readCopies(this.c.store, keys, max, (_, copy) => {
+      if (copy !== undefined) {
+        if (bytes > 0 && bytes + copy.length > max) return false;
+        bytes += copy.length;
+      }
+      objects.push(copy);
+      return true;
+    });
+    return encodeFetchReply(objects, refs.length - objects.length);
   }
 
   private async onRepair(body: Uint8Array): Promise<Uint8Array> {

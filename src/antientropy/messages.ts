@@ -13,7 +13,10 @@ export const AAE_ROUTES = {
   leaves: 'aae-leaves',
   /** partitions -> (key, version digest) lists */
   keys: 'aae-keys',
-  /** (ring checksum, (partition, key) list) -> stored objects */
+  /**
+   * (ring checksum, (partition, key) list) -> stored objects, in request order, up to a bound
+   * in bytes; the rest marked deferred, for the caller to ask for again (see encodeFetchReply).
+   */
   fetch: 'aae-fetch',
   /** (partition, key, object) list -> merged in; which changed */
   repair: 'aae-repair',
@@ -206,30 +209,62 @@ export function decodeFetchRequest(b: Uint8Array): { checksum: string; refs: Key
   return { checksum, refs };
 }
 
-/** Encoded objects (as stored) or undefined, in request order. */
-export function encodeFetchReply(objects: readonly (Uint8Array | undefined)[]): Uint8Array {
-  let size = 8;
+/** Presence flags of a fetch reply's entries. */
+const ABSENT = 0;
+const PRESENT = 1;
+const DEFERRED = 2;
+
+/**
+ * Encoded objects (as stored) or undefined, in request order, then `deferred` entries the
+ * responder left out: it stops adding copies once a reply holds its byte bound (one copy at
+ * least, whatever its size), and the caller asks again for the rest (see fetchCopies).
+ *
+ * Compatibility: a reply within the bound is byte for byte what nodes from before the bound
+ * sent, so they interoperate. A deferred entry is a new presence flag, which such a node
+ * rejects as malformed: its exchange fails, as it would have with the whole reply, and never
+ * takes a deferred copy for an absent one (the reaper would let a tombstone go on that).
+ */
+export function encodeFetchReply(objects: readonly (Uint8Array | undefined)[], deferred = 0): Uint8Array {
+  let size = 8 + deferred;
   for (const o of objects) size += (o?.length ?? 0) + 6;
-  const w = new Writer(size).uint(objects.length);
+  const w = new Writer(size).uint(objects.length + deferred);
   for (const o of objects) {
-    if (o === undefined) w.uint(0);
-    else w.uint(1).bytes(o);
+    if (o === undefined) w.uint(ABSENT);
+    else w.uint(PRESENT).bytes(o);
   }
+  for (let i = 0; i < deferred; i++) w.uint(DEFERRED);
   return w.finish();
 }
 
-export function decodeFetchReply(b: Uint8Array): (Uint8Array | undefined)[] {
+/** A fetch reply: the objects of the first `objects.length` keys asked for; `deferred` keys follow. */
+export interface FetchReply {
+  readonly objects: (Uint8Array | undefined)[];
+  readonly deferred: number;
+}
+
+/** Any fetch reply, whole or cut short by the responder's byte bound. Deferred entries come last. */
+export function decodeFetchReplyParts(b: Uint8Array): FetchReply {
   const r = new Reader(b);
   const n = count(r, 'objects');
-  const out: (Uint8Array | undefined)[] = [];
+  const objects: (Uint8Array | undefined)[] = [];
+  let deferred = 0;
   for (let i = 0; i < n; i++) {
-    const present = r.uint();
-    if (present === 0) out.push(undefined);
-    else if (present === 1) out.push(r.bytes());
+    const flag = r.uint();
+    if (flag === DEFERRED) deferred++;
+    else if (deferred > 0) throw new RingkvError('BAD_REQUEST', 'malformed internal message: a copy after a deferred one');
+    else if (flag === ABSENT) objects.push(undefined);
+    else if (flag === PRESENT) objects.push(r.bytes());
     else throw new RingkvError('BAD_REQUEST', 'malformed internal message: object presence flag');
   }
   end(r);
-  return out;
+  return { objects, deferred };
+}
+
+/** A whole fetch reply (nothing deferred; a reply cut short is refused). */
+export function decodeFetchReply(b: Uint8Array): (Uint8Array | undefined)[] {
+  const { objects, deferred } = decodeFetchReplyParts(b);
+  if (deferred > 0) throw new RingkvError('BAD_REQUEST', `fetch reply deferred ${deferred} objects`);
+  return objects;
 }
 
 // ------------------------------------------------------------------ aae-repair / aae-reap

@@ -20,7 +20,6 @@
  * keeps its copy and a hint, and hands them back whenever it can, however long it was down.
  * So every other member must also be up and hold nothing of the key, or only a tombstone.
  */
-import { RingkvError } from '../errors.js';
 import type { MembershipView } from '../membership/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { LocalReplica } from '../replica/local-replica.js';
@@ -28,14 +27,8 @@ import type { Clock } from '../runtime/clock.js';
 import { parseObjectKey, type Store } from '../storage/index.js';
 import type { Transport } from '../transport/transport.js';
 import { decodeObject, encodeObject, isDeleted, sameVersion, type VersionedObject } from '../version/index.js';
-import {
-  AAE_ROUTES,
-  decodeFetchReply,
-  decodeFlags,
-  encodeFetchRequest,
-  encodeObjectItems,
-  type KeyRef,
-} from './messages.js';
+import { fetchCopies } from './copies.js';
+import { AAE_ROUTES, decodeFlags, encodeObjectItems, type KeyRef } from './messages.js';
 
 export interface ReaperInit {
   /** A tombstone is reaped only this long after its newest sibling was written. */
@@ -95,6 +88,19 @@ export function allHoldTombstone(expected: VersionedObject, answers: readonly (V
 
 interface Candidate extends KeyRef {
   readonly object: VersionedObject;
+}
+
+/**
+ * What a member holds of a candidate, compared with its tombstone: nothing, exactly that
+ * tombstone, another tombstone, or something live. Kept instead of the copy itself, so that a
+ * batch's answers take a few bytes per member however large the copies they hold.
+ */
+type Held = 'nothing' | 'same' | 'tombstone' | 'live';
+
+function heldOf(expected: VersionedObject, copy: VersionedObject | undefined): Held {
+  if (copy === undefined) return 'nothing';
+  if (allHoldTombstone(expected, [copy])) return 'same';
+  return isDeleted(copy) ? 'tombstone' : 'live';
 }
 
 export class TombstoneReaper {
@@ -187,19 +193,18 @@ export class TombstoneReaper {
       others.push({ id: s.id, address: s.address });
     }
     /** What each of `from` holds of each of `of` (answers[item][member]). */
-    const fetchAll = async (
-      from: readonly { address: string }[],
-      of: readonly Candidate[],
-    ): Promise<(VersionedObject | undefined)[][]> => {
+    const fetchAll = async (from: readonly { address: string }[], of: readonly Candidate[]): Promise<Held[][]> => {
       const refs = of.map(({ partition, key }) => ({ partition, key }));
-      const answers: (VersionedObject | undefined)[][] = of.map(() => []);
+      const answers: Held[][] = of.map(() => []);
       for (const peer of from) {
-        const reply = decodeFetchReply(
-          await this.c.transport.send(peer.address, AAE_ROUTES.fetch, encodeFetchRequest(checksum, refs), this.sendOpts(signal)),
-        );
-        if (reply.length !== of.length) throw new RingkvError('INTERNAL', 'fetch reply length mismatch');
-        reply.forEach((b, i) => {
-          answers[i]!.push(b ? decodeObject(b) : undefined);
+        const send = (body: Uint8Array): Promise<Uint8Array> =>
+          this.c.transport.send(peer.address, AAE_ROUTES.fetch, body, this.sendOpts(signal));
+        // A reply may stop at the peer's byte bound (a live copy can be large); fetchCopies asks again.
+        await fetchCopies(send, checksum, refs, (first, objects) => {
+          objects.forEach((b, i) => {
+            const it = of[first + i]!;
+            answers[first + i]!.push(heldOf(it.object, b ? decodeObject(b) : undefined));
+          });
         });
       }
       return answers;
@@ -207,13 +212,13 @@ export class TombstoneReaper {
     // The owners first (this replica's current copy too: a write may have landed since the
     // scan); the other members are asked only about what the owners would let go.
     const agreed: Candidate[] = [];
-    let strays: (VersionedObject | undefined)[][];
+    let strays: Held[][];
     try {
       const answers = await fetchAll(peers, items);
       for (let i = 0; i < items.length; i++) {
         const it = items[i]!;
         const local = await this.c.replica.read(it.partition, it.key);
-        if (allHoldTombstone(it.object, [local, ...answers[i]!])) agreed.push(it);
+        if (allHoldTombstone(it.object, [local]) && answers[i]!.every((a) => a === 'same')) agreed.push(it);
       }
       if (agreed.length === 0) return { copies: 0, keys: 0 };
       strays = await fetchAll(others, agreed);
@@ -222,9 +227,9 @@ export class TombstoneReaper {
       return { copies: 0, keys: 0 };
     }
     const safe: Candidate[] = [];
-    const safeStrays: (VersionedObject | undefined)[][] = [];
+    const safeStrays: Held[][] = [];
     for (let i = 0; i < agreed.length; i++) {
-      if (!strays[i]!.every((a) => a === undefined || isDeleted(a))) continue;
+      if (strays[i]!.some((a) => a === 'live')) continue;
       safe.push(agreed[i]!);
       safeStrays.push(strays[i]!);
     }
@@ -236,7 +241,7 @@ export class TombstoneReaper {
     const done = new Uint8Array(safe.length);
     let copies = 0;
     // The owners, then the other members that hold a copy (deleted there if the same version).
-    const holders = others.filter((_, j) => safeStrays.some((a) => a[j] !== undefined));
+    const holders = others.filter((_, j) => safeStrays.some((a) => a[j] !== 'nothing'));
     for (const peer of [...peers, ...holders]) {
       const owner = !holders.includes(peer);
       try {

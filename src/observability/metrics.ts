@@ -152,7 +152,19 @@ export class Metrics {
     name: 'ringkv_antientropy_oldest_verification_age_seconds',
     help: 'Age of the oldest successful verification among the partitions this node replicates',
     registers: [this.registry],
+    // Read at each scrape (see observeVerificationAge): a value set only when an anti-entropy
+    // round ends stands still between rounds, and for as long as a round takes.
+    collect: () => {
+      const age = this.#verificationAge?.();
+      if (age !== undefined) this.aaeVerificationAge.set(age);
+    },
   });
+  #verificationAge: (() => number) | undefined;
+
+  /** Export anti-entropy's oldest verification age (AntiEntropy.verificationAge), read at each scrape. */
+  observeVerificationAge(age: () => number): void {
+    this.#verificationAge = age;
+  }
 
   readonly transfersPending = new Gauge({
     name: 'ringkv_transfers_pending',
