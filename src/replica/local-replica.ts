@@ -348,7 +348,11 @@ export class LocalReplica {
   private async hintOps(partition: number, key: string, owners: readonly string[]): Promise<{ ops: BatchOp[]; added: number }> {
     const ops: BatchOp[] = [];
     let added = 0;
-    for (const owner of owners) {
+    for (let i = 0; i < owners.length; i++) {
+      const owner = owners[i] as string;
+      // An owner named twice (hintsFor comes from peers) is one hint: counted twice, the count
+      // would never fall back to 0 once it is delivered, and a leave waits for 0.
+      if (i > 0 && owners.indexOf(owner) < i) continue;
       const hk = hintKey(owner, partition, key);
       if ((await this.components.store.get('hint', hk)) === undefined) added++;
       ops.push({ type: 'put', ns: 'hint', key: hk, value: hintValue(++this.hintSeq) });
