@@ -214,8 +214,9 @@ export class Client {
       timeoutMs: left,
       contentType,
       // update always resolves what it reads, so a duplicate of its own write (a retry after
-      // an unknown outcome) is merged away by the next update: retry by default.
-      retryUnsafe: opts.retryUnsafe ?? true,
+      // an unknown outcome) is merged away by the next update: retry by default. A client
+      // built with retryUnsafe: false asked for no such retries, from update as from put.
+      retryUnsafe: opts.retryUnsafe ?? this.retryUnsafe ?? true,
     };
     if (read.context !== undefined) put.context = read.context;
     if (opts.w !== undefined) put.w = opts.w;
@@ -277,6 +278,7 @@ export class Client {
         seeds,
         fetch: () => this.cluster(),
         current: () => this.nodeSet.list(),
+        reachable: (node) => this.dispatcher.probe(node),
         apply: (nodes) => {
           this.nodeSet.replace(nodes);
           this.pools.retain(new Set(nodes));

@@ -30,7 +30,7 @@ export function decodeGet(res: HttpResponse, node: string, receivedAt: number): 
         contentType: header(res, 'content-type') ?? DEFAULT_CONTENT_TYPE,
         lastModified: new Date(Number.isNaN(parsed) ? receivedAt : parsed),
       };
-      return withContext({ found: true, siblings: [sibling] }, context);
+      return foundWithContext({ found: true, siblings: [sibling] }, context, node, '200');
     }
     case 300:
       return decodeSiblings(res, node, context);
@@ -105,8 +105,22 @@ function decodeSiblings(res: HttpResponse, node: string, headerContext: string |
       lastModified,
     };
   });
+  // The body's context names exactly the siblings in this body; should a header disagree
+  // (a proxy mixing two answers, say), writing with the header's could replace versions the
+  // caller never saw.
   const bodyContext = typeof doc.context === 'string' && doc.context !== '' ? doc.context : undefined;
-  return withContext({ found: siblings.length > 0, siblings }, bodyContext ?? headerContext);
+  if (siblings.length === 0) return withContext({ found: false, siblings }, bodyContext ?? headerContext);
+  return foundWithContext({ found: true, siblings }, bodyContext ?? headerContext, node, '300');
+}
+
+/**
+ * A value that exists always comes with its context. Without one, a write based on this read
+ * (update() above all) would go out blind: a new sibling next to the value instead of its
+ * replacement, every time. So an answer that lacks it is not one the SDK can use.
+ */
+function foundWithContext(result: GetResult, context: string | undefined, node: string, status: string): GetResult {
+  if (context === undefined) throw new ProtocolError(node, `${status} response carries no context (X-Ringkv-Context)`);
+  return withContext(result, context);
 }
 
 function withContext(result: GetResult, context: string | undefined): GetResult {

@@ -1,6 +1,7 @@
 /**
  * Optional node discovery: keeps the client's node list equal to the members a node reports
- * as `up` in `GET /v1/cluster`, refreshed on a timer and soon after a node fails.
+ * as `up` in `GET /v1/cluster` (those the client can reach), refreshed on a timer and soon
+ * after a node fails.
  */
 import type { Clock } from '../runtime/clock.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
@@ -21,6 +22,8 @@ export interface DiscoveryInit {
   readonly current: () => string[];
   /** Installs a new node list. */
   readonly apply: (nodes: string[]) => void;
+  /** Whether the client can reach `node` (a node it is not using yet). */
+  readonly reachable: (node: string) => Promise<boolean>;
   /** The nodes the client was configured with; the fallback when the cluster is unreachable. */
   readonly seeds: readonly string[];
 }
@@ -97,16 +100,28 @@ export class Discovery {
   private async run(): Promise<string[]> {
     this.lastRefresh = this.c.clock.monotonic();
     const scheme = new URL(this.init.seeds[0] ?? 'http://x').protocol;
+    let found: string[];
     try {
-      const found = nodesFromCluster(await this.init.fetch(), scheme);
-      // An empty or unreadable member list says nothing useful: keep what works.
-      if (found.length > 0) this.init.apply(found);
+      found = nodesFromCluster(await this.init.fetch(), scheme);
     } catch (err) {
       // The nodes in use are unreachable: add the configured ones back so calls can find a way in.
       const merged = [...new Set([...this.init.current(), ...this.init.seeds])];
       this.init.apply(merged);
       throw err;
     }
+    // Members advertise the address their peers use, which the client may not be able to
+    // reach (docker-compose's `n1:8081` from the host, a private network, 0.0.0.0). Adopting
+    // such a list would swap working nodes for dead ends until the next failed refresh, and
+    // again after every good one. So a node joins the list only once it has answered the
+    // client (GET /v1/health); nodes already in use stay as long as they are listed as up.
+    const inUse = new Set(this.init.current());
+    const fresh = found.filter((n) => !inUse.has(n));
+    const reached = await Promise.all(fresh.map((n) => this.init.reachable(n)));
+    const answered = new Set(fresh.filter((_, i) => reached[i]));
+    const next = found.filter((n) => inUse.has(n) || answered.has(n));
+    // An empty or unreadable member list, or one of nodes out of reach, says nothing useful:
+    // keep what works.
+    if (next.length > 0) this.init.apply(next);
     return this.init.current();
   }
 

@@ -4,11 +4,13 @@
  * HTTP exchange (NodePools.send); the methods of Client only build requests and decode.
  *
  * An attempt fails in one of two ways that matter for writes:
- *   - not sent: the request certainly never reached a node (connect refused, DNS, connect
- *     timeout, breaker open). Retrying is always safe.
- *   - unknown outcome: the node may have applied it (attempt timeout, connection lost after
- *     sending, 503 quorum failure, other 5xx). Reads retry anyway; writes only when the
- *     call allows it (`retryUnknown`; see docs/client.md for why).
+ *   - not sent: the request certainly never reached a node: it failed or timed out before
+ *     it was handed to a connection (connect refused, DNS, connect timeout, queued behind
+ *     busy connections), the breaker was open, or a node shutting down refused it. Retrying
+ *     is always safe.
+ *   - unknown outcome: the node may have applied it (attempt timeout or connection lost
+ *     after the request was handed to a connection, 503 quorum failure, other 5xx). Reads
+ *     retry anyway; writes only when the call allows it (`retryUnknown`; see docs/client.md).
  */
 import type { Clock } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
@@ -28,7 +30,7 @@ import {
   UnavailableError,
 } from './errors.js';
 import type { NodeSet } from './node-set.js';
-import type { HttpRequest, HttpResponse, NodePools } from './pools.js';
+import { type HttpRequest, type HttpResponse, type NodePools, SendAborted } from './pools.js';
 import type { BackoffOptions } from './types.js';
 
 export interface DispatchComponents {
@@ -78,7 +80,15 @@ const SERVER_TIMEOUT_SHARE = 0.8;
 const MAX_SERVER_TIMEOUT_MS = 600_000;
 
 /** Thrown inside an attempt when its own budget runs out. */
-class AttemptTimeout extends Error {}
+class AttemptTimeout extends Error {
+  /** The request had been handed to a connection (so may have been applied). */
+  readonly sent: boolean;
+
+  constructor(sent: boolean) {
+    super('attempt timed out');
+    this.sent = sent;
+  }
+}
 
 type Failure = { error: RingkvClientError; sent: boolean };
 
@@ -168,7 +178,10 @@ export class Dispatcher {
         }
         permit.failure();
         if (err instanceof AttemptTimeout) {
-          failure = { error: new TimeoutError(`${node}: no answer within ${attemptMs} ms`, attemptMs), sent: true };
+          // Out of time while still connecting, or queued behind this node's busy connections:
+          // never sent, so even a blind write may move on to the next node.
+          const what = err.sent ? 'no answer' : 'request not sent (no connection free or made)';
+          failure = { error: new TimeoutError(`${node}: ${what} within ${attemptMs} ms`, attemptMs), sent: err.sent };
         } else if (err instanceof ConnectionError) {
           failure = { error: err, sent: err.sent };
         } else {
@@ -194,13 +207,28 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Whether `node` answers `GET /v1/health` with a 200 within one attempt's budget. Outside
+   * the call machinery: no breaker, no retry, no failure report. close() ends it (false).
+   */
+  async probe(node: string): Promise<boolean> {
+    if (this.closed) return false;
+    try {
+      const req: CallRequest = { method: 'GET', path: '/v1/health', query: {}, headers: {}, serverTimeout: false };
+      const res = await this.attempt(node, req, this.init.attemptTimeoutMs, undefined);
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
   /** One HTTP exchange bounded by `attemptMs` and the caller's signal. */
   private async attempt(node: string, req: CallRequest, attemptMs: number, signal: AbortSignal | undefined): Promise<HttpResponse> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = this.c.timers.setTimeout(() => {
       timedOut = true;
-      controller.abort(new AttemptTimeout());
+      controller.abort(new Error(`attempt budget of ${attemptMs} ms spent`));
     }, attemptMs);
     const onAbort = (): void => controller.abort(signal?.reason);
     const onClose = (): void => controller.abort(new ClientClosedError());
@@ -209,7 +237,7 @@ export class Dispatcher {
     try {
       return await this.c.pools.send(node, { ...req, path: this.path(req, attemptMs) }, controller.signal);
     } catch (err) {
-      if (timedOut && !signal?.aborted && !this.closed) throw new AttemptTimeout();
+      if (timedOut && !signal?.aborted && !this.closed) throw new AttemptTimeout(!(err instanceof SendAborted) || err.sent);
       throw err;
     } finally {
       timer.cancel();

@@ -3,7 +3,7 @@
  * and says, on failure, whether the request can have reached the node. Timeouts, retries and
  * breakers are decided by the caller (dispatch.ts), not here.
  */
-import { buildConnector, Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { ConnectionError } from './errors.js';
 
 export interface HttpRequest {
@@ -29,66 +29,106 @@ export interface NodePoolsInit {
   readonly keepAliveTimeoutMs?: number;
 }
 
-/** Error codes that can only arise before a byte of the request left this process. */
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  // A pool closed under us (the node left the list) refuses new requests before sending.
-  'UND_ERR_CLOSED',
-  'UND_ERR_DESTROYED',
-]);
+/**
+ * What `send` rejects with once `signal` has fired: the signal's reason, and whether the
+ * request had been handed to a connection by then (if not, it never will be).
+ */
+export class SendAborted extends Error {
+  readonly reason: unknown;
+  /** The request was handed to a connection, so may have reached the node. */
+  readonly sent: boolean;
+
+  constructor(reason: unknown, sent: boolean) {
+    super(sent ? 'aborted after the request was sent' : 'aborted before the request was sent');
+    this.name = 'SendAborted';
+    this.reason = reason;
+    this.sent = sent;
+  }
+}
 
 export class NodePools {
   private readonly pools = new Map<string, Pool>();
   private readonly options: Pool.Options;
-  /** Errors raised by the connector: the request was certainly not written. */
-  private readonly connectErrors = new WeakSet<object>();
   private readonly closing = new Set<Promise<void>>();
 
   constructor(init: NodePoolsInit) {
-    const base = buildConnector({ timeout: init.connectTimeoutMs });
-    // Tag connector errors: codes such as ECONNRESET can mean "never connected" or "died
-    // mid-request"; only the connector knows which, and retry safety depends on it.
-    const connect: buildConnector.connector = (options, callback) => {
-      base(options, (...args) => {
-        if (args[0]) this.connectErrors.add(args[0]);
-        callback(...args);
-      });
-    };
     this.options = {
       connections: init.connections,
       keepAliveTimeout: init.keepAliveTimeoutMs ?? 4_000,
-      connect,
+      // The caller bounds every exchange (attemptTimeoutMs, up to what a timer holds). undici's
+      // own 300 s header and body timeouts would cut a longer attempt short and report it as
+      // a lost connection instead of a timeout.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: { timeout: init.connectTimeoutMs },
     };
   }
 
   /**
-   * One HTTP exchange with `node` (an origin). Rejects with a ConnectionError, or with
-   * whatever undici threw once `signal` has fired (the caller knows why it fired).
+   * One HTTP exchange with `node` (an origin). Rejects with a ConnectionError, or, once
+   * `signal` has fired, with a SendAborted (the caller knows why it fired).
+   *
+   * Whether a failed request can have reached the node decides whether a write may be
+   * retried, so it is tracked exactly: undici calls a handler's `onConnect` on the connection
+   * the request is about to be written to, right before writing it. Until then the request is
+   * waiting for a connection (connecting, or queued behind busy ones) and has not left this
+   * process, whatever the error; from then on it may have.
    */
-  async send(node: string, req: HttpRequest, signal: AbortSignal): Promise<HttpResponse> {
-    try {
-      const res = await this.pool(node).request({
-        method: req.method,
-        path: req.path,
-        headers: req.headers,
-        body: req.body,
-        signal,
-      });
-      const body = await res.body.bytes();
-      return { status: res.statusCode, headers: res.headers, body };
-    } catch (err) {
-      if (signal.aborted) throw err;
-      const tagged = typeof err === 'object' && err !== null && this.connectErrors.has(err);
-      const code = errorCode(err);
-      throw new ConnectionError(node, !(tagged || (code !== undefined && NOT_SENT_CODES.has(code))), err);
-    }
+  send(node: string, req: HttpRequest, signal: AbortSignal): Promise<HttpResponse> {
+    return new Promise<HttpResponse>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(new SendAborted(signal.reason, false));
+        return;
+      }
+      let written = false;
+      let abortRequest: ((err: Error) => void) | undefined;
+      let done = false;
+      let status = 0;
+      let headers: Record<string, string | string[]> = Object.create(null);
+      const chunks: Buffer[] = [];
+      const settle = (outcome: () => void): void => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        outcome();
+      };
+      const abortError = (): Error => (signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const onAbort = (): void => {
+        // A request not yet handed to a connection is dropped when it is (onConnect below).
+        abortRequest?.(abortError());
+        settle(() => reject(new SendAborted(signal.reason, written)));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect: (abort) => {
+          if (done) {
+            abort(abortError());
+            return;
+          }
+          abortRequest = abort;
+          written = true;
+        },
+        onHeaders: (statusCode, raw) => {
+          // 1xx (103 Early Hints, say) come before the real answer.
+          if (statusCode < 200) return true;
+          status = statusCode;
+          headers = parseHeaders(raw);
+          return true;
+        },
+        onData: (chunk) => {
+          chunks.push(chunk);
+          return true;
+        },
+        onComplete: () => settle(() => resolve({ status, headers, body: concat(chunks) })),
+        onError: (err) =>
+          settle(() => reject(signal.aborted ? new SendAborted(signal.reason, written) : new ConnectionError(node, written, err))),
+      };
+      try {
+        this.pool(node).dispatch({ method: req.method, path: req.path, headers: req.headers, body: req.body ?? null }, handler);
+      } catch (err) {
+        settle(() => reject(new ConnectionError(node, false, err)));
+      }
+    });
   }
 
   /** Closes the pools of nodes no longer in `keep` (after their in-flight requests end). */
@@ -124,13 +164,29 @@ export class NodePools {
   }
 }
 
-function errorCode(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  // Happy-eyeballs connects fail with an AggregateError of per-address errors.
-  const inner = (err as { errors?: unknown }).errors;
-  if (Array.isArray(inner)) return errorCode(inner[0]);
-  const cause = (err as { cause?: unknown }).cause;
-  return cause === undefined ? undefined : errorCode(cause);
+/** Response headers as undici's request API gives them: lower-case names, repeats as arrays. */
+function parseHeaders(raw: Buffer[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else out[name] = [seen, value];
+  }
+  return out;
+}
+
+/** The body in a buffer of its own (never a view into a shared pool). */
+function concat(chunks: Buffer[]): Uint8Array {
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
