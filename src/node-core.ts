@@ -176,6 +176,7 @@ export class NodeCore {
       ...coordinator.handlers(),
       ...antiEntropy.handlers(),
       ...transfers.handlers(),
+      ...hints.handlers(),
     ]);
     membership.onChange(() => {
       this.updateMemberMetrics();

@@ -3,7 +3,9 @@
  * `hint` namespace next to the object they point at; this loop finds owners that are up again
  * and sends them the current version of each hinted key in batches, one batch in flight per
  * owner (back-pressure: the next batch waits for the owner's acknowledgement). A hint is
- * deleted only after the owner acknowledged and only if no newer write re-parked it.
+ * deleted only after the owner acknowledged and only if no newer write re-parked it. A
+ * leaving node hands the hints it cannot deliver to another member instead (see relocate),
+ * which must acknowledge that it parked them (hint-adopt.ts).
  */
 import type { MembershipView } from '../membership/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -11,10 +13,12 @@ import type { Metrics } from '../observability/metrics.js';
 import type { LocalReplica } from '../replica/local-replica.js';
 import type { TimerHandle, Timers } from '../runtime/timers.js';
 import { hintOwnerRange, objectKey, parseHintKey, type Store } from '../storage/index.js';
-import { MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
-import { decodeUnlessCorrupt } from '../version/index.js';
+import { type InternalHandler, MAX_MESSAGE_COPY_BYTES, type Transport } from '../transport/transport.js';
+import { decodeUnlessCorrupt, type VersionedObject } from '../version/index.js';
 import { encodeReplicaWrite, encodeWriteBatch, ROUTES } from '../coordinator/messages.js';
 import { settleAll } from '../settle.js';
+import { isUnknownRouteError } from '../transport/batching.js';
+import { adoptHintHandler, HINT_ROUTES } from './hint-adopt.js';
 
 export interface HintDeliveryInit {
   /** Pause between delivery passes. */
@@ -78,6 +82,11 @@ export class HintDelivery {
     await this.pass;
   }
 
+  /** The route on which a leaving node hands its hints over (see relocate, adoptHintHandler). */
+  handlers(): Map<string, InternalHandler> {
+    return new Map<string, InternalHandler>([[HINT_ROUTES.adopt, adoptHintHandler(this.c)]]);
+  }
+
   /** Run a pass now (tests, and after a member comes back). */
   kick(): void {
     if (this.stopped || this.running) return;
@@ -111,6 +120,8 @@ export class HintDelivery {
         if (m === undefined || m.state === 'removed') await this.dropOwner(o);
       }
       let i = 0;
+      // Owners that are up but whose delivery failed in this pass.
+      const failing = new Set<string>();
       const worker = async (): Promise<void> => {
         while (i < ready.length && !this.stopped) {
           const owner = ready[i++] as string;
@@ -119,22 +130,31 @@ export class HintDelivery {
           // second batch meanwhile, and stop() would return under them). The other owners
           // still get their hints.
           try {
-            delivered += await this.deliverTo(owner);
+            const { cleared, interrupted } = await this.deliverTo(owner);
+            delivered += cleared;
+            if (interrupted) failing.add(owner);
           } catch (err) {
+            failing.add(owner);
             this.c.log.warn({ owner, err: String(err) }, 'hint delivery to an owner failed; will retry');
           }
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.init.concurrency, ready.length) }, worker));
-      // A leaving node cannot wait for owners that are down: once it has gone, its hints and
-      // the copies they point at go with it (and with them a copy of each write they counted
-      // for). It hands them to other members instead, which park them in turn.
+      // A leaving node cannot wait for owners it cannot deliver to: once it has gone, its hints
+      // and the copies they point at go with it (and with them a copy of each write they
+      // counted for). It hands them to other members instead, which park them in turn. That
+      // holds for an owner that is up but refused this pass's delivery too (a node whose disk
+      // failed still gossips): waiting for it could keep the leave waiting for good.
       if (this.c.membership.member(this.c.membership.self)?.state === 'leaving') {
+        // A member that refused a delivery would hardly adopt a hint: passed over in this pass.
+        const refused = new Set<string>(failing);
         for (const o of owners) {
           const m = this.c.membership.member(o);
-          if (m === undefined || m.state === 'removed' || this.c.membership.isUp(o) || this.stopped) continue;
+          if (m === undefined || m.state === 'removed' || this.stopped) continue;
+          const up = this.c.membership.isUp(o);
+          if (up && !failing.has(o)) continue;
           try {
-            await this.relocate(o);
+            await this.relocate(o, !up, refused);
           } catch (err) {
             this.c.log.warn({ owner: o, err: String(err) }, 'handing hints over before leaving failed; will retry');
           }
@@ -175,33 +195,73 @@ export class HintDelivery {
   }
 
   /**
-   * The member that takes over a leaving node's hint for `owner` on `key`: the first in the
-   * key's order on the ring the cluster is moving to (its owners first) that is up and neither
-   * this node, the owner, nor leaving itself. Undefined when there is none: the hint stays
-   * here, and the leave waits for the owner to come back (or to be removed).
+   * The members that may take over a leaving node's hint for `owner` on `key`, best first:
+   * those that are up, active, and neither this node nor the owner; first the ones that do
+   * not replicate the key on the ring the cluster is moving to, then its other owners, each
+   * in the key's ring order. A non-owner first, as a coordinator picks a stand-in: the hint
+   * stands for a copy of an acknowledged write, and an owner up usually holds that write
+   * already, so handing it the hint would leave the write with one copy fewer until the
+   * owner is back. Not a leaving member: it would have to hand the hint on in turn. Not a
+   * joining one either: a joining member owns nothing, so a leave makes it go at once, with
+   * whatever hints it holds (and its join may never finish). Empty when there is none: the
+   * hint stays here, and the leave waits.
    */
-  private standIn(owner: string, key: string): string | undefined {
+  private standIns(owner: string, key: string): string[] {
     const m = this.c.membership;
     const ring = m.pendingRing();
-    for (const id of ring.fullOrder(ring.partitionOf(key))) {
-      if (id === m.self || id === owner || !m.isUp(id)) continue;
-      const state = m.member(id)?.state;
-      if (state === 'active' || state === 'joining') return id;
+    const p = ring.partitionOf(key);
+    const owners = ring.preferenceList(p);
+    const spares: string[] = [];
+    const others: string[] = [];
+    for (const id of ring.fullOrder(p)) {
+      if (id === m.self || id === owner || !m.isUp(id) || m.member(id)?.state !== 'active') continue;
+      (owners.includes(id) ? others : spares).push(id);
     }
-    return undefined;
+    return spares.concat(others);
   }
 
   /**
-   * Hands every hint parked here for `owner` (down) to a stand-in, each with the copy it points
-   * at, as a replica write that asks the stand-in to park a hint for `owner` (what a
-   * coordinator sends a fallback); clears each hint the stand-in acknowledged. Returns how
+   * Hands a hint for `owner` on `key`, with its stored copy, to the first stand-in (see
+   * standIns) that adopts it (see adoptHintHandler); one that fails is added to `refused` and
+   * passed over for the rest of the pass. Returns whether one adopted it.
+   */
+  private async handOver(owner: string, key: string, copy: Uint8Array, object: VersionedObject, refused: Set<string>): Promise<boolean> {
+    const body = encodeReplicaWrite({ key, hintsFor: [owner], object }, copy);
+    for (const to of this.standIns(owner, key)) {
+      if (this.stopped) return false;
+      if (refused.has(to)) continue;
+      const address = this.c.membership.member(to)?.address;
+      if (address === undefined) continue;
+      const opts = { timeoutMs: this.init.timeoutMs, idempotent: true };
+      try {
+        try {
+          await this.c.transport.send(address, HINT_ROUTES.adopt, body, opts);
+        } catch (err) {
+          // A member from before the adopt route (a rolling upgrade): a replica write asking it
+          // to park the hint, which it does unless its hinted handoff is off.
+          if (!isUnknownRouteError(err)) throw err;
+          await this.c.transport.send(address, ROUTES.replicaWrite, body, opts);
+        }
+        return true;
+      } catch (err) {
+        refused.add(to);
+        this.c.log.info({ owner, to, err: String(err) }, 'handing a hint over failed; trying another member');
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Hands every hint parked here for `owner` to a stand-in, each with the copy it points at,
+   * and clears each hint a stand-in adopted (unless a newer write re-parked it meanwhile).
+   * With `whileDown`, stops once the owner is up again (delivery takes over). Returns how
    * many were handed over.
    */
-  private async relocate(owner: string): Promise<number> {
+  private async relocate(owner: string, whileDown: boolean, refused: Set<string>): Promise<number> {
     const range = hintOwnerRange(owner);
     let from: Uint8Array | undefined;
     let total = 0;
-    while (!this.stopped && !this.c.membership.isUp(owner)) {
+    while (!this.stopped && !(whileDown && this.c.membership.isUp(owner))) {
       const hints: { partition: number; key: string; seq: Uint8Array; hintKey: Uint8Array }[] = [];
       for await (const [k, v] of this.c.store.entries('hint', {
         ...(from ? { gt: from } : { gte: range.gte }),
@@ -221,20 +281,8 @@ export class HintDelivery {
           const copy = copies.get(h.key);
           // Gone or damaged: nothing to hand over (batchOf logged a damaged one).
           if (copy !== undefined) {
-            const to = this.standIn(owner, h.key);
-            const address = to === undefined ? undefined : this.c.membership.member(to)?.address;
-            if (address === undefined) return false;
             const object = decodeUnlessCorrupt(copy);
-            if (object === undefined) return false;
-            try {
-              await this.c.transport.send(address, ROUTES.replicaWrite, encodeReplicaWrite({ key: h.key, hintsFor: [owner], object }, copy), {
-                timeoutMs: this.init.timeoutMs,
-                idempotent: true,
-              });
-            } catch (err) {
-              this.c.log.info({ owner, to, err: String(err) }, 'handing a hint over failed; will retry');
-              return false;
-            }
+            if (object === undefined || !(await this.handOver(owner, h.key, copy, object, refused))) return false;
           }
           return this.c.replica.clearHint(owner, h.partition, h.key, h.seq);
         }),
@@ -296,10 +344,12 @@ export class HintDelivery {
     return { items, taken };
   }
 
-  private async deliverTo(owner: string): Promise<number> {
+  /** Delivers `owner`'s hints; `interrupted` when a batch failed (the rest wait for a later pass). */
+  private async deliverTo(owner: string): Promise<{ cleared: number; interrupted: boolean }> {
     const address = this.c.membership.member(owner)?.address;
-    if (!address) return 0;
+    if (!address) return { cleared: 0, interrupted: false };
     let total = 0;
+    let interrupted = false;
     let from: Uint8Array | undefined;
     const range = hintOwnerRange(owner);
     while (!this.stopped && this.c.membership.isUp(owner)) {
@@ -324,6 +374,7 @@ export class HintDelivery {
           });
       } catch (err) {
         this.c.log.info({ owner, err: String(err) }, 'hint delivery interrupted; will retry');
+        interrupted = true;
         break;
       }
       // Concurrently: hints of different keys then share one database write.
@@ -335,6 +386,6 @@ export class HintDelivery {
       this.c.metrics.hintsPending.set(this.c.replica.pendingHints);
     }
     if (total > 0) this.c.log.info({ owner, delivered: total }, 'hints delivered');
-    return total;
+    return { cleared: total, interrupted };
   }
 }

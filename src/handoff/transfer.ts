@@ -34,6 +34,33 @@ function decodeOrSkip(bytes: Uint8Array, key: string, holder: string, log: Logge
   return object;
 }
 
+/** A source's answer to one pull request (see Transfers.onPull). */
+interface PullReply {
+  /** The source has nothing after `next` in the partitions asked for. */
+  readonly done: boolean;
+  /** Where the next request resumes (empty: where this one did). */
+  readonly next: Uint8Array;
+  /** The copies, each undefined when damaged at the source (skipped, logged). */
+  readonly items: readonly { key: string; bytes: number; object: VersionedObject | undefined }[];
+}
+
+/** Decodes a pull reply from `source`; throws (BAD_REQUEST) if it is malformed. */
+function decodePullReply(reply: Uint8Array, source: string, log: Logger): PullReply {
+  const r = new Reader(reply);
+  const done = r.uint() === 1;
+  const next = Uint8Array.from(r.bytes());
+  const n = r.uint();
+  const items: { key: string; bytes: number; object: VersionedObject | undefined }[] = [];
+  for (let k = 0; k < n; k++) {
+    const key = r.str();
+    const bytes = r.bytes();
+    // A damaged copy at the source: the receiver gets the key from its co-replicas by
+    // anti-entropy once it is active.
+    items.push({ key, bytes: bytes.length, object: decodeOrSkip(bytes, key, source, log, 'skipping a corrupt copy in a transfer') });
+  }
+  return { done, next, items };
+}
+
 export const TRANSFER_ROUTES = {
   pull: 'xfer-pull',
   status: 'xfer-status',
@@ -347,9 +374,17 @@ export class Transfers {
         .uint(this.init.batchSize)
         .uint(this.init.maxScan)
         .finish();
-      let reply: Uint8Array;
+      let reply: PullReply;
       try {
-        reply = await this.c.transport.send(address, TRANSFER_ROUTES.pull, req, { timeoutMs: this.init.timeoutMs, idempotent: true });
+        // Decoded whole before anything is applied: a reply that does not decode (a peer with
+        // a bug, or another version's format) is a failed pull like one that never came. Thrown
+        // from the middle of the pass instead, it would end every pass at this source, so the
+        // pulls after it would never run and it would never be passed over for another replica.
+        reply = decodePullReply(
+          await this.c.transport.send(address, TRANSFER_ROUTES.pull, req, { timeoutMs: this.init.timeoutMs, idempotent: true }),
+          pull.source,
+          this.c.log,
+        );
       } catch (err) {
         pull.failures++;
         if (pull.failures >= this.init.sourceFailures) {
@@ -360,21 +395,13 @@ export class Transfers {
         return;
       }
       pull.failures = 0;
-      const r = new Reader(reply);
-      const done = r.uint() === 1;
-      const next = Uint8Array.from(r.bytes());
-      const n = r.uint();
+      const { done, next, items } = reply;
       const ring = this.c.membership.ring();
-      for (let k = 0; k < n; k++) {
-        const key = r.str();
-        const bytes = r.bytes();
-        this.c.metrics.transferBytes.inc(bytes.length);
-        // A damaged copy at the source: the receiver gets the key from its co-replicas by
-        // anti-entropy once it is active.
-        const object = decodeOrSkip(bytes, key, pull.source, this.c.log, 'skipping a corrupt copy in a transfer');
+      for (const { key, bytes, object } of items) {
+        this.c.metrics.transferBytes.inc(bytes);
         if (object !== undefined) await this.c.replica.apply(ring.partitionOf(key), key, object);
       }
-      this.c.metrics.transferKeys.inc(n);
+      this.c.metrics.transferKeys.inc(items.length);
       pull.cursor = next.length > 0 ? next : pull.cursor;
       pull.done = done;
       await this.c.store.put(

@@ -107,6 +107,7 @@ describe('a leaving node hands its hints over', () => {
         const node = c.node(id);
         const refusing = new Map<string, InternalHandler>(node.c.handlers);
         refusing.set('replica-write', () => Promise.reject(new Error('refused by the test')));
+        refusing.set('hint-adopt', () => Promise.reject(new Error('refused by the test')));
         c.sim.net.register(node.address, refusing);
         restore.push(() => c.sim.net.register(node.address, node.c.handlers));
       }
