@@ -9,32 +9,39 @@
  * - start: incarnation = max(clock.now(), last known own incarnation + 1). A member that was
  *   active or leaving resumes that state; any other (new, or removed) joins ('joining') when
  *   it has seeds or a saved table naming live members, else starts a cluster ('active').
+ *   Resuming (a join in progress included) keeps the record's `since`, the incarnation at
+ *   which its membership began; anything else begins a membership (`since` = incarnation).
+ *   The same holds for a start after a stop in the same process.
  * - joining -> active after the first successful gossip exchange with any peer, once the
  *   optional `readyToActivate` seam (ownership transfer) agrees.
  * - leave(): active -> leaving (a joining node owns nothing, so it goes straight to removed).
  * - Every own state change bumps the incarnation; every round bumps the heartbeat.
  * - remove(id), on any node, rewrites id's record as 'removed' at incarnation max(the one
  *   this node knows, its wall clock now). Incarnations are wall-clock starts, so the removal
- *   outranks every life of the member that began before it, including a restart this node
- *   has not heard of yet (with the known incarnation only, that restart's record would win
- *   and the member would stay listed). The removed member itself accepts a removal issued at
- *   or after the start of its current life when it hears it, re-issued at its own incarnation
- *   (a state change it made since, e.g. joining -> active, bumped that past the removal's and
- *   would otherwise undo it); it leaves the ring but keeps answering gossip. A removed node
- *   that restarts later gets a newer incarnation and comes back as a new member, through
- *   'joining' (it has none of the writes made since): removal is "drop every life begun
- *   before now", not a ban. A member removed while it was down learns so from its peers after
- *   the restart and turns from 'active' (or 'joining') to 'joining' then, and from 'leaving'
- *   to 'removed' (its leave is over: `onLeftWhileDown`). This trusts the
- *   clocks of the admin's node and the member to agree to within the time between a restart
- *   and a removal issued after it; beyond that skew the restart wins, as it always did.
- * - Any other record of itself with a greater incarnation (from an earlier life, if the wall
- *   clock went backwards) is refuted by jumping past it.
+ *   ends every membership of the member that began before it, including one this node has
+ *   not heard of yet. The removal is sticky (table.ts): every node that merges it keeps it,
+ *   and holds any record whose membership began at or before it as removed, whatever that
+ *   record's incarnation. A restart that resumes the old place therefore cannot undo it,
+ *   whichever reaches a node first, and the member learns of it however late, from any
+ *   node that knows (so it also does when the first peer it heard from after a restart did
+ *   not know yet, and after any number of restarts since). Removal is "end every membership
+ *   begun before now", not a ban: the member learns it and
+ *   - if the removal was issued during this process life, accepts it, re-issued at its own
+ *     incarnation (a state change it made since, e.g. joining -> active, bumped that past the
+ *     removal's, which older versions, ordering by incarnation alone, would take as newer);
+ *     it leaves the ring but keeps answering gossip, and comes back only when started again;
+ *   - if it was issued while it was down, joins afresh through 'joining' with a new `since`
+ *     (`onRejoin`: what it held, or pulled for a join, lacks the writes made since), or, if
+ *     it had been leaving, ends its leave ('removed', `onLeftWhileDown`).
+ *   This trusts the clocks of the admin's node and the member to agree to within the time
+ *   between a restart and a removal issued after it.
+ * - Any other record of itself that is greater (from an earlier life, if the wall clock went
+ *   backwards) is refuted by jumping past it.
  * - A life that resumed 'active', 'leaving' or 'joining' gossips its previous life's record
- *   until it first hears from the cluster, so that it is not back in anyone's ring before it
- *   could learn of a removal issued while it was down; a join that learns so starts over
- *   (`onRejoin`: what it pulled before lacks the writes made since). Gossip addressed to itself (a seed that is
- *   this node under another address) is refused: it would pass for hearing from a cluster.
+ *   until it first hears from the cluster: peers of older versions (which drop `since`) would
+ *   otherwise let its new incarnation override a removal they know of. Gossip addressed to
+ *   itself (a seed that is this node under another address) is refused: it would pass for
+ *   hearing from a cluster.
  *
  * Liveness: each member's heartbeat increases, learned directly or through third parties,
  * feed a phi-accrual detector. isUp() asks the detector live; flips are noticed every round
@@ -53,10 +60,14 @@ import {
   compareRecords,
   isNewerBeat,
   isSignificant,
+  mergeRecord,
   parseRecord,
   pendingRingMembersOf,
+  removalOf,
   ringKey,
   ringMembersOf,
+  settleRecord,
+  sinceOf,
   sortedRecords,
 } from './table.js';
 import type { MemberRecord, MemberState, MemberStatus, MembershipView } from './types.js';
@@ -135,8 +146,9 @@ export interface MembershipInit {
   readonly readyToActivate?: () => boolean;
   /**
    * Seam for ownership transfer: called when this node learns that the cluster removed it
-   * while it was down, so that it joins afresh: whatever it pulled in an earlier join (the
-   * same transition again, if it rejoins the same ring) misses every write made meanwhile.
+   * while it was down, or when it is started again in the same process after it was
+   * removed, so that it joins afresh: whatever it pulled in an earlier join (the same
+   * transition again, if it rejoins the same ring) misses every write made meanwhile.
    */
   readonly onRejoin?: () => void;
   /**
@@ -248,18 +260,18 @@ export class Membership implements MembershipView {
   /** Some exchange (either direction) succeeded since start: we have heard from the cluster. */
   private exchanged = false;
   private seedContacted = false;
-  /** The incarnation this life began with: a removal at or above it was issued during it. */
+  /**
+   * The incarnation this process life began with: a removal at or above it was issued during
+   * it; one below it but at or above our membership's `since` was issued while we were down.
+   */
   private lifeStart: number;
   /**
-   * Set while this life resumed an earlier life's 'active', 'leaving' or 'joining': that
-   * life's incarnation. A removal at or above it, below lifeStart, was issued while we were down.
-   */
-  private resumedFrom: number | undefined;
-  /**
    * While this life resumed an earlier one and has not heard from the cluster yet: that
-   * life's saved record, gossiped instead of ours. Announcing our new incarnation before our
-   * peers could tell us we were removed meanwhile would put us back in their rings, with
-   * none of the writes made since (see absorbSelf).
+   * life's saved record, gossiped instead of ours. Nodes of this version hold a resumed
+   * record removed if they know of a removal of its membership (`since`), whenever they
+   * hear of either; nodes of older versions would instead let its newer incarnation override
+   * the removal, putting us back in their rings with none of the writes made since. Holding
+   * back until we first hear from the cluster narrows that for them (see absorbSelf).
    */
   private heldBack: MemberRecord | undefined;
   /** Unsaved significant changes (true at first: our new incarnation is worth saving). */
@@ -314,9 +326,8 @@ export class Membership implements MembershipView {
     for (const raw of init.initialRecords ?? []) {
       const r = parseRecord(raw);
       if (r === undefined) continue;
-      if (r.id === self.id) {
-        if (own === undefined || compareRecords(r, own) > 0) own = r;
-      } else restored.push(r);
+      if (r.id === self.id) own = own === undefined ? r : mergeRecord(own, r);
+      else restored.push(r);
     }
     const ownIncarnation = own?.incarnation ?? -1;
     const ownState = own?.state;
@@ -331,8 +342,12 @@ export class Membership implements MembershipView {
     const startState: MemberState = resumed && ownState !== undefined ? ownState : hasPeers ? 'joining' : 'active';
     applyRecords(this.table, restored);
     this.lifeStart = Math.max(this.wallMs(), ownIncarnation + 1);
-    this.resumedFrom = heldBack ? ownIncarnation : undefined;
     this.heldBack = heldBack ? own : undefined;
+    // Resuming (a join included) keeps the membership the cluster knows us by, so that a
+    // removal of it issued while we were down still ends it whenever it reaches anyone (see
+    // table.ts). Anything else begins a membership now.
+    const since = heldBack && own !== undefined ? sinceOf(own) : this.lifeStart;
+    const removal = own === undefined ? undefined : removalOf(own);
     this.table.set(self.id, {
       id: self.id,
       address: self.address,
@@ -341,6 +356,8 @@ export class Membership implements MembershipView {
       state: startState,
       incarnation: this.lifeStart,
       heartbeat: 0,
+      since,
+      ...(removal === undefined ? {} : { removedAt: removal }),
     });
     const now = this.clock.monotonic();
     for (const r of this.table.values()) {
@@ -363,14 +380,29 @@ export class Membership implements MembershipView {
     this.running = true;
     if (this.startedOnce) {
       const me = this.me();
+      this.lifeStart = this.nextIncarnation(me);
       if (me.state !== 'removed') {
-        this.lifeStart = this.nextIncarnation(me);
-        const resumed = me.state === 'active' || me.state === 'leaving' || me.state === 'joining';
-        // A life that never announced itself (still held back) leaves the record it held
-        // back as the one the cluster last saw.
-        this.resumedFrom = resumed ? (this.heldBack?.incarnation ?? me.incarnation) : undefined;
-        this.heldBack = resumed ? (this.heldBack ?? me) : undefined;
+        // Resumes its membership (same `since`). A life that never announced itself (still
+        // held back) leaves the record it held back as the one the cluster last saw.
+        this.heldBack = this.heldBack ?? me;
         this.table.set(this.self, { ...me, incarnation: this.lifeStart });
+      } else {
+        // Removed (by an admin, or its leave finished): started again, it is a new member, as
+        // after a restart from disk; it has none of the writes made since, so it joins.
+        this.heldBack = undefined;
+        const hasPeers = this.seeds.length > 0 || [...this.table.values()].some((r) => r.id !== this.self && r.state !== 'removed');
+        const state: MemberState = hasPeers ? 'joining' : 'active';
+        const { removedAt: _, ...rest } = me;
+        const removal = removalOf(me);
+        this.table.set(this.self, {
+          ...rest,
+          state,
+          incarnation: this.lifeStart,
+          heartbeat: me.heartbeat + 1,
+          since: this.lifeStart,
+          ...(removal === undefined ? {} : { removedAt: removal }),
+        });
+        if (state === 'joining') this.callHook(this.onRejoin);
       }
       // Time passed while stopped: restart every detector clock instead of convicting everyone.
       const now = this.clock.monotonic();
@@ -492,7 +524,7 @@ export class Membership implements MembershipView {
     const r = this.table.get(id);
     if (r === undefined || r.state === 'removed') return false;
     const incarnation = Math.max(r.incarnation, this.wallMs());
-    this.table.set(id, { ...r, state: 'removed', incarnation });
+    this.table.set(id, settleRecord({ ...r, state: 'removed', incarnation, removedAt: incarnation }));
     if (id === this.self) this.heldBack = undefined;
     this.detector.forget(id);
     this.log.info({ member: id, incarnation, known: r.incarnation }, 'member removed by admin');
@@ -610,9 +642,8 @@ export class Membership implements MembershipView {
         signal: ac.signal,
       });
       if (this.running) {
-        this.absorb(decodeGossip(reply).records);
-        this.exchanged = true;
-        if (isSeed) this.seedContacted = true;
+        const msg = decodeGossip(reply);
+        if (this.absorb(msg.from, msg.records) && isSeed) this.seedContacted = true;
         this.maybeActivate();
         ok = true;
       }
@@ -643,8 +674,7 @@ export class Membership implements MembershipView {
       throw new RingkvError('BAD_REQUEST', SELF_GOSSIP);
     }
     const held = this.table.get(msg.from);
-    this.absorb(msg.records);
-    this.exchanged = true;
+    this.absorb(msg.from, msg.records);
     this.maybeActivate();
     // Tell the sender how we held its record before its own replaced it: if we held it as
     // removed, only this reply can tell it so (see absorbSelf). Convergence is unaffected:
@@ -695,7 +725,11 @@ export class Membership implements MembershipView {
     const me = this.me();
     // A change of our own (leave) is news to announce at once, held back or not.
     this.heldBack = undefined;
-    this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
+    const incarnation = this.nextIncarnation(me);
+    // Removing ourselves (a join given up) is a removal at our own incarnation, not at an
+    // earlier one we knew of.
+    const next = state === 'removed' ? settleRecord({ ...me, state, incarnation, removedAt: incarnation }) : { ...me, state, incarnation };
+    this.table.set(this.self, { ...next, heartbeat: me.heartbeat + 1 });
     this.log.info({ from: me.state, to: state }, 'own membership state changed');
     this.afterChange(true);
   }
@@ -714,8 +748,16 @@ export class Membership implements MembershipView {
     this.setOwnState('active');
   }
 
-  /** Merges records from a peer; returns nothing, notifies listeners if anything mattered. */
-  private absorb(records: readonly MemberRecord[]): void {
+  /**
+   * Merges records from peer `from`; notifies listeners if anything mattered. Returns true if
+   * that counts as hearing from the cluster: the peer is a member (not removed, as far as
+   * anyone told us). A removed node that still runs answers gossip, but what it knows may be
+   * long stale (nobody gossips with it), and a node that took it for the cluster would turn
+   * active, or announce itself, in a cluster that does not know it: with every member that
+   * node knows removed (the removed node's view), and it removed or unknown to every member,
+   * nobody would ever gossip with it again, a split that never heals.
+   */
+  private absorb(from: string, records: readonly MemberRecord[]): boolean {
     let significant = false;
     const others: MemberRecord[] = [];
     for (const r of records) {
@@ -734,52 +776,79 @@ export class Membership implements MembershipView {
       if (after.state === 'removed') this.detector.forget(after.id);
       else if (isNewerBeat(before, after)) this.detector.heartbeat(after.id, now);
     }
-    // We have heard from the cluster (and of our removal, if it knew): we may be announced.
-    if (this.heldBack !== undefined) {
-      this.heldBack = undefined;
-      this.dirty = true; // save the record we now announce
+    const sender = this.table.get(from);
+    const fromMember = from !== this.self && sender !== undefined && sender.state !== 'removed';
+    if (fromMember) {
+      this.exchanged = true;
+      // We have heard from the cluster (and of our removal, if it knew): we may be announced.
+      if (this.heldBack !== undefined) {
+        this.heldBack = undefined;
+        this.dirty = true; // save the record we now announce
+      }
     }
     this.afterChange(significant);
+    return fromMember;
   }
 
   /** Handles a record of ourselves from a peer; true if our record changed. */
   private absorbSelf(r: MemberRecord): boolean {
     const me = this.me();
     if (me.state === 'removed') return false;
-    if (r.state === 'removed' && r.incarnation >= this.lifeStart) {
-      // A removal issued during this life (see remove()). Our own state changes since may
-      // have bumped our incarnation past it: re-issue it at ours, or our record would win.
-      this.log.warn({ incarnation: me.incarnation }, 'this node was removed by an admin; it leaves the ring');
-      this.table.set(this.self, { ...me, state: 'removed', incarnation: Math.max(r.incarnation, me.incarnation) });
-      this.resumedFrom = undefined;
-      return true;
-    }
-    if (r.state === 'removed' && this.resumedFrom !== undefined && r.incarnation >= this.resumedFrom) {
+    const removal = removalOf(r);
+    if (removal !== undefined && removal >= sinceOf(me)) {
+      if (removal >= this.lifeStart) {
+        // A removal issued during this life (see remove()). Our own state changes since may
+        // have bumped our incarnation past it: re-issue it at ours, or our record would win
+        // on nodes of older versions (which order by incarnation alone).
+        this.log.warn({ incarnation: me.incarnation }, 'this node was removed by an admin; it leaves the ring');
+        this.table.set(this.self, settleRecord({ ...me, state: 'removed', incarnation: Math.max(r.incarnation, me.incarnation), removedAt: removal }));
+        return true;
+      }
       // Removed while we were down: the place we resumed (or were joining into) was given
       // away and we lack every write since. Like any new member, join afresh (pull our data
-      // first); a leave it cut short is done.
-      this.resumedFrom = undefined;
+      // first); a leave it cut short is done. This holds however late the removal reaches
+      // us, even after we announced this life, or restarted again: our membership is the
+      // one it ended (`since`), and every node that knows of the removal holds it ended too.
       const state: MemberState = me.state === 'leaving' ? 'removed' : 'joining';
-      this.log.warn({ removedAt: r.incarnation, to: state }, 'this node was removed while it was down');
-      this.table.set(this.self, { ...me, state, incarnation: this.nextIncarnation(me), heartbeat: me.heartbeat + 1 });
-      const hook = state === 'joining' ? this.onRejoin : this.onLeftWhileDown;
-      try {
-        hook?.();
-      } catch (err) {
-        this.log.warn({ err }, 'a membership hook threw');
-      }
+      const incarnation = Math.max(this.nextIncarnation(me), removal + 1);
+      this.log.warn({ removedAt: removal, to: state }, 'this node was removed while it was down');
+      this.table.set(this.self, {
+        ...me,
+        state,
+        incarnation,
+        heartbeat: me.heartbeat + 1,
+        since: state === 'joining' ? incarnation : sinceOf(me),
+        removedAt: removal,
+      });
+      this.callHook(state === 'joining' ? this.onRejoin : this.onLeftWhileDown);
       return true;
     }
-    if (compareRecords(r, me) <= 0) return false;
+    // A removal of an earlier membership of ours, later than the one we knew: carry it as
+    // every other node does. (Not adopting it would leave their copy of our record greater
+    // than ours, at our own incarnation, and we would refute it, round after round.)
+    const known = removal !== undefined && (me.removedAt === undefined || removal > me.removedAt) ? { ...me, removedAt: removal } : me;
+    if (compareRecords(r, known) <= 0) {
+      if (known === me) return false;
+      this.table.set(this.self, known);
+      return true;
+    }
     // Someone holds a newer record of us than we do: a previous life's (the wall clock went
     // backwards across a restart) or another process using our id. Refute it by jumping past.
     this.log.warn({ theirs: r.incarnation, ours: me.incarnation }, 'refuting a newer record of this node');
     this.table.set(this.self, {
-      ...me,
+      ...known,
       incarnation: Math.max(this.wallMs(), r.incarnation + 1),
       heartbeat: me.heartbeat + 1,
     });
     return true;
+  }
+
+  private callHook(hook: (() => void) | undefined): void {
+    try {
+      hook?.();
+    } catch (err) {
+      this.log.warn({ err }, 'a membership hook threw');
+    }
   }
 
   /** Refreshes ring and verdicts after a table change; notifies if anything visible changed. */

@@ -18,6 +18,20 @@ export interface MemberRecord {
   readonly incarnation: number;
   /** Bumped by the member itself every gossip round while it runs; drives failure detection. */
   readonly heartbeat: number;
+  /**
+   * The incarnation at which the member's current membership began: when it started joining
+   * (or founded the cluster). A restart that resumes its place keeps it; only a new join
+   * starts a new one. A removal at or above it ends this membership, whatever the record's
+   * incarnation (see table.ts). Absent on records written by versions before it existed:
+   * read as the record's own incarnation, which is what those versions assume.
+   */
+  readonly since?: number;
+  /**
+   * The latest admin removal of this member known to whoever wrote or merged this record
+   * (the removal's incarnation), carried along so that it is not lost to a record of a life
+   * that began before it. Absent: none known, or (on a removed record) its own incarnation.
+   */
+  readonly removedAt?: number;
 }
 
 /** What the coordinator, handoff and anti-entropy need from membership. */
