@@ -11,6 +11,11 @@
  * - otherwise X can only win a fill slot by rank, replacing the lowest-ranked filler.
  * So with zones in play the strict statement still holds: for every partition, old set − new set
  * has at most one member, new set − old set ⊆ {X}, and a list that changed at all contains X.
+ *
+ * That is for equal weights. With unequal weights the replica set comes from a race on
+ * effective weights that depend on the whole member set (see ring.ts), so a join also shifts
+ * the others' rates a little and some replicas move among them; the primaries still move only
+ * to X, except in the few per mille of partitions where the nominal winner is not a replica.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -89,16 +94,35 @@ describe('movement when a member joins', () => {
     );
   });
 
-  it('any weights: only the new node gains, and it takes about its weight share of primaries (partitionBits 14)', () => {
+  it('any weights: it takes ~its weight share of primaries; the others reshuffle less than it gains (bits 14)', () => {
     fc.assert(
       fc.property(growthArb({ minK: 1, maxK: 12, weights: [0.5, 1, 2, 4] }), ({ existing, added }) => {
         const before = buildRing(existing, { n: 3, partitionBits: 14 });
         const after = buildRing([...existing, added], { n: 3, partitionBits: 14 });
-        const { primaryMoved } = compare(before, after, added.id);
+        let primaryMoved = 0;
+        let primaryElsewhere = 0;
+        let toAdded = 0;
+        let amongOthers = 0;
+        for (let p = 0; p < before.partitions; p++) {
+          const oldList = before.preferenceList(p);
+          const newList = after.preferenceList(p);
+          if (oldList[0] !== newList[0]) {
+            primaryMoved++;
+            if (newList[0] !== added.id) primaryElsewhere++;
+          }
+          for (const id of missing(newList, oldList)) {
+            if (id === added.id) toAdded++;
+            else amongOthers++;
+          }
+        }
         const total = existing.reduce((a, m) => a + m.weight, 0) + added.weight;
         const p = added.weight / total;
         const sigma = Math.sqrt((p * (1 - p)) / before.partitions);
-        expect(Math.abs(primaryMoved / before.partitions - p)).toBeLessThanOrEqual(6 * sigma);
+        expect(Math.abs(primaryMoved / before.partitions - p)).toBeLessThanOrEqual(6 * sigma + 0.005);
+        expect(primaryElsewhere / before.partitions).toBeLessThan(0.005);
+        expect(amongOthers).toBeLessThanOrEqual(toAdded);
+        // Equal weights: the strict statement (see the file comment).
+        if ([...existing, added].every((m) => m.weight === added.weight)) compare(before, after, added.id);
       }),
       { numRuns: RUNS },
     );
