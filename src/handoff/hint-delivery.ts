@@ -47,6 +47,14 @@ export const HINT_DELIVERY_DEFAULTS: HintDeliveryInit = {
 const READ_CHUNK = 32;
 const FIRST_READ = 4;
 
+/** A hint as read from the store: what it is for, its change counter and its own key. */
+interface ParkedHint {
+  readonly partition: number;
+  readonly key: string;
+  readonly seq: Uint8Array;
+  readonly hintKey: Uint8Array;
+}
+
 export class HintDelivery {
   private timer: TimerHandle | undefined;
   private running = false;
@@ -258,22 +266,12 @@ export class HintDelivery {
    * many were handed over.
    */
   private async relocate(owner: string, whileDown: boolean, refused: Set<string>): Promise<number> {
-    const range = hintOwnerRange(owner);
     let from: Uint8Array | undefined;
     let total = 0;
     while (!this.stopped && !(whileDown && this.c.membership.isUp(owner))) {
-      const hints: { partition: number; key: string; seq: Uint8Array; hintKey: Uint8Array }[] = [];
-      for await (const [k, v] of this.c.store.entries('hint', {
-        ...(from ? { gt: from } : { gte: range.gte }),
-        lt: range.lt,
-        limit: this.init.batchSize,
-      })) {
-        const h = parseHintKey(k);
-        hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
-      }
-      if (hints.length === 0) break;
-      const { items, taken } = await this.batchOf(hints);
-      const batch = hints.slice(0, taken);
+      const next = await this.nextBatch(owner, from);
+      if (next === undefined) break;
+      const { items, batch } = next;
       from = batch[batch.length - 1]?.hintKey;
       const copies = new Map(items.map((it) => [it.key, it.object]));
       const outcomes = await settleAll(
@@ -296,6 +294,30 @@ export class HintDelivery {
     }
     if (total > 0) this.c.log.info({ owner, handedOver: total }, 'hints handed to stand-ins before leaving');
     return total;
+  }
+
+  /**
+   * The next hints parked for `owner` after hint key `from` (from the first without it), at
+   * most batchSize, cut to what one message carries (see batchOf): the hints of the batch
+   * and the copies to send for them. Undefined when there are none left.
+   */
+  private async nextBatch(
+    owner: string,
+    from: Uint8Array | undefined,
+  ): Promise<{ items: { key: string; object: Uint8Array }[]; batch: ParkedHint[] } | undefined> {
+    const range = hintOwnerRange(owner);
+    const hints: ParkedHint[] = [];
+    for await (const [k, v] of this.c.store.entries('hint', {
+      ...(from ? { gt: from } : { gte: range.gte }),
+      lt: range.lt,
+      limit: this.init.batchSize,
+    })) {
+      const h = parseHintKey(k);
+      hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
+    }
+    if (hints.length === 0) return undefined;
+    const { items, taken } = await this.batchOf(hints);
+    return { items, batch: hints.slice(0, taken) };
   }
 
   /** False (logged) for a stored copy that does not decode; see deliverTo. */
@@ -351,20 +373,10 @@ export class HintDelivery {
     let total = 0;
     let interrupted = false;
     let from: Uint8Array | undefined;
-    const range = hintOwnerRange(owner);
     while (!this.stopped && this.c.membership.isUp(owner)) {
-      const hints: { partition: number; key: string; seq: Uint8Array; hintKey: Uint8Array }[] = [];
-      for await (const [k, v] of this.c.store.entries('hint', {
-        ...(from ? { gt: from } : { gte: range.gte }),
-        lt: range.lt,
-        limit: this.init.batchSize,
-      })) {
-        const h = parseHintKey(k);
-        hints.push({ partition: h.partition, key: h.key, seq: v, hintKey: k });
-      }
-      if (hints.length === 0) break;
-      const { items, taken } = await this.batchOf(hints);
-      const batch = hints.slice(0, taken);
+      const next = await this.nextBatch(owner, from);
+      if (next === undefined) break;
+      const { items, batch } = next;
       from = batch[batch.length - 1]?.hintKey;
       try {
         if (items.length > 0)
