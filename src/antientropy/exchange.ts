@@ -609,10 +609,6 @@ export class AntiEntropy {
     return Math.max(0, (this.c.clock.monotonic() - oldest) / 1000);
   }
 
-  private updateGauge(): void {
-    this.c.metrics.aaeVerificationAge.set(this.verificationAge());
-  }
-
   // ---------------------------------------------------------------- rounds
 
   /**
@@ -648,7 +644,6 @@ export class AntiEntropy {
       this.lastReap = this.c.clock.monotonic();
       await this.reap();
     }
-    this.updateGauge();
     return result;
   }
 
@@ -684,7 +679,6 @@ export class AntiEntropy {
       const result = await this.exchange(peer);
       this.c.metrics.aaeExchanges.inc({ outcome: result.outcome });
       if (result.keysRepaired > 0) this.c.metrics.aaeKeysRepaired.inc(result.keysRepaired);
-      this.updateGauge();
       const level = result.outcome === 'failed' || result.outcome === 'ring_mismatch' ? 'info' : 'debug';
       this.c.log[level]({ ...result }, 'anti-entropy exchange');
       return result;

@@ -235,12 +235,12 @@ export class HintDelivery {
    */
   private async handOver(owner: string, key: string, copy: Uint8Array, object: VersionedObject, refused: Set<string>): Promise<boolean> {
     const body = encodeReplicaWrite({ key, hintsFor: [owner], object }, copy);
+    const opts = { timeoutMs: this.init.timeoutMs, idempotent: true };
     for (const to of this.standIns(owner, key)) {
       if (this.stopped) return false;
       if (refused.has(to)) continue;
       const address = this.c.membership.member(to)?.address;
       if (address === undefined) continue;
-      const opts = { timeoutMs: this.init.timeoutMs, idempotent: true };
       try {
         try {
           await this.c.transport.send(address, HINT_ROUTES.adopt, body, opts);

@@ -34,14 +34,20 @@ function decodeOrSkip(bytes: Uint8Array, key: string, holder: string, log: Logge
   return object;
 }
 
+/** A copy in a pull reply: its size, and the object, undefined when damaged at the source (skipped, logged). */
+interface PulledCopy {
+  readonly key: string;
+  readonly bytes: number;
+  readonly object: VersionedObject | undefined;
+}
+
 /** A source's answer to one pull request (see Transfers.onPull). */
 interface PullReply {
   /** The source has nothing after `next` in the partitions asked for. */
   readonly done: boolean;
   /** Where the next request resumes (empty: where this one did). */
   readonly next: Uint8Array;
-  /** The copies, each undefined when damaged at the source (skipped, logged). */
-  readonly items: readonly { key: string; bytes: number; object: VersionedObject | undefined }[];
+  readonly items: readonly PulledCopy[];
 }
 
 /** Decodes a pull reply from `source`; throws (BAD_REQUEST) if it is malformed. */
@@ -50,7 +56,7 @@ function decodePullReply(reply: Uint8Array, source: string, log: Logger): PullRe
   const done = r.uint() === 1;
   const next = Uint8Array.from(r.bytes());
   const n = r.uint();
-  const items: { key: string; bytes: number; object: VersionedObject | undefined }[] = [];
+  const items: PulledCopy[] = [];
   for (let k = 0; k < n; k++) {
     const key = r.str();
     const bytes = r.bytes();
