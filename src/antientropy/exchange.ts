@@ -598,13 +598,18 @@ export class AntiEntropy {
 
   /**
    * Seconds since the least recently verified partition this node replicates was last
-   * compared with a co-replica (never compared: since the tree was built).
+   * compared with a co-replica (never compared: since the tree was built). Partitions with no
+   * co-replica (n=1, or a one-node cluster) have nothing to be compared with and do not
+   * count: their age would only grow, an alarm that no repair could clear.
    */
   verificationAge(): number {
     if (!this.verifiedAt) return 0;
     const ring = this.c.membership.ring();
     let oldest = Number.POSITIVE_INFINITY;
-    for (const p of ring.partitionsOf(this.c.membership.self)) oldest = Math.min(oldest, this.verifiedAt[p] ?? 0);
+    for (const p of ring.partitionsOf(this.c.membership.self)) {
+      if (ring.preferenceList(p).length < 2) continue;
+      oldest = Math.min(oldest, this.verifiedAt[p] ?? 0);
+    }
     if (oldest === Number.POSITIVE_INFINITY) return 0;
     return Math.max(0, (this.c.clock.monotonic() - oldest) / 1000);
   }

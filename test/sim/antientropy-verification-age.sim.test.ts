@@ -46,10 +46,16 @@ class Pair {
   readonly time = new ManualTime();
   readonly clock = new SettableWallClock(this.time);
   readonly net = new MemoryNetwork(this.time);
-  readonly ring = buildRing(
-    ['a', 'b'].map((id) => ({ id, zone: id, weight: 1 })),
-    { n: 2, partitionBits: 6 },
-  );
+  readonly ring: ReturnType<typeof buildRing>;
+
+  /** `n` replicas per partition (1: no partition has a co-replica). */
+  constructor(n = 2) {
+    this.ring = buildRing(
+      ['a', 'b'].map((id) => ({ id, zone: id, weight: 1 })),
+      { n, partitionBits: 6 },
+    );
+  }
+
   readonly down = new Set<string>();
   readonly nodes = new Map<string, Node>();
 
@@ -164,5 +170,13 @@ describe('the oldest verification age and the wall clock', () => {
     // No round runs (a is not started): before, the gauge kept what the last round set, 0.
     await pair.run(60_000);
     expect(await pair.gauge('a')).toBeGreaterThanOrEqual(59);
+  });
+
+  it('is 0 when no partition has a co-replica (n=1), however long nothing is compared', async () => {
+    pair = new Pair(1);
+    await pair.start();
+    await pair.run(10 * 60_000);
+    expect(pair.node('a').ae.verificationAge()).toBe(0);
+    expect(await pair.gauge('a')).toBe(0);
   });
 });
