@@ -11,7 +11,6 @@
 import { describe, expect, it } from 'vitest';
 import { AntiEntropy, type AntiEntropyInit } from '../../src/antientropy/index.js';
 import { RingkvError } from '../../src/errors.js';
-import type { MembershipView } from '../../src/membership/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { LocalReplica } from '../../src/replica/local-replica.js';
@@ -20,6 +19,7 @@ import { ManualTime, seededRandom } from '../../src/runtime/index.js';
 import { MemoryStore } from '../../src/storage/index.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
 import { SimCluster, SimClusterNode } from './cluster-sim.js';
+import { staticMembership } from './static-membership.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -49,15 +49,7 @@ class HandWired {
       const log = silentLogger();
       const replica = new LocalReplica({ store, random, log }, { actor: `${id}.e1` });
       await replica.start();
-      const membership: MembershipView = {
-        self: id,
-        ring: () => this.ring,
-        pendingRing: () => this.ring,
-        member: (m) => ({ id: m, address: `${m}:7000`, zone: m, weight: 1, state: 'active', incarnation: 1, heartbeat: 1 }),
-        isUp: () => true,
-        statuses: () => [],
-        onChange: () => () => undefined,
-      };
+      const membership = staticMembership(id, () => this.ring);
       const ae = new AntiEntropy(
         { store, replica, membership, transport: this.net.transport(`${id}:7000`), clock: this.time, timers: this.time, random, log, metrics: new Metrics(id) },
         { timeoutMs: 1000, intervalMs: 1000, reaper: false, ...this.aeInit },

@@ -9,7 +9,6 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { AntiEntropy } from '../../src/antientropy/index.js';
-import type { MembershipView } from '../../src/membership/types.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { LocalReplica } from '../../src/replica/local-replica.js';
@@ -18,6 +17,7 @@ import type { Clock } from '../../src/runtime/clock.js';
 import { ManualTime, seededRandom } from '../../src/runtime/index.js';
 import { MemoryStore } from '../../src/storage/index.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
+import { staticMembership } from './static-membership.js';
 
 const HOUR = 3600_000;
 
@@ -67,15 +67,7 @@ class Pair {
       const log = silentLogger();
       const replica = new LocalReplica({ store, random, log }, { actor: `${id}.e1` });
       await replica.start();
-      const membership: MembershipView = {
-        self: id,
-        ring: () => this.ring,
-        pendingRing: () => this.ring,
-        member: (m) => ({ id: m, address: `${m}:7000`, zone: m, weight: 1, state: 'active', incarnation: 1, heartbeat: 1 }),
-        isUp: (m) => m === id || !this.down.has(m),
-        statuses: () => [],
-        onChange: () => () => undefined,
-      };
+      const membership = staticMembership(id, () => this.ring, (m) => m === id || !this.down.has(m));
       const metrics = new Metrics(id);
       const ae = new AntiEntropy(
         { store, replica, membership, transport: this.net.transport(`${id}:7000`), clock: this.clock, timers: this.time, random, log, metrics },

@@ -296,3 +296,16 @@ export async function newerButUnreadable(c: SimCluster, peer: string, key: strin
   });
   c.sim.net.register(node.address, handlers);
 }
+
+/**
+ * Runs `body` on five started nodes in five zones with a key that n1 does not replicate (so
+ * n1 forwards its writes) and that key's owners; a failure names the seed.
+ */
+export async function withForwardedKey(seed: number, body: (c: SimCluster, key: string, owners: string[]) => Promise<void>): Promise<void> {
+  await withSimCluster({ seed, nodes: 5, zones: ['a', 'b', 'c', 'd', 'e'] }, 5, async (c) => {
+    const ring = c.node('n1').c.membership.ring();
+    let key = '';
+    for (let i = 0; key === ''; i++) if (!ring.preferenceList(ring.partitionOf(`k${i}`)).includes('n1')) key = `k${i}`;
+    await body(c, key, [...ring.preferenceList(ring.partitionOf(key))]);
+  });
+}

@@ -8,23 +8,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
 import type { SendOptions } from '../../src/transport/transport.js';
 import { TransportError } from '../../src/transport/transport.js';
-import { SimCluster } from './cluster-sim.js';
+import { type SimCluster, withForwardedKey } from './cluster-sim.js';
 
-async function withCluster(seed: number, body: (c: SimCluster, key: string, owners: string[]) => Promise<void>): Promise<void> {
-  const c = new SimCluster({ seed, nodes: 5, zones: ['a', 'b', 'c', 'd', 'e'] });
-  try {
-    await c.start();
-    // A key that n1 does not replicate: n1 forwards its writes.
-    const ring = c.node('n1').c.membership.ring();
-    let key = '';
-    for (let i = 0; key === ''; i++) if (!ring.preferenceList(ring.partitionOf(`k${i}`)).includes('n1')) key = `k${i}`;
-    await body(c, key, [...ring.preferenceList(ring.partitionOf(key))]);
-  } catch (err) {
-    throw new Error(`seed ${seed}: ${err instanceof Error ? err.stack : String(err)}`);
-  } finally {
-    await c.stop();
-  }
-}
 
 /** A PUT through `via` and the exact simulated time until it settled (value or error). */
 async function timedPut(
@@ -70,7 +55,7 @@ function connectTimesOut(c: SimCluster, from: string, to: readonly string[], con
 
 describe('a forwarded PUT answers within its timeout', () => {
   it('when the owner it forwards to never answers: 503 at the timeout, not the timeout plus a margin', async () => {
-    await withCluster(61, async (c, key, owners) => {
+    await withForwardedKey(61, async (c, key, owners) => {
       const first = owners[0] as string;
       // Requests from n1 to `first` are dropped (a host that accepts and never answers).
       c.sim.net.cut(c.node('n1').address, c.node(first).address, true);
@@ -84,7 +69,7 @@ describe('a forwarded PUT answers within its timeout', () => {
   });
 
   it('when every owner times out on connect: one timeout in all, not one per owner tried, nor a local write after them', async () => {
-    await withCluster(62, async (c, key, owners) => {
+    await withForwardedKey(62, async (c, key, owners) => {
       // Each connect fails after 600 ms: before the fix, 3 owners × 600 ms, then a full local
       // write whose replica sends fail after 600 ms more (about 2400 ms for a 1000 ms PUT).
       connectTimesOut(c, 'n1', owners, 600);
@@ -97,7 +82,7 @@ describe('a forwarded PUT answers within its timeout', () => {
   });
 
   it('when the first owners time out on connect, the next one is tried with what is left, and the write succeeds in time', async () => {
-    await withCluster(63, async (c, key, owners) => {
+    await withForwardedKey(63, async (c, key, owners) => {
       const [a, b, last] = owners as [string, string, string];
       connectTimesOut(c, 'n1', [a, b], 300);
       const { ms, error } = await timedPut(c, 'n1', key, { w: 2, timeoutMs: 1000 });
@@ -108,7 +93,7 @@ describe('a forwarded PUT answers within its timeout', () => {
   });
 
   it('still passes on the forwarded coordinator’s own 503 (with its count), before the forwarding node’s deadline', async () => {
-    await withCluster(64, async (c, key, owners) => {
+    await withForwardedKey(64, async (c, key, owners) => {
       const [first, ...rest] = owners as [string, ...string[]];
       // `first` takes the forwarded write but cannot reach the other owners: it stores its
       // own copy and answers 503 "1 of 3" when its (shorter) timeout runs out.

@@ -4,27 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RingkvError } from '../../src/errors.js';
-import { SimCluster } from './cluster-sim.js';
+import { withForwardedKey } from './cluster-sim.js';
 
-async function withCluster(seed: number, body: (c: SimCluster, key: string, owners: string[]) => Promise<void>): Promise<void> {
-  const c = new SimCluster({ seed, nodes: 5, zones: ['a', 'b', 'c', 'd', 'e'] });
-  try {
-    await c.start();
-    // A key that n1 does not replicate.
-    const ring = c.node('n1').c.membership.ring();
-    let key = '';
-    for (let i = 0; key === ''; i++) if (!ring.preferenceList(ring.partitionOf(`k${i}`)).includes('n1')) key = `k${i}`;
-    await body(c, key, [...ring.preferenceList(ring.partitionOf(key))]);
-  } catch (err) {
-    throw new Error(`seed ${seed}: ${err instanceof Error ? err.stack : String(err)}`);
-  } finally {
-    await c.stop();
-  }
-}
 
 describe('a write forwarded by a node that is not a replica', () => {
   it('skips an owner that refuses connections and forwards to the next one', async () => {
-    await withCluster(41, async (c, key, owners) => {
+    await withForwardedKey(41, async (c, key, owners) => {
       const [first, ...rest] = owners as [string, ...string[]];
       await c.crash(first);
       // n1 has not noticed yet: it still tries `first`, which refuses the connection.
@@ -41,7 +26,7 @@ describe('a write forwarded by a node that is not a replica', () => {
   });
 
   it('with every owner refusing connections, keeps the write itself and hands it to each owner later', async () => {
-    await withCluster(42, async (c, key, owners) => {
+    await withForwardedKey(42, async (c, key, owners) => {
       for (const id of owners) await c.crash(id);
       expect(owners.every((id) => c.node('n1').c.membership.isUp(id))).toBe(true);
       // No owner stored it: a 503 that names 0 of 2, and the write held here for the owners.
@@ -58,7 +43,7 @@ describe('a write forwarded by a node that is not a replica', () => {
   });
 
   it('an owner that never answers the forwarded write makes it a 503 of unknown outcome, not a retry elsewhere', async () => {
-    await withCluster(43, async (c, key, owners) => {
+    await withForwardedKey(43, async (c, key, owners) => {
       const first = owners[0] as string;
       // Requests from n1 to `first` are dropped; `first` still gossips to n1, so it looks up.
       c.sim.net.cut(c.node('n1').address, c.node(first).address, true);

@@ -1,7 +1,9 @@
 /**
  * Anti-entropy: an exchange between two replicas where the peer is served over the
  * real HTTP internal routes, so that whatever a real peer refuses (its 64 MiB body limit) is
- * refused here too.
+ * refused here too; with values of the largest size a client may write by default, both
+ * ways: the copies pushed to the peer, and the copies fetched from it (in replies of at most
+ * MAX_MESSAGE_COPY_BYTES plus one copy, not in one reply of the whole batch).
  */
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +17,7 @@ import { buildRing } from '../../../src/ring/index.js';
 import { seededRandom, systemClock, systemTimers } from '../../../src/runtime/index.js';
 import { MemoryStore } from '../../../src/storage/index.js';
 import { HttpTransport } from '../../../src/transport/http.js';
-import type { Transport } from '../../../src/transport/transport.js';
+import { MAX_MESSAGE_COPY_BYTES, type Transport } from '../../../src/transport/transport.js';
 
 const SECRET = 'the-secret';
 /** SPEC §1: the default `--max-value-bytes`, the largest value a client may write. */
@@ -98,6 +100,42 @@ describe('an exchange with a peer over HTTP', () => {
     const missing: string[] = [];
     for (const [i, k] of keys.entries()) {
       const got = await b.replica.read(ring.partitionOf(k), k);
+      if (got?.siblings[0]?.value[0] !== i % 251 || got.siblings[0].value.length !== MAX_VALUE_BYTES) missing.push(k);
+    }
+    expect(missing).toEqual([]);
+  }, 60_000);
+
+  it('gets 70 values of the largest default size in replies of at most MAX_MESSAGE_COPY_BYTES (plus one copy)', async () => {
+    // 70 keys of 1 MiB that only b holds (written while a was cut off): fewer than one repair
+    // batch (256 keys), so one aae-fetch asks for all of them.
+    const keys = Array.from({ length: 70 }, (_, i) => `big${i}`);
+    const b = await peerOverHttp();
+    const replies: number[] = [];
+    const transport = new HttpTransport(
+      { clock: systemClock, timers: systemTimers },
+      {
+        secret: SECRET,
+        onTraffic: (route, direction, bytes) => {
+          if (route === 'aae-fetch' && direction === 'received') replies.push(bytes);
+        },
+      },
+    );
+    cleanups.push(() => transport.close());
+    const a = await nodeOf('a', { b: b.address }, transport);
+    for (const [i, k] of keys.entries()) {
+      const value = new Uint8Array(MAX_VALUE_BYTES).fill(i % 251);
+      await b.replica.coordinate(ring.partitionOf(k), k, {}, { value, contentType: 'application/octet-stream', deleted: false }, 1);
+    }
+
+    const result = await a.ae.exchangeWith('b');
+
+    expect([result.outcome, result.error, result.keysRepaired]).toEqual(['repaired', undefined, 70]);
+    // Before: one reply of ~70 MiB (and 200 keys: ~200 MiB), held whole on both sides.
+    expect(Math.max(...replies)).toBeLessThanOrEqual(MAX_MESSAGE_COPY_BYTES + MAX_VALUE_BYTES);
+    expect(replies.length).toBeGreaterThanOrEqual(Math.ceil((keys.length * MAX_VALUE_BYTES) / MAX_MESSAGE_COPY_BYTES));
+    const missing: string[] = [];
+    for (const [i, k] of keys.entries()) {
+      const got = await a.replica.read(ring.partitionOf(k), k);
       if (got?.siblings[0]?.value[0] !== i % 251 || got.siblings[0].value.length !== MAX_VALUE_BYTES) missing.push(k);
     }
     expect(missing).toEqual([]);

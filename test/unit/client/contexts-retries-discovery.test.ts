@@ -5,14 +5,13 @@
  * and option types that reject SPEC's own example under `exactOptionalPropertyTypes`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Client, type ClientOptions, ProtocolError, QuorumError, resolvers } from '../../../src/client/index.js';
 import { ManualTime, seededRandom } from '../../../src/runtime/index.js';
-import { caught, deadUrl, encodeContext, errorBody, FakeV1 } from './fake-v1.js';
+import { caught, deadUrl, encodeContext, errorBody, FakeV1, startBlackHole } from './fake-v1.js';
 
 const dec = new TextDecoder();
 
@@ -136,38 +135,13 @@ describe('update() and the client-wide retryUnsafe', () => {
   });
 });
 
-/** A node that accepts connections and never answers, keeping every byte it is sent. */
-async function startSilentNode(): Promise<{ url: string; received(): string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let received = '';
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('data', (d) => {
-      received += d.toString('latin1');
-    });
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('no address');
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    received: () => received,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 describe('an attempt that times out before its request was sent', () => {
   it('lets a blind write fail over when it was still queued for a busy connection', async () => {
     // One connection per node. A read hangs on the silent node and holds its connection;
     // a blind write to that node queues behind it and its attempt times out there. It never
     // left the client, so it must go on to the next node, not end as "outcome unknown".
-    const silent = await startSilentNode();
+    const silent = await startBlackHole();
     cleanups.push(silent.close);
     const time = new ManualTime();
     const kv = client({

@@ -204,13 +204,17 @@ export class FakeV1 {
   }
 }
 
-/** A TCP server that accepts connections and never answers. */
-export async function startBlackHole(): Promise<{ url: string; close(): Promise<void>; connections(): number }> {
+/** A TCP server that accepts connections and never answers, keeping every byte it is sent. */
+export async function startBlackHole(): Promise<{ url: string; close(): Promise<void>; connections(): number; received(): string }> {
   const sockets = new Set<Socket>();
   let count = 0;
+  let received = '';
   const server: Server = createServer((s) => {
     count++;
     sockets.add(s);
+    s.on('data', (d) => {
+      received += d.toString('latin1');
+    });
     s.on('close', () => sockets.delete(s));
     s.on('error', () => undefined);
   });
@@ -220,6 +224,7 @@ export async function startBlackHole(): Promise<{ url: string; close(): Promise<
   return {
     url: `http://127.0.0.1:${addr.port}`,
     connections: () => count,
+    received: () => received,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
